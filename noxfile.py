@@ -1,0 +1,27 @@
+"""Sessions run inside the environment made by ``scripts/setup --dev`` (no per-session venv:
+torch and the editable cm packages are installed once there)."""
+
+import sys
+
+import nox
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "tests"]
+
+
+@nox.session
+def lint(session):
+    """ruff over the whole tree."""
+    session.run(sys.executable, "-m", "ruff", "check", ".")
+
+
+@nox.session
+def tests(session):
+    """The whole test suite (unit, property, integration)."""
+    session.run(sys.executable, "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def demo(session):
+    """The embedded default job: the offline demo experiment on CPU."""
+    session.run("cm", "run", "experiments/demo.toml", *session.posargs, external=True)

@@ -1,0 +1,1 @@
+"""The ``cm`` command line: thin click commands over the library."""

@@ -1,0 +1,63 @@
+"""Commands whose engines have not landed yet. They validate their experiment file (so
+users can prepare configs today) and then say plainly that the engine is missing."""
+
+import click
+
+from cm.cli.options import experiment_argument, load
+
+NOT_YET = 3  # exit code: the command exists but its engine is not implemented yet
+
+
+def _not_yet(what, issue):
+    click.secho(f"cm {what}: not implemented yet (tracked in issue #{issue}).",
+                fg="yellow", err=True)
+    raise SystemExit(NOT_YET)
+
+
+@click.command()
+@experiment_argument
+@click.option("--dry-run", is_flag=True, help="Stop after the one-batch dry run.")
+def run(experiment_file, overrides, dry_run):
+    """Train and evaluate one model described by EXPERIMENT_FILE."""
+    load(experiment_file, overrides)
+    _not_yet("run (training engine)", 4)
+
+
+@click.command()
+@experiment_argument
+@click.option("--storage", help="Optuna storage URL (default: sqlite next to the outputs).")
+@click.option("--study-name", help="Resume or join this study.")
+def sweep(experiment_file, overrides, storage, study_name):
+    """Run an Optuna study over the search space in EXPERIMENT_FILE's [hpo] table."""
+    load(experiment_file, overrides)
+    _not_yet("sweep", 6)
+
+
+@click.command()
+@click.option("--run-id", required=True, help="MLflow run id to replay.")
+@click.option("--eval-only", is_flag=True, help="Re-evaluate the logged checkpoint.")
+@click.option("--allow-data-change", is_flag=True, help="Replay even if the data changed.")
+def replay(run_id, eval_only, allow_data_change):
+    """Re-run a logged run from its stored config and compare metrics."""
+    _not_yet("replay", 6)
+
+
+@click.command()
+@click.argument("posts_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "model_dir", type=click.Path(file_okay=False),
+              help="Checkpoint directory written by cm run.")
+@click.option("--run-id", help="MLflow run whose checkpoint to use.")
+def predict(posts_file, model_dir, run_id):
+    """Score posts (CSV or JSONL with post_id,text) against the nine criteria."""
+    _not_yet("predict", 4)
+
+
+@click.command()
+@experiment_argument
+def bench(experiment_file, overrides):
+    """Benchmark optimization configurations side by side."""
+    load(experiment_file, overrides)
+    _not_yet("bench", 5)
+
+
+COMMANDS = [run, sweep, replay, predict, bench]

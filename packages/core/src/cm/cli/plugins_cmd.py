@@ -1,0 +1,106 @@
+"""``cm plugins``: every registered component by kind, with provider and options."""
+
+import json
+import typing
+
+import attrs
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cm.registry import KINDS, get_registry
+
+
+def type_name(tp) -> str:
+    """A readable type: ``float | None``, ``list[int]``, ``'relu' | 'gelu'``."""
+    if tp is None or tp is type(None):
+        return "None"
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, __import__("types").UnionType):
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(type_name(a) for a in typing.get_args(tp) if a is not Ellipsis)
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    return getattr(tp, "__name__", str(tp))
+
+
+def plural(kind):
+    return f"{kind}es" if kind.endswith("s") else f"{kind}s"
+
+
+def _default(field):
+    if field.default is attrs.NOTHING:
+        return "required"
+    if isinstance(field.default, attrs.Factory):
+        return repr(field.default.factory())
+    return repr(field.default)
+
+
+def describe_options(options_cls) -> list[dict]:
+    hints = typing.get_type_hints(options_cls)
+    return [
+        {"name": f.name, "type": type_name(hints.get(f.name, f.type)), "default": _default(f)}
+        for f in attrs.fields(options_cls)
+    ]
+
+
+def listing(registry) -> dict:
+    """The registry as plain data (what ``--json`` prints)."""
+    return {
+        "components": {
+            kind: [
+                {
+                    "name": c.name,
+                    "plugin": c.provider.name,
+                    "distribution": c.provider.distribution,
+                    "version": c.provider.version,
+                    "options": describe_options(c.options),
+                }
+                for c in sorted(registry.components[kind].values(), key=lambda c: c.name)
+            ]
+            for kind in KINDS
+        },
+        "failures": [
+            {"plugin": f.info.name, "distribution": f.info.distribution,
+             "version": f.info.version, "error": f.error}
+            for f in registry.failures
+        ],
+        "excluded": [str(info) for info in registry.plugins.excluded],
+    }
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(list(KINDS)), help="Only this kind of component.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(kind, as_json):
+    """List registered components grouped by kind, their provider and their options.
+
+    Plugins are entry points of group 'cm'. CM_PLUGINS=a,b loads only those plugins;
+    CM_DISABLE_PLUGINS=a,b skips them.
+    """
+    data = listing(get_registry())
+    if kind:
+        data["components"] = {kind: data["components"][kind]}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    console = Console(soft_wrap=False)
+    for group, components in data["components"].items():
+        table = Table(title=plural(group), title_justify="left", show_lines=False)
+        for column in ("name", "provided by", "options (name: type = default)"):
+            table.add_column(column, overflow="fold")
+        for c in components:
+            options = "\n".join(f"{o['name']}: {o['type']} = {o['default']}"
+                                for o in c["options"]) or "-"
+            table.add_row(c["name"], f"{c['distribution']} {c['version']} ({c['plugin']})",
+                          options)
+        if not components:
+            table.add_row("-", "none registered", "")
+        console.print(table)
+    for failure in data["failures"]:
+        console.print(f"[red]failed plugin[/red] {failure['plugin']} "
+                      f"({failure['distribution']} {failure['version']}): {failure['error']}")
+    if data["excluded"]:
+        console.print("excluded by CM_PLUGINS / CM_DISABLE_PLUGINS: " + ", ".join(data["excluded"]))

@@ -1,0 +1,204 @@
+"""Strict decoding of a raw TOML dict into an ``Experiment``, with every error reported.
+
+Decoding runs in two passes so that a file's errors come out together, each with its path:
+1. cattrs structures the dict (unknown keys, wrong types, unknown component names);
+2. ``_finish`` fills unset component options with their defaults and runs every attrs
+   validator and ``check()`` rule (out-of-range values, cross-field rules).
+"""
+
+import typing
+from typing import Literal
+
+import attrs
+import cattrs
+from cattrs.errors import ForbiddenExtraKeysError
+
+from cm.config.schema import Experiment, Spec
+from cm.errors import UserError
+from cm.registry import Registry, get_registry, suggest
+
+
+class ConfigError(UserError):
+    """All problems of one experiment file, one ``$.path: message`` line each."""
+
+    def __init__(self, source, problems):
+        self.source = source
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  {problem}" for problem in self.problems)
+        super().__init__(f"{source}: {count} problem{'s' if count > 1 else ''}\n{lines}")
+
+
+class _PathError(ValueError):
+    """An error that knows which key below the current path it is about."""
+
+    def __init__(self, key, message):
+        super().__init__(message)
+        self.key = key
+
+
+def _type_name(value):
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "array",
+            dict: "table"}.get(type(value), type(value).__name__)
+
+
+def _strict(expected, *accepted):
+    def structure(value, _):
+        if isinstance(value, bool) and expected is not bool:
+            raise TypeError(f"expected {_type_name(expected())}, got boolean {value!r}")
+        if not isinstance(value, accepted):
+            raise TypeError(f"expected {_type_name(expected())}, got {_type_name(value)} "
+                            f"{value!r}")
+        return expected(value)
+
+    return structure
+
+
+def _literal(value, literal):
+    choices = typing.get_args(literal)
+    if value not in choices:
+        listing = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"must be one of {listing}; got {value!r}{suggest(value, choices)}")
+    return value
+
+
+def make_converter(registry: Registry) -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook(int, _strict(int, int))
+    converter.register_structure_hook(float, _strict(float, int, float))
+    converter.register_structure_hook(str, _strict(str, str))
+    converter.register_structure_hook(bool, _strict(bool, bool))
+    converter.register_structure_hook_func(
+        lambda t: typing.get_origin(t) is Literal, _literal
+    )
+
+    def structure_spec(value, cls, name=None):
+        if isinstance(value, str) and name is None:
+            value = {"name": value}
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a table like {{ name = \"...\" }}, got {_type_name(value)}")
+        table = dict(value)
+        if name is None:
+            if "name" not in table:
+                known = ", ".join(registry.names(cls.kind))
+                raise _PathError("name", f"required key missing: which {cls.kind}? "
+                                         f"(known: {known})")
+            name = table.pop("name")
+        try:
+            component = registry.get(cls.kind, name)
+        except ValueError as exc:
+            raise _PathError("name", str(exc)) from None
+        return cls(name, converter.structure(table, component.options))
+
+    def structure_named(value, cls):
+        spec_cls = typing.get_args(cls)[1]
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a table of {spec_cls.kind}s by name, "
+                            f"got {_type_name(value)}")
+        result, errors = {}, []
+        for key, table in value.items():
+            try:
+                if isinstance(table, dict) and "name" in table:
+                    raise _PathError("name", "the table's key is its name; remove 'name'")
+                result[key] = structure_spec(table, spec_cls, name=key)
+            except Exception as exc:  # noqa: BLE001 - collected and reported with paths
+                exc.add_note(cattrs.errors.AttributeValidationNote(f"@ {key}", key, spec_cls))
+                errors.append(exc)
+        if errors:
+            raise cattrs.errors.ClassValidationError(f"While structuring {cls}", errors, cls)
+        return result
+
+    converter.register_structure_hook_func(
+        lambda t: isinstance(t, type) and issubclass(t, Spec), structure_spec
+    )
+    converter.register_structure_hook_func(
+        lambda t: typing.get_origin(t) is dict
+        and isinstance(typing.get_args(t)[1], type)
+        and issubclass(typing.get_args(t)[1], Spec),
+        structure_named,
+    )
+    return converter
+
+
+def _note_key(exc):
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, cattrs.errors.AttributeValidationNote):
+            return f".{note.name}"
+        if isinstance(note, cattrs.errors.IterableValidationNote):
+            return f"[{note.index!r}]" if isinstance(note.index, str) else f"[{note.index}]"
+    return ""
+
+
+def _problems(exc, path, cls=None):
+    """Flatten a cattrs exception tree into ``$.path: message`` lines."""
+    path += _note_key(exc)
+    if isinstance(exc, ForbiddenExtraKeysError):
+        known = [f.name for f in attrs.fields(exc.cl)]
+        listing = f" (known: {', '.join(known)})" if known else " (this takes no options)"
+        for key in sorted(exc.extra_fields):
+            hint = suggest(key, known) or listing
+            yield f"{path}.{key}: unknown key{hint}"
+    elif isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            yield from _problems(sub, path)
+    elif isinstance(exc, _PathError):
+        yield f"{path}.{exc.key}: {exc}"
+    elif isinstance(exc, KeyError):
+        yield f"{path}: required key missing"
+    else:
+        yield f"{path}: {exc}"
+
+
+def _fill_spec(spec, registry, path, problems):
+    if spec.options is not None:
+        return spec
+    try:
+        return attrs.evolve(spec, options=registry.get(spec.kind, spec.name).options())
+    except ValueError as exc:
+        problems.append(f"{path}.name: {exc}")
+        return spec
+
+
+def _finish(obj, registry, path, problems):
+    """Fill default component options and run all validators, collecting problems."""
+    if isinstance(obj, Spec):
+        obj = _fill_spec(obj, registry, path, problems)
+        options = _finish(obj.options, registry, path, problems)
+        return obj if options is obj.options else attrs.evolve(obj, options=options)
+    if isinstance(obj, dict):
+        return {k: _finish(v, registry, f"{path}.{k}", problems) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finish(v, registry, f"{path}[{i}]", problems) for i, v in enumerate(obj)]
+    if not attrs.has(type(obj)):
+        return obj
+    changes = {}
+    for attribute in attrs.fields(type(obj)):
+        value = getattr(obj, attribute.name)
+        where = f"{path}.{attribute.name}"
+        if attribute.validator is not None:
+            try:
+                attribute.validator(obj, attribute, value)
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{where}: {exc.args[0] if exc.args else exc}")
+        finished = _finish(value, registry, where, problems)
+        if finished is not value:
+            changes[attribute.name] = finished
+    for key, message in getattr(obj, "check", lambda: ())():
+        problems.append(f"{path}.{key}: {message}")
+    return attrs.evolve(obj, **changes) if changes else obj
+
+
+def decode(raw: dict, source="<config>", registry: Registry | None = None) -> Experiment:
+    """Decode a merged raw dict (no ``base`` key left) into a fully resolved Experiment."""
+    registry = registry or get_registry()
+    converter = make_converter(registry)
+    with attrs.validators.disabled():
+        try:
+            experiment = converter.structure(raw, Experiment)
+        except Exception as exc:  # noqa: BLE001 - turned into path-shaped problems
+            raise ConfigError(source, _problems(exc, "$")) from None
+        problems = []
+        experiment = _finish(experiment, registry, "$", problems)
+    if problems:
+        raise ConfigError(source, problems)
+    return experiment

@@ -1,0 +1,100 @@
+"""Reading experiment files: ``base`` inheritance, ``--set`` overrides, then decoding."""
+
+import re
+import tomllib
+from pathlib import Path
+
+from cm.config.decode import ConfigError, decode
+from cm.config.schema import Experiment
+from cm.errors import UserError
+
+_KEY_PART = re.compile(r'"([^"]*)"|([^.]+)')
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such experiment file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+
+
+def merge(base: dict, child: dict) -> dict:
+    """Deep-merge ``child`` over ``base``. A component table whose ``name`` changes replaces
+    the base table whole, so options of the old component do not leak into the new one."""
+    merged = dict(base)
+    for key, value in child.items():
+        old = merged.get(key)
+        same_component = not (
+            isinstance(old, dict) and isinstance(value, dict)
+            and "name" in value and old.get("name") != value["name"]
+        )
+        if isinstance(old, dict) and isinstance(value, dict) and same_component:
+            merged[key] = merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_with_bases(path: Path, chain=()) -> dict:
+    """The file's table merged over its ``base`` chain (paths relative to each file)."""
+    path = path.resolve()
+    if path in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path))
+        raise UserError(f"{path}: 'base' inheritance loops: {cycle}")
+    raw = read_toml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise UserError(f"{path}: 'base' must be a path string, got {base!r}")
+    base_path = path.parent / base
+    if not base_path.exists():
+        raise UserError(f"{path}: base file {base!r} not found (looked at {base_path})")
+    return merge(read_with_bases(base_path, (*chain, path)), raw)
+
+
+def parse_key(dotted: str) -> list[str]:
+    """``a.b."c.d"`` -> ``["a", "b", "c.d"]``."""
+    parts = [m.group(1) if m.group(1) is not None else m.group(2)
+             for m in _KEY_PART.finditer(dotted)]
+    if not parts or "".join(parts) == "" or any(p == "" for p in parts):
+        raise UserError(f"--set {dotted!r}: expected a dotted key like train.lr")
+    return parts
+
+
+def parse_value(text: str):
+    """A TOML value (``3e-5``, ``true``, ``[1, 2]``, ``{ name = "mlp" }``); bare words are
+    taken as strings so ``--set model.backbone=/models/x`` works without quotes."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(raw: dict, overrides) -> dict:
+    """Apply ``key=value`` overrides to a raw config dict (returns a new dict)."""
+    result = dict(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. --set train.lr=3e-5")
+        *parents, leaf = parse_key(key.strip())
+        patch = {leaf: parse_value(text.strip())}
+        for part in reversed(parents):
+            patch = {part: patch}
+        result = merge(result, patch)
+    return result
+
+
+def load_raw(path, overrides=()) -> dict:
+    return apply_overrides(read_with_bases(Path(path)), overrides)
+
+
+def load_experiment(path, overrides=(), registry=None) -> Experiment:
+    """Read, inherit, override and strictly decode an experiment file."""
+    return decode(load_raw(path, overrides), source=str(path), registry=registry)
+
+
+__all__ = ["ConfigError", "apply_overrides", "load_experiment", "load_raw", "merge"]

@@ -1,0 +1,176 @@
+"""The experiment schema. Every field has a default, so an empty file is a valid experiment.
+
+Component fields (heads, losses, ...) hold a ``Spec``: the registered name plus an instance
+of that component's options class. Optional values default to ``None`` and are left out of
+written TOML (TOML has no null), which keeps ``cm config show`` output re-readable.
+"""
+
+import re
+from typing import Any, ClassVar, Literal
+
+import attrs
+from attrs import field, frozen
+from attrs.validators import ge, gt, in_, le, lt
+
+
+@frozen
+class Spec:
+    """A chosen component: its registered ``name`` and its decoded ``options``."""
+
+    kind: ClassVar[str]
+    name: str
+    options: Any = None
+
+
+class DatasetSpec(Spec):
+    kind = "dataset"
+
+
+class HeadSpec(Spec):
+    kind = "head"
+
+
+class PoolingSpec(Spec):
+    kind = "pooling"
+
+
+class LossSpec(Spec):
+    kind = "loss"
+
+
+class OptimizerSpec(Spec):
+    kind = "optimizer"
+
+
+class SchedulerSpec(Spec):
+    kind = "scheduler"
+
+
+class OptimizationSpec(Spec):
+    kind = "optimization"
+
+
+class TrackerSpec(Spec):
+    kind = "tracker"
+
+
+def _ratios(instance, attribute, value):
+    if any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-6 or value[0] <= 0:
+        raise ValueError(
+            f"'{attribute.name}' must be three non-negative ratios (train, val, test) "
+            f"summing to 1 with train > 0, e.g. [0.8, 0.1, 0.1]; got {list(value)}",
+            attribute,
+        )
+
+
+def _name(instance, attribute, value):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+        raise ValueError(
+            f"'{attribute.name}' is used in paths: letters, digits, '_', '.', '-' only "
+            f"(got {value!r})",
+            attribute,
+        )
+
+
+@frozen
+class DataConfig:
+    dataset: DatasetSpec = DatasetSpec("demo")
+    level: Literal["post", "sentence"] = "post"
+    split: tuple[float, float, float] = field(default=(0.8, 0.1, 0.1), validator=_ratios)
+    max_length: int = field(default=512, validator=[ge(16), le(8192)])
+    truncation: Literal["head", "head_tail", "windows"] = "head"
+    stride: int = field(default=128, validator=ge(0))
+    window_aggregation: Literal["max", "mean"] = "max"
+
+    def check(self):
+        """Cross-field rules: (field, message) pairs."""
+        if self.stride >= self.max_length:
+            yield "stride", f"must be smaller than max_length ({self.max_length})"
+
+
+@frozen
+class TinyBackbone:
+    """Shape of the offline ``tiny-deberta-v3`` backbone (random init, local tokenizer)."""
+
+    hidden_size: int = field(default=128, validator=ge(8))
+    num_layers: int = field(default=2, validator=ge(1))
+    num_heads: int = field(default=4, validator=ge(1))
+    intermediate_size: int = field(default=256, validator=ge(8))
+    vocab_size: int = field(default=4000, validator=ge(100))
+    dropout: float = field(default=0.1, validator=[ge(0.0), lt(1.0)])
+
+    def check(self):
+        if self.hidden_size % self.num_heads:
+            yield "num_heads", f"must divide hidden_size ({self.hidden_size})"
+
+
+@frozen
+class ModelConfig:
+    backbone: str = "microsoft/deberta-v3-base"
+    pooling: PoolingSpec = PoolingSpec("cls")
+    head: HeadSpec = HeadSpec("linear")
+    tiny: TinyBackbone = attrs.Factory(TinyBackbone)
+
+
+@frozen
+class TrainConfig:
+    epochs: int = field(default=5, validator=ge(1))
+    batch_size: int = field(default=16, validator=ge(1))
+    eval_batch_size: int = field(default=64, validator=ge(1))
+    lr: float = field(default=2e-5, validator=[gt(0.0), lt(1.0)])
+    head_lr: float | None = field(default=None, validator=attrs.validators.optional(gt(0.0)))
+    layerwise_lr_decay: float = field(default=1.0, validator=[gt(0.0), le(1.0)])
+    weight_decay: float = field(default=0.01, validator=ge(0.0))
+    grad_accum_steps: int = field(default=1, validator=ge(1))
+    max_grad_norm: float = field(default=1.0, validator=ge(0.0))  # 0 = no clipping
+    early_stopping_patience: int = field(default=2, validator=ge(0))  # 0 = never stop early
+    loss: LossSpec = LossSpec("bce")
+    optimizer: OptimizerSpec = OptimizerSpec("adamw")
+    scheduler: SchedulerSpec = SchedulerSpec("linear")
+    device: str = field(default="auto", validator=in_(("auto", "cpu", "cuda", "mps")))
+
+
+@frozen
+class SearchParam:
+    """One search dimension of a sweep, over any dotted config key."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    def check(self):
+        if self.type == "categorical":
+            if not self.choices:
+                yield "choices", "a categorical parameter needs a non-empty list of choices"
+        elif self.low is None or self.high is None:
+            yield "low", f"a {self.type} parameter needs both low and high"
+        elif self.low >= self.high:
+            yield "high", f"must be greater than low ({self.low})"
+        elif self.log and self.low <= 0:
+            yield "low", "must be > 0 for a log-scaled parameter"
+
+
+@frozen
+class HpoConfig:
+    trials: int = field(default=20, validator=ge(1))
+    timeout_s: float | None = field(default=None, validator=attrs.validators.optional(gt(0)))
+    metric: str = "val/macro_f1"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    pruner: Literal["median", "none"] = "median"
+    space: dict[str, SearchParam] = attrs.Factory(dict)
+
+
+@frozen
+class Experiment:
+    name: str = field(default="experiment", validator=_name)
+    seed: int = 42
+    output_dir: str = "outputs"
+    data: DataConfig = attrs.Factory(DataConfig)
+    model: ModelConfig = attrs.Factory(ModelConfig)
+    train: TrainConfig = attrs.Factory(TrainConfig)
+    optimizations: dict[str, OptimizationSpec] = attrs.Factory(dict)
+    tracking: dict[str, TrackerSpec] = attrs.Factory(dict)
+    hpo: HpoConfig | None = None

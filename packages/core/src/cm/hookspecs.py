@@ -1,0 +1,80 @@
+"""The hooks cm calls. Registration hooks receive a ``register`` callback:
+
+    @hookimpl
+    def register_heads(register):
+        register("linear", LinearHead, options=LinearHeadOptions)
+
+``register(name, factory, options=OptionsClass)``: ``options`` is an attrs class whose
+fields are the component's TOML options (defaults, types and validators included).
+Lifecycle hooks are called by the engines on every registered plugin, trackers included.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("cm")
+hookimpl = pluggy.HookimplMarker("cm")
+
+
+@hookspec
+def register_heads(register):
+    """Classification heads: factory(options, in_features, num_logits) -> nn.Module."""
+
+
+@hookspec
+def register_poolings(register):
+    """Poolings: factory(options, hidden_size, num_layers) -> nn.Module with out_features."""
+
+
+@hookspec
+def register_losses(register):
+    """Losses: factory(options, pos_weight) -> loss module with num_logits."""
+
+
+@hookspec
+def register_optimizers(register):
+    """Optimizers: factory(options, param_groups, lr) -> torch.optim.Optimizer."""
+
+
+@hookspec
+def register_schedulers(register):
+    """LR schedulers: factory(options, optimizer, num_training_steps) -> LRScheduler."""
+
+
+@hookspec
+def register_optimizations(register):
+    """Training/throughput optimizations: factory(options) -> cm.optimization.Optimization."""
+
+
+@hookspec
+def register_datasets(register):
+    """Datasets: factory(options) -> cm.data.records.Corpus."""
+
+
+@hookspec
+def register_trackers(register):
+    """Trackers: factory(options, experiment) -> object implementing lifecycle hooks."""
+
+
+@hookspec
+def run_started(run):
+    """A run begins: ``run`` carries the resolved experiment, output dir and lineage."""
+
+
+@hookspec
+def step_ended(run, step, metrics):
+    """An optimizer step ended; ``metrics`` maps names (train/loss, train/lr, ...) to floats."""
+
+
+@hookspec
+def epoch_ended(run, epoch, metrics):
+    """An epoch ended, validation included; pruners may raise to stop the run."""
+
+
+@hookspec
+def evaluated(run, split, metrics, artifacts):
+    """A split was evaluated: ``metrics`` maps names to floats, ``artifacts`` names to paths."""
+
+
+@hookspec
+def run_finished(run, status, error):
+    """A run ended with status FINISHED, FAILED or KILLED (``error`` set unless FINISHED)."""

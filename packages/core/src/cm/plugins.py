@@ -1,0 +1,95 @@
+"""Plugin discovery: every entry point of group ``cm`` is loaded on its own, once.
+
+Built-in components (cm-core, cm-heads, ...) register through the same entry-point group
+as third-party packages, so the core cannot tell them apart. A plugin that fails to import
+is recorded with its distribution and version and the others keep working.
+
+Environment: ``CM_PLUGINS=a,b`` loads only the named entry points (allowlist);
+``CM_DISABLE_PLUGINS=a,b`` skips the named ones (blocklist).
+"""
+
+import functools
+import importlib.metadata as md
+import os
+
+import attrs
+import pluggy
+
+from cm import hookspecs
+
+GROUP = "cm"
+
+
+@attrs.frozen
+class PluginInfo:
+    """Where a plugin comes from: entry-point name, distribution and its version."""
+
+    name: str
+    distribution: str
+    version: str
+
+    def __str__(self):
+        return f"{self.name} ({self.distribution} {self.version})"
+
+
+@attrs.frozen
+class PluginFailure:
+    info: PluginInfo
+    error: str
+
+
+@attrs.define
+class Plugins:
+    """A plugin manager with its loaded plugins, failures and the ones left out by env."""
+
+    manager: pluggy.PluginManager
+    loaded: dict[str, PluginInfo] = attrs.Factory(dict)
+    failures: list[PluginFailure] = attrs.Factory(list)
+    excluded: list[PluginInfo] = attrs.Factory(list)
+
+
+def _names(value):
+    return {part.strip() for part in (value or "").split(",") if part.strip()}
+
+
+def _info(entry_point):
+    dist = entry_point.dist
+    if dist is None:
+        return PluginInfo(entry_point.name, "unknown", "unknown")
+    return PluginInfo(entry_point.name, dist.name, dist.version)
+
+
+def discover(entry_points=None, allow=None, block=frozenset()) -> Plugins:
+    """Load plugins from ``entry_points`` (default: the installed ``cm`` group).
+
+    ``allow`` (a set of names, or None for all) and ``block`` filter by entry-point name.
+    """
+    manager = pluggy.PluginManager(GROUP)
+    manager.add_hookspecs(hookspecs)
+    plugins = Plugins(manager)
+    if entry_points is None:
+        entry_points = md.entry_points(group=GROUP)
+    for entry_point in sorted(entry_points, key=lambda ep: ep.name):
+        info = _info(entry_point)
+        if (allow is not None and info.name not in allow) or info.name in block:
+            plugins.excluded.append(info)
+            continue
+        if info.name in plugins.loaded:
+            other = plugins.loaded[info.name]
+            error = f"plugin name {info.name!r} is already taken by {other}"
+            plugins.failures.append(PluginFailure(info, error))
+            continue
+        try:
+            manager.register(entry_point.load(), name=info.name)
+        except Exception as exc:  # noqa: BLE001 - any import error must not take cm down
+            plugins.failures.append(PluginFailure(info, f"{type(exc).__name__}: {exc}"))
+            continue
+        plugins.loaded[info.name] = info
+    return plugins
+
+
+@functools.cache
+def installed_plugins() -> Plugins:
+    """The installed plugins, loaded on first use and then reused (honours the env lists)."""
+    allow = _names(os.environ.get("CM_PLUGINS")) or None
+    return discover(allow=allow, block=_names(os.environ.get("CM_DISABLE_PLUGINS")))

@@ -1,0 +1,272 @@
+"""Strict config decoding: every error class with its path, overrides, inheritance, round trip."""
+
+import sys
+import types
+
+import attrs
+import pluggy
+import pytest
+from attrs.validators import ge, lt
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cm import hookspecs
+from cm.config.decode import ConfigError, decode
+from cm.config.dump import dumps, flatten
+from cm.config.load import apply_overrides, load_experiment, parse_key, read_with_bases
+from cm.config.schema import Experiment
+from cm.errors import UserError
+from cm.hookspecs import hookimpl
+from cm.plugins import PluginInfo, Plugins
+from cm.registry import build_registry
+
+
+@attrs.frozen
+class MlpOptions:
+    hidden_dims: list[int] = [256]
+    activation: str = "relu"
+    dropout: float = attrs.field(default=0.1, validator=[ge(0.0), lt(1.0)])
+
+
+@attrs.frozen
+class FocalOptions:
+    gamma: float = attrs.field(default=2.0, validator=ge(0.0))
+    alpha: float | None = None
+
+
+def _plugin():
+    module = types.ModuleType("cm_test_config_plugin")
+
+    def make(kind_hook, *entries):
+        @hookimpl(specname=kind_hook)
+        def hook(register):
+            for name, options in entries:
+                if options is None:
+                    register(name, object)
+                else:
+                    register(name, object, options=options)
+        setattr(module, kind_hook, hook)
+
+    make("register_heads", ("linear", None), ("mlp", MlpOptions))
+    make("register_poolings", ("cls", None), ("mean", None))
+    make("register_losses", ("bce", None), ("focal", FocalOptions))
+    make("register_optimizers", ("adamw", None))
+    make("register_schedulers", ("linear", None), ("cosine", None))
+    make("register_datasets", ("demo", None))
+    make("register_optimizations", ("tf32", None))
+    make("register_trackers", ("mlflow", None))
+    return module
+
+
+@pytest.fixture(scope="module")
+def registry():
+    manager = pluggy.PluginManager("cm")
+    manager.add_hookspecs(hookspecs)
+    manager.register(_plugin(), name="test")
+    return build_registry(Plugins(manager, {"test": PluginInfo("test", "cm-test", "0")}))
+
+
+def problems(raw, registry):
+    with pytest.raises(ConfigError) as info:
+        decode(raw, "exp.toml", registry)
+    return info.value.problems
+
+
+def test_empty_file_is_the_default_experiment(registry):
+    experiment = decode({}, registry=registry)
+    assert experiment.train.lr == 2e-5 and experiment.model.head.name == "linear"
+    assert experiment.train.loss.options is not None  # defaults filled in
+
+
+def test_unknown_key_with_close_match(registry):
+    assert problems({"train": {"lrr": 1e-5}}, registry) == [
+        "$.train.lrr: unknown key; did you mean 'lr'?"]
+
+
+def test_unknown_key_without_close_match_lists_known_keys(registry):
+    [problem] = problems({"model": {"colour": "red"}}, registry)
+    assert problem.startswith("$.model.colour: unknown key (known: backbone, pooling, head")
+
+
+def test_unknown_component_name(registry):
+    assert problems({"model": {"head": {"name": "mlpp"}}}, registry) == [
+        "$.model.head.name: 'mlpp' is not a registered head (known: linear, mlp); "
+        "did you mean 'mlp'?"]
+
+
+def test_component_options_are_strict(registry):
+    assert problems({"model": {"head": {"name": "mlp", "dropuot": 0.2}}}, registry) == [
+        "$.model.head.dropuot: unknown key; did you mean 'dropout'?"]
+    assert problems({"model": {"head": {"name": "linear", "dropout": 0.2}}}, registry) == [
+        "$.model.head.dropout: unknown key (this takes no options)"]
+
+
+def test_wrong_types_are_not_coerced(registry):
+    assert problems({"train": {"epochs": 2.5, "lr": "fast"}, "seed": True}, registry) == [
+        "$.seed: expected integer, got boolean True",
+        "$.train.epochs: expected integer, got float 2.5",
+        "$.train.lr: expected float, got string 'fast'"]
+
+
+def test_choice_out_of_set(registry):
+    assert problems({"data": {"truncation": "tail"}}, registry) == [
+        "$.data.truncation: must be one of 'head', 'head_tail', 'windows'; got 'tail'; "
+        "did you mean 'head_tail'?"]
+
+
+def test_out_of_range_values_all_reported(registry):
+    found = problems({"train": {"lr": -1.0, "epochs": 0},
+                      "model": {"head": {"name": "mlp", "dropout": 1.5}}}, registry)
+    assert found == ["$.model.head.dropout: 'dropout' must be < 1.0: 1.5",
+                     "$.train.epochs: 'epochs' must be >= 1: 0",
+                     "$.train.lr: 'lr' must be > 0.0: -1.0"]
+
+
+def test_cross_field_rules(registry):
+    assert problems({"data": {"max_length": 64, "stride": 64}}, registry) == [
+        "$.data.stride: must be smaller than max_length (64)"]
+    assert problems({"hpo": {"space": {"train.lr": {"type": "float", "low": 1.0, "high": 0.5}}}},
+                    registry) == ["$.hpo.space.train.lr.high: must be greater than low (1.0)"]
+
+
+def test_named_tables_for_optimizations_and_trackers(registry):
+    experiment = decode({"optimizations": {"tf32": {}}, "tracking": {"mlflow": {}}},
+                        registry=registry)
+    assert list(experiment.optimizations) == ["tf32"]
+    assert problems({"optimizations": {"tf33": {}}}, registry) == [
+        "$.optimizations.tf33.name: 'tf33' is not a registered optimization (known: tf32); "
+        "did you mean 'tf32'?"]
+
+
+def test_all_errors_of_a_file_at_once(registry):
+    found = problems({"train": {"lrr": 1, "epochs": "x"}, "data": {"level": "word"},
+                      "model": {"pooling": {"name": "avg"}}}, registry)
+    assert len(found) == 4
+    assert [p.split(":")[0] for p in found] == [
+        "$.data.level", "$.model.pooling.name", "$.train.epochs", "$.train.lrr"]
+
+
+def test_overrides_parse_toml_values(tmp_path, registry):
+    path = tmp_path / "exp.toml"
+    path.write_text('name = "x"\n[train]\nlr = 1e-5\n')
+    experiment = load_experiment(
+        path, ["train.lr=3e-5", "train.epochs=2", "data.split=[0.6, 0.2, 0.2]",
+               "model.head={ name = 'mlp', hidden_dims = [8] }", "model.backbone=/models/x"],
+        registry=registry)
+    assert experiment.train.lr == 3e-5 and experiment.train.epochs == 2
+    assert experiment.data.split == (0.6, 0.2, 0.2)
+    assert experiment.model.head.options.hidden_dims == [8]
+    assert experiment.model.backbone == "/models/x"
+
+
+def test_override_errors(registry):
+    with pytest.raises(UserError, match="expected key=value"):
+        apply_overrides({}, ["train.lr"])
+    assert parse_key('hpo.space."train.lr".low') == ["hpo", "space", "train.lr", "low"]
+    with pytest.raises(ConfigError) as info:
+        decode(apply_overrides({}, ["train.lrr=1"]), "exp.toml", registry)
+    assert info.value.problems == ["$.train.lrr: unknown key; did you mean 'lr'?"]
+
+
+def test_base_inheritance_relative_to_file(tmp_path, registry):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "base.toml").write_text(
+        'name = "base"\nseed = 1\n[train]\nlr = 1e-5\nepochs = 3\n'
+        '[model.head]\nname = "mlp"\nhidden_dims = [64]\n')
+    (tmp_path / "child.toml").write_text(
+        'base = "shared/base.toml"\nname = "child"\n[train]\nepochs = 7\n')
+    experiment = load_experiment(tmp_path / "child.toml", registry=registry)
+    assert (experiment.name, experiment.seed) == ("child", 1)
+    assert (experiment.train.lr, experiment.train.epochs) == (1e-5, 7)
+    assert experiment.model.head.options.hidden_dims == [64]
+
+
+def test_changing_a_component_name_drops_the_base_options(tmp_path, registry):
+    (tmp_path / "base.toml").write_text('[model.head]\nname = "mlp"\nhidden_dims = [64]\n')
+    (tmp_path / "child.toml").write_text('base = "base.toml"\n[model.head]\nname = "linear"\n')
+    experiment = load_experiment(tmp_path / "child.toml", registry=registry)
+    assert experiment.model.head.name == "linear"
+
+
+def test_base_errors(tmp_path):
+    (tmp_path / "a.toml").write_text('base = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n')
+    with pytest.raises(UserError, match="'base' inheritance loops"):
+        read_with_bases(tmp_path / "a.toml")
+    (tmp_path / "c.toml").write_text('base = "missing.toml"\n')
+    with pytest.raises(UserError, match="base file 'missing.toml' not found"):
+        read_with_bases(tmp_path / "c.toml")
+    (tmp_path / "bad.toml").write_text('name = \n')
+    with pytest.raises(UserError, match=r"bad.toml: not valid TOML: .*line 1"):
+        read_with_bases(tmp_path / "bad.toml")
+    with pytest.raises(UserError, match="no such experiment file"):
+        read_with_bases(tmp_path / "nope.toml")
+
+
+def test_show_round_trip(tmp_path, registry):
+    path = tmp_path / "exp.toml"
+    path.write_text('[model.head]\nname = "mlp"\n[train.loss]\nname = "focal"\nalpha = 0.5\n'
+                    '[optimizations.tf32]\n[hpo.space."train.lr"]\ntype = "float"\n'
+                    'low = 1e-6\nhigh = 1e-4\nlog = true\n')
+    experiment = load_experiment(path, registry=registry)
+    shown = tmp_path / "shown.toml"
+    shown.write_text(dumps(experiment))
+    assert load_experiment(shown, registry=registry) == experiment
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": {"d": [1]}}, "e": {}}) == {"a.b": 1, "a.c.d": [1],
+                                                                  "e": {}}
+
+
+finite = dict(allow_nan=False, allow_infinity=False)
+experiments = st.fixed_dictionaries({}, optional={
+    "name": st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,12}", fullmatch=True),
+    "seed": st.integers(0, 2**31),
+    "data": st.fixed_dictionaries({}, optional={
+        "level": st.sampled_from(["post", "sentence"]),
+        "max_length": st.integers(200, 4096),
+        "truncation": st.sampled_from(["head", "head_tail", "windows"]),
+        "stride": st.integers(0, 199),
+    }),
+    "model": st.fixed_dictionaries({}, optional={
+        "backbone": st.text(min_size=1, max_size=20),
+        "pooling": st.sampled_from([{"name": "cls"}, {"name": "mean"}]),
+        "head": st.one_of(st.just({"name": "linear"}), st.fixed_dictionaries(
+            {"name": st.just("mlp")}, optional={
+                "hidden_dims": st.lists(st.integers(1, 4096), max_size=3),
+                "dropout": st.floats(0.0, 0.99, **finite)})),
+    }),
+    "train": st.fixed_dictionaries({}, optional={
+        "epochs": st.integers(1, 100),
+        "lr": st.floats(1e-8, 0.5, **finite),
+        "head_lr": st.floats(1e-8, 10.0, **finite),
+        "grad_accum_steps": st.integers(1, 64),
+        "loss": st.fixed_dictionaries({"name": st.just("focal")}, optional={
+            "gamma": st.floats(0, 10, **finite), "alpha": st.floats(0, 1, **finite)}),
+        "scheduler": st.sampled_from([{"name": "linear"}, {"name": "cosine"}]),
+    }),
+    "optimizations": st.dictionaries(st.just("tf32"), st.just({})),
+    "hpo": st.fixed_dictionaries({}, optional={
+        "trials": st.integers(1, 500),
+        "space": st.dictionaries(
+            st.sampled_from(["train.lr", "train.epochs", "model.head.name"]),
+            st.fixed_dictionaries({"type": st.just("categorical"),
+                                   "choices": st.lists(st.integers(1, 9), min_size=1)})),
+    }),
+})
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=experiments)
+def test_any_valid_config_survives_show_then_parse(raw, registry, tmp_path_factory):
+    experiment = decode(raw, registry=registry)
+    path = tmp_path_factory.mktemp("rt") / "shown.toml"
+    path.write_text(dumps(experiment))
+    again = load_experiment(path, registry=registry)
+    assert again == experiment
+    assert dumps(again) == dumps(experiment)
+
+
+def test_experiment_type_is_exported():
+    assert sys.modules["cm.config"].Experiment is Experiment

@@ -1,0 +1,1 @@
+"""cm-optimizations: each GPU / throughput optimization is a plugin behind one contract."""

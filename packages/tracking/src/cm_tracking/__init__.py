@@ -1,0 +1,1 @@
+"""cm-tracking: trackers bound to the engine only through cm's lifecycle hooks."""
