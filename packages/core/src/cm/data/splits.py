@@ -1,0 +1,86 @@
+"""Deterministic, post-grouped, label-stratified train/val/test splits.
+
+Splits are made over posts, never pairs, so the nine pairs of a post always land together and
+no post text leaks between train and test. No RNG is used: the order comes from sha256 of
+"seed:post_id", which gives the same split on every machine, OS and Python version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Sequence
+
+from cm.data.records import PairSample
+from cm.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+def validate_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
+    """Check (train, val, test) ratios: three non-negative numbers summing to 1, train > 0."""
+    try:
+        values = tuple(float(r) for r in ratios)
+    except (TypeError, ValueError):
+        raise UserError(f"split ratios must be numbers, got {ratios!r}") from None
+    if len(values) != 3:
+        raise UserError(f"split ratios must be 3 numbers (train, val, test), got {values}")
+    if not all(math.isfinite(r) and r >= 0 for r in values):
+        raise UserError(f"split ratios must be finite and >= 0, got {values}; e.g. 0.8, 0.1, 0.1")
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise UserError(f"split ratios must sum to 1, got {values} (sum {sum(values)})")
+    if values[0] <= 0:
+        raise UserError(f"the train ratio must be > 0, got {values}")
+    return values
+
+
+def _stratum(ids: frozenset[str]) -> str:
+    return "|".join(sorted(ids))
+
+
+def _shuffle_key(seed: int, post_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{post_id}".encode()).hexdigest()
+
+
+def split_posts(
+    post_ids: Iterable[str],
+    positives: dict[str, frozenset[str]],
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 42,
+) -> dict[str, str]:
+    """Map each post_id to "train", "val" or "test".
+
+    Posts are ordered by (label pattern, sha256(seed:post_id)) and each goes to the split with
+    the largest deficit ratio*(k+1) - count (ties to the earlier split). Walking strata in
+    order spreads each label pattern proportionally, and the global counts never drift more
+    than one post from ratio*n. Posts absent from `positives` count as having no positives.
+    """
+    weights = validate_ratios(ratios)
+    order = sorted(
+        set(post_ids),
+        key=lambda pid: (_stratum(positives.get(pid, frozenset())), _shuffle_key(seed, pid)),
+    )
+    counts = [0, 0, 0]
+    assignment: dict[str, str] = {}
+    for k, post_id in enumerate(order):
+        deficits = [w * (k + 1) - c for w, c in zip(weights, counts, strict=True)]
+        best = deficits.index(max(deficits))
+        counts[best] += 1
+        assignment[post_id] = SPLITS[best]
+    return assignment
+
+
+def class_balance(pairs: Iterable[PairSample]) -> tuple[int, int, float]:
+    """(n_pos, n_neg, pos_weight = n_neg / n_pos) for a weighted BCE loss.
+
+    Callers must pass TRAIN-split pairs only: weighting from val/test labels leaks them.
+    """
+    labels = [p.label for p in pairs]
+    n_pos = sum(1 for label in labels if label == 1)
+    n_neg = len(labels) - n_pos
+    if n_pos == 0:
+        raise UserError(
+            f"no positive pairs among {len(labels)} training pairs, so pos_weight is undefined; "
+            "check the annotations (status 1 rows) or use a larger train split"
+        )
+    return n_pos, n_neg, n_neg / n_pos

@@ -1,0 +1,132 @@
+"""Pair building: exact labels on the shared sample (counted by hand from its CSV) and the
+label policies (status 0, SPECIAL_CASE, repeated sentences) on tiny hand-made corpora."""
+
+from __future__ import annotations
+
+import pytest
+
+from cm.data.pairs import build_pairs, build_pairs_counted, label_matrix
+from cm.data.records import Annotation, Corpus, Criterion, Post
+from cm.data.redsm5 import load_redsm5_root
+from cm.errors import UserError
+
+# Hand-counted from redsm5_annotations.csv: every (post, criterion) with a status-1 row.
+SAMPLE_POSITIVES = {
+    ("s_1270_9", "A.4"),
+    ("s_993_1060", "A.4"), ("s_993_1060", "A.6"), ("s_993_1060", "A.8"),
+    ("s_321_219", "A.1"),
+    ("s_2392_17", "A.4"),  # also has a status-0 SLEEP_ISSUES row: still positive
+    ("s_1997_963", "A.8"),
+    ("s_1404_102", "A.2"), ("s_1404_102", "A.7"),  # A.7 has one status-0 and one status-1
+    ("s_205_396", "A.2"),
+    ("s_2886_101", "A.6"), ("s_2886_101", "A.8"),
+    ("s_993_557", "A.7"),
+    ("s_1639_444", "A.6"),
+    ("s_2338_920", "A.1"),
+    ("s_156_366", "A.9"),
+    ("s_1404_1048", "A.4"),
+    ("s_329_224", "A.1"), ("s_329_224", "A.7"),  # one sentence carrying two symptoms
+    ("s_2748_278", "A.4"),
+}  # fmt: skip
+STATUS_ZERO_ONLY = {("s_1955_1069", "A.7"), ("s_2748_341", "A.2")}
+CRITERIA = tuple(Criterion(f"A.{i}", f"criterion {i}") for i in range(1, 10))
+
+
+def _corpus(posts, annotations):
+    return Corpus(tuple(posts), tuple(annotations), CRITERIA)
+
+
+def test_sample_post_pairs_are_exact(sample_root):
+    corpus = load_redsm5_root(sample_root)
+    pairs = build_pairs(corpus)
+    assert len(pairs) == 17 * 9 == 153
+    keys = [(p.post_id, p.criterion_id) for p in pairs]
+    assert len(set(keys)) == 153
+    assert {k for k, p in zip(keys, pairs, strict=True) if p.label == 1} == SAMPLE_POSITIVES
+    assert sum(p.label for p in pairs) == 20
+    by_key = dict(zip(keys, pairs, strict=True))
+    for key in STATUS_ZERO_ONLY:
+        assert by_key[key].label == 0
+    assert all(p.sentence_id is None for p in pairs)
+
+
+def test_sample_pairs_follow_post_then_criteria_order(sample_root):
+    corpus = load_redsm5_root(sample_root)
+    pairs = build_pairs(corpus, level="post")
+    assert [p.criterion_id for p in pairs[:9]] == [c.id for c in corpus.criteria]
+    assert {p.post_id for p in pairs[:9]} == {corpus.posts[0].post_id}
+    assert pairs[0].text == corpus.posts[0].text
+    assert pairs[4].criterion_text == corpus.criteria[4].text
+
+
+def test_sample_label_matrix(sample_root):
+    matrix = label_matrix(load_redsm5_root(sample_root))
+    assert len(matrix) == 17
+    assert matrix["s_993_1060"] == frozenset({"A.4", "A.6", "A.8"})
+    assert matrix["s_1955_1069"] == frozenset()
+    assert matrix["s_2748_341"] == frozenset()
+    assert {(p, c) for p, ids in matrix.items() for c in ids} == SAMPLE_POSITIVES
+
+
+def test_sample_sentence_pairs(sample_root):
+    corpus = load_redsm5_root(sample_root)
+    pairs, counts = build_pairs_counted(corpus, level="sentence")
+    assert len(pairs) == 25
+    assert sum(p.label for p in pairs) == 21
+    assert counts == {
+        "special_case_sentences": 0,
+        "merged_sentence_rows": 0,
+        "conflicting_labels": 0,
+    }
+    double = [p for p in pairs if p.sentence_id == "s_329_224_0"]
+    assert sorted(p.criterion_id for p in double) == ["A.1", "A.7"]
+    first = corpus.annotations[0]
+    assert (pairs[0].text, pairs[0].sentence_id, pairs[0].criterion_id) == (
+        first.sentence_text, "s_1270_9_6", "A.4",
+    )  # fmt: skip
+
+
+def test_unannotated_post_gives_nine_negatives():
+    pairs = build_pairs(_corpus([Post("p1", "text")], []))
+    assert [(p.criterion_id, p.label) for p in pairs] == [(f"A.{i}", 0) for i in range(1, 10)]
+
+
+def test_special_case_never_labels_and_is_counted():
+    annotations = [
+        Annotation("p1", "p1_0", "s0", "SPECIAL_CASE", 1, ""),
+        Annotation("p1", "p1_1", "s1", "FATIGUE", 1, ""),
+    ]
+    corpus = _corpus([Post("p1", "text")], annotations)
+    assert label_matrix(corpus) == {"p1": frozenset({"A.6"})}
+    assert sum(p.label for p in build_pairs(corpus)) == 1
+    pairs, counts = build_pairs_counted(corpus, level="sentence")
+    assert [(p.sentence_id, p.criterion_id, p.label) for p in pairs] == [("p1_1", "A.6", 1)]
+    assert counts["special_case_sentences"] == 1
+
+
+def test_repeated_sentence_judgements_merge_to_positive():
+    annotations = [
+        Annotation("p1", "p1_0", "s", "FATIGUE", 0, "a"),
+        Annotation("p1", "p1_0", "s", "FATIGUE", 1, "b"),
+        Annotation("p1", "p1_0", "s", "FATIGUE", 1, "c"),
+        Annotation("p1", "p1_1", "t", "FATIGUE", 0, ""),
+    ]
+    pairs, counts = build_pairs_counted(_corpus([Post("p1", "x")], annotations), "sentence")
+    assert [(p.sentence_id, p.label) for p in pairs] == [("p1_0", 1), ("p1_1", 0)]
+    assert counts == {
+        "special_case_sentences": 0,
+        "merged_sentence_rows": 2,
+        "conflicting_labels": 1,
+    }
+
+
+def test_status_zero_rows_do_not_make_positives():
+    annotations = [Annotation("p1", "p1_0", "s", "ANHEDONIA", 0, "")]
+    corpus = _corpus([Post("p1", "x"), Post("p2", "y")], annotations)
+    assert label_matrix(corpus) == {"p1": frozenset(), "p2": frozenset()}
+    assert sum(p.label for p in build_pairs(corpus)) == 0
+
+
+def test_unknown_level():
+    with pytest.raises(UserError, match=r"unknown pair level 'token'; use one of \['post'"):
+        build_pairs(_corpus([], []), level="token")
