@@ -1,0 +1,151 @@
+"""Write one split's evaluation artifacts and build the terminal summary table.
+
+Artifacts carry ids and numbers only, never post text, so a run directory can be shared
+without leaking the (licensed) Reddit posts. Plots use matplotlib's Agg canvas directly, not
+pyplot, so reports work without a display and leave global plotting state alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.table import Table
+
+from cm.evaluate.metrics import pair_metrics, per_criterion, post_level
+
+TARGET_NAMES = ["no_match", "match"]
+CSV_COLUMNS = ["criterion", "precision", "recall", "f1", "support", "n"]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and nested containers -> plain Python, so json.dumps accepts them."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> Path:
+    # allow_nan=False: a NaN would make the file unreadable by strict JSON parsers.
+    path.write_text(json.dumps(_plain(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _confusion_png(path: Path, matrix: np.ndarray, split: str, threshold: float) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2, 3.8), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax)
+    total = max(int(matrix.sum()), 1)
+    for (i, j), count in np.ndenumerate(matrix):
+        color = "white" if count > matrix.max() / 2 else "black"
+        label = f"{count}\n({count / total:.1%})"
+        ax.text(j, i, label, ha="center", va="center", color=color, fontsize=11)
+    ax.set_xticks([0, 1], labels=TARGET_NAMES)
+    ax.set_yticks([0, 1], labels=TARGET_NAMES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{split} (threshold {threshold:.3f})")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
+def write_split_report(
+    out_dir: Path,
+    split: str,
+    labels: Any,
+    probs: Any,
+    threshold: float,
+    criterion_ids: Sequence[Hashable],
+    post_ids: Sequence[Hashable],
+    criteria: Sequence[str],
+) -> dict[str, Path]:
+    """Write ``{split}_*`` artifacts into ``out_dir``; returns artifact name -> path.
+
+    Names: classification_report (.json, scikit-learn's report plus the threshold),
+    confusion_matrix (.png), per_criterion (.csv) and metrics (.json: pair, post and
+    per-criterion metrics and the threshold).
+    """
+    from sklearn.metrics import classification_report, confusion_matrix  # slow import
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pairs = pair_metrics(labels, probs, threshold)  # validates before anything is written
+    posts = post_level(post_ids, criterion_ids, labels, probs, threshold, criteria)
+    by_criterion = per_criterion(criterion_ids, labels, probs, threshold)
+    y = np.asarray(labels, dtype=np.int64)
+    pred = (np.asarray(probs, dtype=float) >= threshold).astype(np.int64)
+
+    report = classification_report(
+        y, pred, labels=[0, 1], target_names=TARGET_NAMES, output_dict=True, zero_division=0
+    )
+    paths = {
+        "classification_report": _write_json(
+            out_dir / f"{split}_classification_report.json", {**report, "threshold": threshold}
+        ),
+        "confusion_matrix": _confusion_png(
+            out_dir / f"{split}_confusion_matrix.png",
+            confusion_matrix(y, pred, labels=[0, 1]),
+            split,
+            threshold,
+        ),
+    }
+    csv_path = out_dir / f"{split}_per_criterion.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for cid, row in by_criterion.items():
+            writer.writerow([cid, *(row[c] for c in CSV_COLUMNS[1:])])
+    paths["per_criterion"] = csv_path
+    paths["metrics"] = _write_json(
+        out_dir / f"{split}_metrics.json",
+        {
+            "split": split,
+            "threshold": threshold,
+            "pair": pairs,
+            "post": posts,
+            "per_criterion": by_criterion,
+        },
+    )
+    return paths
+
+
+def metrics_table(rows: dict[str, dict[str, float]], title: str = "metrics") -> Table:
+    """A terminal table: one row per metric, one column per split (``rows`` maps split ->
+    metric -> value). Floats get 4 decimals, counts stay integers, missing values show "-"."""
+    table = Table(title=title)
+    table.add_column("metric")
+    for split in rows:
+        table.add_column(split, justify="right")
+    names = dict.fromkeys(
+        name for values in rows.values() for name, value in values.items() if _is_number(value)
+    )
+    for name in names:
+        cells = []
+        for values in rows.values():
+            value = values.get(name)
+            if not _is_number(value):
+                cells.append("-")
+            elif isinstance(value, int | np.integer):
+                cells.append(str(value))
+            else:
+                cells.append(f"{float(value):.4f}")
+        table.add_row(name, *cells)
+    return table
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool)
