@@ -96,7 +96,9 @@ class TinyBackbone:
     num_layers: int = field(default=2, validator=ge(1))
     num_heads: int = field(default=4, validator=ge(1))
     intermediate_size: int = field(default=256, validator=ge(8))
-    vocab_size: int = field(default=4000, validator=ge(100))
+    vocab_size: int = field(default=8000, validator=ge(16))  # a target: shrunk to fit the corpus
+    max_relative_positions: int = -1  # -1: derived from position_buckets, as in v3
+    position_buckets: int = field(default=256, validator=gt(0))
     dropout: float = field(default=0.1, validator=[ge(0.0), lt(1.0)])
 
     def check(self):
