@@ -1,0 +1,60 @@
+"""From a resolved experiment to what the engines consume: the corpus, its pairs, the split
+of every post, and a tokenizer. Shared by ``cm data stats``, ``cm run`` and ``cm bench``."""
+
+import os
+from pathlib import Path
+
+import attrs
+
+from cm.data.pairs import build_pairs_counted, label_matrix
+from cm.data.records import Corpus, PairSample
+from cm.data.splits import SPLITS, split_posts
+from cm.registry import get_registry
+
+
+def cache_root() -> Path:
+    """Where tokenizers and encoded pairs are cached: ``$CM_CACHE_DIR`` or ``~/.cache/cm``."""
+    return Path(os.environ.get("CM_CACHE_DIR") or Path.home() / ".cache" / "cm")
+
+
+@attrs.frozen
+class Prepared:
+    corpus: Corpus
+    pairs: tuple[PairSample, ...]
+    split_of: dict[str, str] = attrs.field(hash=False)  # post_id -> train / val / test
+    skipped: dict[str, int] = attrs.field(hash=False)  # reason -> rows left out by policy
+
+    def split(self, name: str) -> list[PairSample]:
+        return [p for p in self.pairs if self.split_of[p.post_id] == name]
+
+    def posts_in(self, name: str) -> list[str]:
+        return sorted(pid for pid, split in self.split_of.items() if split == name)
+
+    def tokenizer_texts(self) -> list[str]:
+        """Texts a locally trained tokenizer learns from: the criteria and the TRAIN posts
+        only, so nothing about validation or test text leaks into the vocabulary."""
+        train = set(self.posts_in("train"))
+        return [c.text for c in self.corpus.criteria] + [
+            p.text for p in self.corpus.posts if p.post_id in train]
+
+
+def prepare(experiment, registry=None) -> Prepared:
+    """Load the dataset, build pairs at the configured level and split posts (seeded)."""
+    registry = registry or get_registry()
+    spec = experiment.data.dataset
+    corpus = registry.get("dataset", spec.name).build(spec.options)
+    pairs, skipped = build_pairs_counted(corpus, experiment.data.level)
+    split_of = split_posts([p.post_id for p in corpus.posts], label_matrix(corpus),
+                           experiment.data.split, experiment.seed)
+    return Prepared(corpus, tuple(pairs), split_of, {**corpus.skipped, **skipped})
+
+
+def load_tokenizer(experiment, prepared: Prepared):
+    """The backbone's tokenizer without loading its weights."""
+    from cm.model.backbone import load_tokenizer as load
+
+    return load(experiment.model.backbone, texts=prepared.tokenizer_texts(),
+                tiny=experiment.model.tiny, cache_root=cache_root())
+
+
+__all__ = ["SPLITS", "Prepared", "cache_root", "load_tokenizer", "prepare"]
