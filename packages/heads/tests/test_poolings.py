@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from cm.errors import UserError
 from cm.plugins import discover
 from cm.registry import build_registry
 
@@ -246,7 +247,7 @@ def test_weighted_layers_needs_all_hidden(registry):
 def test_weighted_layers_more_than_the_backbone_has(registry):
     component = registry.get("pooling", "weighted_layers")
     component.build(component.options(layers=13), hidden_size=H, num_layers=12)
-    with pytest.raises(ValueError, match="layers <= 13"):
+    with pytest.raises(UserError, match="layers <= 13"):
         component.build(component.options(layers=14), hidden_size=H, num_layers=12)
 
 

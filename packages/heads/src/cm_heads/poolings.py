@@ -19,6 +19,8 @@ from attrs import field, frozen
 from attrs.validators import ge, in_, optional
 from torch import nn
 
+from cm.errors import UserError
+
 
 def _keep(mask: torch.Tensor) -> torch.Tensor:
     """[B,T] 0/1 mask of any dtype -> [B,T,1] bool, ready to broadcast over H."""
@@ -164,10 +166,10 @@ class WeightedLayersPooling(nn.Module):
         super().__init__()
         available = num_layers + 1
         if options.layers > available:
-            raise ValueError(
-                f"weighted_layers: layers = {options.layers}, but a backbone with {num_layers} "
-                f"layers has only {available} hidden states (embeddings + layers); "
-                f"set layers <= {available}"
+            raise UserError(
+                f"model.pooling: weighted_layers mixes layers = {options.layers} hidden states, "
+                f"but a backbone with {num_layers} layers has only {available} (embeddings + "
+                f"layers); set model.pooling.layers <= {available}"
             )
         self.out_features = hidden_size
         self.reduce = options.reduce

@@ -37,7 +37,8 @@ def show(report, experiment):
                   f"{sum(report['posts'].values())} posts ({posts}), "
                   f"{report['annotations']} annotations, {report['criteria']} criteria")
     for reason, count in report["skipped"].items():
-        console.print(f"left out by policy: {reason}: {count}")
+        if count:
+            console.print(f"left out by policy: {reason}: {count}")
     labels = Table(title="pairs (positives) per criterion and split", title_justify="left")
     labels.add_column("criterion")
     for split in SPLITS:

@@ -1,13 +1,17 @@
 """``cm``: the entry point. Commands live in small modules; errors a user can fix are
 printed without a traceback and exit with their code (2 for bad input)."""
 
+import os
 import sys
 
 import click
 
 from cm import __version__
-from cm.cli import config_cmd, data_cmd, pending, plugins_cmd
+from cm.cli import config_cmd, data_cmd, pending, plugins_cmd, run_cmd
 from cm.errors import UserError
+
+# transformers warns about every long text it tokenizes; cm truncates or windows them itself.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 class Cli(click.Group):
@@ -31,5 +35,7 @@ def cli():
 cli.add_command(plugins_cmd.plugins)
 cli.add_command(config_cmd.config)
 cli.add_command(data_cmd.data)
+cli.add_command(run_cmd.run)
+cli.add_command(run_cmd.predict)
 for command in pending.COMMANDS:
     cli.add_command(command)

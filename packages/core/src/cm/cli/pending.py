@@ -16,15 +16,6 @@ def _not_yet(what, issue):
 
 @click.command()
 @experiment_argument
-@click.option("--dry-run", is_flag=True, help="Stop after the one-batch dry run.")
-def run(experiment_file, overrides, dry_run):
-    """Train and evaluate one model described by EXPERIMENT_FILE."""
-    load(experiment_file, overrides)
-    _not_yet("run (training engine)", 4)
-
-
-@click.command()
-@experiment_argument
 @click.option("--storage", help="Optuna storage URL (default: sqlite next to the outputs).")
 @click.option("--study-name", help="Resume or join this study.")
 def sweep(experiment_file, overrides, storage, study_name):
@@ -43,16 +34,6 @@ def replay(run_id, eval_only, allow_data_change):
 
 
 @click.command()
-@click.argument("posts_file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--model", "model_dir", type=click.Path(file_okay=False),
-              help="Checkpoint directory written by cm run.")
-@click.option("--run-id", help="MLflow run whose checkpoint to use.")
-def predict(posts_file, model_dir, run_id):
-    """Score posts (CSV or JSONL with post_id,text) against the nine criteria."""
-    _not_yet("predict", 4)
-
-
-@click.command()
 @experiment_argument
 def bench(experiment_file, overrides):
     """Benchmark optimization configurations side by side."""
@@ -60,4 +41,4 @@ def bench(experiment_file, overrides):
     _not_yet("bench", 5)
 
 
-COMMANDS = [run, sweep, replay, predict, bench]
+COMMANDS = [sweep, replay, bench]

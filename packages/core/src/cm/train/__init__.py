@@ -1,0 +1,1 @@
+"""The train / evaluate engine behind ``cm run``."""

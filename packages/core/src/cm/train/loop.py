@@ -1,0 +1,46 @@
+"""One training epoch: grad accumulation, clipping, scheduler, progress bar, step hooks."""
+
+import time
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cm.train.batches import to_device
+
+
+def progress_bar(console):
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                    console=console, transient=False)
+
+
+def train_epoch(model, loss, loader, optimizer, scheduler, train, device, progress, hooks,
+                run, step) -> tuple[float, int]:
+    """Train one epoch; returns (mean loss, global step after it)."""
+    model.train()
+    task = progress.add_task(f"epoch {run.epoch}", total=len(loader), info="")
+    total, count, seen, started = 0.0, 0, 0, time.perf_counter()
+    accumulate = train.grad_accum_steps
+    optimizer.zero_grad(set_to_none=True)
+    for i, batch in enumerate(loader, start=1):
+        batch.pop("index")
+        batch = to_device(batch, device)
+        value = loss(model(batch), batch["labels"])
+        (value / accumulate).backward()
+        total, count = total + value.item(), count + 1
+        seen += len(batch["labels"])
+        if i % accumulate == 0 or i == len(loader):
+            if train.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), train.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            rate = seen / (time.perf_counter() - started)
+            lr = optimizer.param_groups[0]["lr"]
+            hooks.step_ended(run=run, step=step, metrics={
+                "train/loss": value.item(), "train/lr": lr, "train/samples_per_s": rate})
+            progress.update(task, info=f"loss {total / count:.4f}  lr {lr:.2e}  "
+                                       f"{rate:.1f} samples/s")
+        progress.advance(task)
+    return total / max(count, 1), step
