@@ -1,0 +1,221 @@
+"""The train/evaluate engine on a very small DeBERTaV3-shaped model (seconds per run)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+
+from cm.config import load_experiment
+from cm.data.prepare import prepare
+from cm.errors import UserError
+from cm.model.backbone import load_backbone
+from cm.model.checkpoint import load_checkpoint
+from cm.model.crossencoder import build_cross_encoder
+from cm.registry import get_registry
+from cm.train import engine
+from cm.train.batches import encode_split, train_loader
+from cm.train.checks import dry_run
+
+DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
+SMALL = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
+         "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
+         "train.epochs=1", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
+
+
+def small(tmp_path, *more):
+    return load_experiment(DEMO, [*SMALL, f"output_dir={tmp_path}", *more])
+
+
+def quiet():
+    return Console(file=open("/dev/null", "w"))  # noqa: SIM115
+
+
+def test_same_seed_same_metrics(tmp_path):
+    first = engine.run_experiment(small(tmp_path), console=quiet())
+    second = engine.run_experiment(small(tmp_path), console=quiet())
+    assert first.status == second.status == "FINISHED"
+    assert first.directory != second.directory
+    assert first.metrics == second.metrics
+    other = engine.run_experiment(small(tmp_path, "seed=99"), console=quiet())
+    assert other.metrics != first.metrics
+
+
+def test_outputs_and_reload_give_identical_predictions(tmp_path):
+    run = engine.run_experiment(small(tmp_path), console=quiet())
+    names = {p.name for p in run.directory.iterdir()}
+    assert {"config.toml", "history.json", "metrics.json", "checkpoint",
+            "test_confusion_matrix.png", "test_classification_report.json",
+            "test_per_criterion.csv", "val_metrics.json"} <= names
+    metrics = json.loads((run.directory / "metrics.json").read_text())
+    assert {"test/macro_f1", "test_tuned/macro_f1", "val/post_macro_f1", "threshold"} <= set(
+        metrics)
+    checkpoint = load_checkpoint(run.directory / "checkpoint")
+    assert checkpoint.meta["final"] and checkpoint.meta["threshold"] == metrics["threshold"]
+    assert [c["id"] for c in checkpoint.meta["criteria"]] == [f"A.{i}" for i in range(1, 10)]
+    # the reloaded model scores the test split exactly as the run did
+    from cm.train.evaluation import score, split_metrics
+
+    experiment = checkpoint.experiment
+    prepared = prepare(experiment)
+    split = encode_split("test", prepared.split("test"), checkpoint.tokenizer, experiment.data,
+                         Path(tmp_path) / "enc")
+    loss = get_registry().get("loss", "bce").build(None, pos_weight=None)
+    probs, _ = score(checkpoint.model, loss, split, 64, checkpoint.tokenizer.pad_token_id,
+                     "cpu")
+    again = split_metrics(split, probs, 0.5, [f"A.{i}" for i in range(1, 10)])
+    assert again["macro_f1"] == metrics["test/macro_f1"]
+    assert again["roc_auc"] == metrics["test/roc_auc"]
+
+
+def test_threshold_is_tuned_on_validation_labels_only(tmp_path, monkeypatch):
+    seen = []
+    original = engine.tune_threshold
+    monkeypatch.setattr(engine, "tune_threshold",
+                        lambda labels, probs: seen.append(labels.copy()) or original(labels,
+                                                                                     probs))
+    experiment = small(tmp_path)
+    engine.run_experiment(experiment, console=quiet())
+    val = [p.label for p in prepare(experiment).split("val")]
+    [labels] = seen
+    assert labels.tolist() == val
+
+
+def test_windows_truncation_scores_every_pair_once_and_predict_names_the_evidence(tmp_path):
+    run = engine.run_experiment(small(tmp_path, "data.truncation=windows"), console=quiet())
+    assert run.status == "FINISHED"
+    report = json.loads((run.directory / "test_metrics.json").read_text())
+    assert report["pair"]["n"] == len(prepare(small(tmp_path)).split("test"))
+    from cm.predict import predict
+
+    checkpoint = load_checkpoint(run.directory / "checkpoint")
+    long_post = " ".join(["I went to the park with my sister and we talked for hours."] * 12)
+    rows = predict(checkpoint, [("short", "I cannot sleep at night."), ("long", long_post)],
+                   with_text=True)
+    short = [r for r in rows if r["post_id"] == "short"]
+    long = [r for r in rows if r["post_id"] == "long"]
+    assert len(short) == len(long) == 9
+    assert all("evidence_window" not in r for r in short)
+    from cm.data.encode import encode_pairs
+    from cm.predict import _post_ids
+
+    data, tokenizer = checkpoint.experiment.data, checkpoint.tokenizer
+    post_tokens = tokenizer(long_post, add_special_tokens=False)["input_ids"]
+    criteria = {c["id"]: c["text"] for c in checkpoint.meta["criteria"]}
+    for row in long:
+        windows = encode_pairs([(criteria[row["criterion_id"]], long_post)], tokenizer,
+                               data.max_length, "windows", data.stride)
+        assert len(windows) > 1
+        start, end = map(int, row["evidence_tokens"].split("-"))
+        assert post_tokens[start:end] == _post_ids(windows[row["evidence_window"]])
+        assert row["evidence_text"].strip()
+
+
+def test_dry_run_stops_before_training(tmp_path):
+    run = engine.run_experiment(small(tmp_path), dry=True, console=quiet())
+    assert run.status == "FINISHED" and run.metrics == {}
+    assert not (run.directory / "checkpoint").exists()
+
+
+def tiny_parts(tmp_path, head="linear"):
+    experiment = small(tmp_path, f"model.head.name={head}")
+    prepared = prepare(experiment)
+    backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=prepared.tokenizer_texts(),
+                                        tiny=experiment.model.tiny, cache_root=tmp_path)
+    loss = get_registry().get("loss", "bce").build(None, pos_weight=1.0)
+    model = build_cross_encoder(experiment, get_registry(), backbone, loss.num_logits)
+    split = encode_split("train", prepared.split("train")[:64], tokenizer, experiment.data,
+                         tmp_path / "enc")
+    batch = next(iter(train_loader(split, 8, 0, tokenizer.pad_token_id)))
+    batch.pop("index")
+    return model, loss, batch, tokenizer
+
+
+def test_dry_run_catches_a_tokenizer_that_does_not_segment(tmp_path):
+    model, loss, batch, tokenizer = tiny_parts(tmp_path)
+    real = batch["attention_mask"].bool()
+    batch["input_ids"] = torch.where(real, torch.full_like(batch["input_ids"],
+                                                           tokenizer.unk_token_id),
+                                     batch["input_ids"])
+    with pytest.raises(UserError, match=r"maps 100% of the tokens .* to \[UNK\]"):
+        dry_run(model, loss, batch, tokenizer, "cpu")
+
+
+def test_dry_run_catches_a_head_of_the_wrong_width(tmp_path):
+    model, _, batch, tokenizer = tiny_parts(tmp_path)
+    two_logits = get_registry().get("loss", "weighted_ce").build(None, pos_weight=1.0)
+    with pytest.raises(UserError, match=r"logits of shape \[8, 1\], expected \[8, 2\]"):
+        dry_run(model, two_logits, batch, tokenizer, "cpu")
+
+
+def test_dry_run_catches_ids_outside_the_embeddings(tmp_path):
+    model, loss, batch, tokenizer = tiny_parts(tmp_path)
+    batch["input_ids"][0, 1] = 10**6
+    with pytest.raises(UserError, match="outside the model's"):
+        dry_run(model, loss, batch, tokenizer, "cpu")
+
+
+@pytest.mark.parametrize("override", [
+    "model.pooling.name=cls", "model.pooling.name=max", "model.pooling.name=attention",
+    "model.pooling={ name = 'weighted_layers', layers = 2 }", "model.pooling.name=cls_mean",
+    "model.head.name=linear", "train.loss.name=weighted_ce", "train.loss.name=focal",
+    "train.scheduler.name=cosine", "train.scheduler.name=constant",
+    "train.layerwise_lr_decay=0.8",
+])
+def test_every_component_trains_a_step(tmp_path, override):
+    experiment = small(tmp_path, override)
+    run = engine.run_experiment(experiment, dry=True, console=quiet())
+    assert run.status == "FINISHED"
+    prepared = prepare(experiment)
+    backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=prepared.tokenizer_texts(),
+                                        tiny=experiment.model.tiny, cache_root=tmp_path)
+    registry = get_registry()
+    loss = engine.build(registry, experiment.train.loss, pos_weight=2.0)
+    model = build_cross_encoder(experiment, registry, backbone, loss.num_logits)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    split = encode_split("train", prepared.split("train")[:32], tokenizer, experiment.data,
+                         tmp_path / "enc")
+    batch = next(iter(train_loader(split, 16, 0, tokenizer.pad_token_id)))
+    batch.pop("index")
+    before = [p.detach().clone() for p in model.head.parameters()]
+    loss(model(batch), batch["labels"]).backward()
+    optimizer.step()
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.head.parameters(),
+                                                      strict=True))
+
+
+def test_cuda_request_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(UserError, match="no CUDA GPU is visible"):
+        engine.resolve_device("cuda")
+
+
+def test_failed_run_reports_failed_to_hooks(tmp_path):
+    events = []
+
+    class Recorder:
+        from cm.hookspecs import hookimpl
+
+        @hookimpl
+        def run_finished(self, run, status, error):
+            events.append((status, type(error).__name__))
+
+    manager = get_registry().plugins.manager
+    recorder = Recorder()
+    manager.register(recorder)
+    try:
+        with pytest.raises(UserError):
+            engine.run_experiment(small(tmp_path, "train.optimizer.name=adamw_8bit"),
+                                  console=quiet())
+    finally:
+        manager.unregister(recorder)
+    assert events == [("FAILED", "UserError")]
+    assert np.isfinite(1.0)

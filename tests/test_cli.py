@@ -1,0 +1,102 @@
+"""The installed ``cm`` command, run as a user runs it (subprocess, real entry points)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"
+
+
+def cm(*args, cwd=ROOT, env=None):
+    return subprocess.run([CM, *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_plugins_lists_built_ins_and_the_example_plugin_with_distributions():
+    result = cm("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["failures"] == []
+    providers = {(kind, c["name"]): c["distribution"]
+                 for kind, items in data["components"].items() for c in items}
+    assert providers[("head", "mlp")] == "cm-heads"
+    assert providers[("pooling", "cls")] == "cm-heads"
+    assert providers[("loss", "bce")] == "cm-core"
+    assert providers[("dataset", "demo")] == "cm-core"
+    assert providers[("optimization", "tf32")] == "cm-optimizations"
+    assert providers[("head", "scaled_linear")] == "cm-plugin-example"
+    assert providers[("optimization", "deterministic")] == "cm-plugin-example"
+    [mlp] = [c for c in data["components"]["head"] if c["name"] == "mlp"]
+    assert {"name": "dropout", "type": "float", "default": "0.1"} in mlp["options"]
+
+
+def test_plugins_table_names_the_provider():
+    result = cm("plugins", "--kind", "head")
+    assert result.returncode == 0
+    assert "scaled_linear" in result.stdout and "cm-plugin-example 0.1.0" in result.stdout
+
+
+def test_blocklisted_plugin_disappears():
+    result = cm("plugins", "--json", env={"CM_DISABLE_PLUGINS": "example"})
+    heads = [c["name"] for c in json.loads(result.stdout)["components"]["head"]]
+    assert "scaled_linear" not in heads and "mlp" in heads
+
+
+@pytest.mark.parametrize("name", ["demo", "baseline", "hpo"])
+def test_shipped_experiments_round_trip_through_config_show(name, tmp_path):
+    shown = cm("config", "show", f"experiments/{name}.toml")
+    assert shown.returncode == 0, shown.stderr
+    (tmp_path / "shown.toml").write_text(shown.stdout)
+    again = cm("config", "show", str(tmp_path / "shown.toml"))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == shown.stdout
+
+
+def test_config_show_applies_overrides():
+    result = cm("config", "show", "experiments/demo.toml", "--set", "train.lr=3e-5",
+                "--set", "model.head.name=linear")
+    assert result.returncode == 0, result.stderr
+    assert "lr = 3e-05" in result.stdout
+    assert '[model.head]\nname = "linear"\ndropout = 0.1\n' in result.stdout
+
+
+def test_config_errors_exit_2_with_every_problem_and_no_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[train]\nlrr = 1e-5\n[model.head]\nname = "mlpp"\n')
+    result = cm("config", "validate", str(bad))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{bad}: 2 problems" in result.stderr
+    assert "$.train.lrr: unknown key; did you mean 'lr'?" in result.stderr
+    assert "$.model.head.name: 'mlpp' is not a registered head" in result.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    result = cm("config", "show", str(tmp_path / "nope.toml"))
+    assert result.returncode == 2
+    assert "no such experiment file" in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["sweep", "experiments/hpo.toml"],
+    ["replay", "--run-id", "abc"],
+    ["bench", "experiments/demo.toml"],
+])
+def test_commands_without_an_engine_say_so(args):
+    result = cm(*args)
+    assert result.returncode == 3
+    assert "not implemented yet" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "replay", "predict", "bench", "plugins",
+                                     "config", "data"])
+def test_every_command_has_help(command):
+    result = cm(command, "--help")
+    assert result.returncode == 0
+    assert "Usage: cm " + command in result.stdout

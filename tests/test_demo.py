@@ -1,0 +1,82 @@
+"""The README's main job, run as a user runs it: `cm run experiments/demo.toml`, then
+`cm predict` with the checkpoint it wrote. One demo run (a few minutes) serves every test."""
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"
+
+
+def cm(*args, cwd):
+    return subprocess.run([CM, *args], cwd=cwd, capture_output=True, text=True, timeout=1200,
+                          env={**os.environ, "CM_CACHE_DIR": str(cwd / "cache")})
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo")
+    result = cm("run", str(ROOT / "experiments" / "demo.toml"), cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [run_dir] = (work / "outputs" / "demo").iterdir()
+    return work, run_dir, result
+
+
+def all_negative_macro_f1(report):
+    """Macro-F1 of predicting 'no match' for every pair of the split."""
+    pair = report["pair"]
+    negatives = pair["n"] - pair["positives"]
+    return (2 * negatives / (negatives + pair["n"])) / 2
+
+
+def test_demo_beats_the_all_negative_baseline_clearly(demo):
+    _, run_dir, _ = demo
+    report = json.loads((run_dir / "test_metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    baseline = all_negative_macro_f1(report)
+    assert 0.40 < baseline < 0.50
+    # measured here: 0.68 against 0.45 (ROC-AUC 0.80); the margin leaves room for CPU noise
+    assert metrics["test/macro_f1"] > baseline + 0.12, (metrics["test/macro_f1"], baseline)
+    assert metrics["test/roc_auc"] > 0.7
+
+
+def test_demo_prints_progress_and_a_summary(demo):
+    _, run_dir, result = demo
+    out = result.stdout
+    assert "dry run ok" in out and "epoch 1:" in out and "samples/s" in out
+    assert "test_tuned" in out and "threshold tuned on val" in out
+    assert f"run finished: outputs/demo/{run_dir.name}" in out
+
+
+def test_predict_scores_every_criterion_at_the_tuned_threshold(demo, tmp_path):
+    work, run_dir, _ = demo
+    posts = tmp_path / "posts.csv"
+    posts.write_text("post_id,text\np1,I have not slept more than three hours a night for weeks "
+                     "and I wake up at 4am every day.\np2,Went hiking with friends, great day.\n")
+    result = cm("predict", "--model", str(run_dir / "checkpoint"), str(posts), cwd=work)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["post_id"], r["criterion_id"]) for r in rows] == [
+        (p, f"A.{i}") for p in ("p1", "p2") for i in range(1, 10)]
+    threshold = json.loads((run_dir / "metrics.json").read_text())["threshold"]
+    for row in rows:
+        assert 0.0 <= float(row["probability"]) <= 1.0
+        assert int(row["decision"]) == (float(row["probability"]) >= threshold)
+    assert "text" not in rows[0]  # outputs carry ids, not post text
+
+
+def test_predict_rejects_a_file_without_text(demo, tmp_path):
+    work, run_dir, _ = demo
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,body\n1,x\n")
+    result = cm("predict", "--model", str(run_dir / "checkpoint"), str(bad), cwd=work)
+    assert result.returncode == 2
+    assert "missing column(s) ['post_id', 'text']" in result.stderr
