@@ -100,3 +100,45 @@ def test_every_command_has_help(command):
     result = cm(command, "--help")
     assert result.returncode == 0
     assert "Usage: cm " + command in result.stdout
+
+
+def test_data_stats_on_the_demo_data():
+    result = cm("data", "stats", "experiments/demo.toml", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["posts"] == {"train": 240, "val": 30, "test": 30}
+    total = report["labels"][-1]
+    assert total["criterion"] == "total"
+    assert (total["train_pairs"], total["val_pairs"], total["test_pairs"]) == (2160, 270, 270)
+    assert total["train_positives"] + total["val_positives"] + total["test_positives"] == 466
+    waste = {row["strategy"]: row for row in report["padding"]}
+    assert list(waste) == ["pad_to_max", "dynamic", "bucketing", "packing"]
+    assert waste["bucketing"]["ratio"] < waste["dynamic"]["ratio"] <= waste["pad_to_max"]["ratio"]
+    assert waste["packing"]["rows"] < waste["dynamic"]["rows"]
+    assert len({row["real_tokens"] for row in waste.values()}) == 1
+
+
+def test_data_stats_table_on_the_shared_sample_in_its_real_format():
+    sample = ROOT.parent / "shared" / "fixtures" / "redsm5-sample"
+    if not sample.is_dir():
+        pytest.skip("../shared/fixtures/redsm5-sample not present (only in the workspace)")
+    dataset = (f'{{ name = "redsm5", posts = "{sample}/redsm5_posts.csv", '
+               f'annotations = "{sample}/redsm5_annotations.csv", '
+               f'criteria = "{sample}/MDD_Criteira.json" }}')
+    result = cm("data", "stats", "experiments/demo.toml", "--set", f"data.dataset={dataset}",
+                "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert sum(report["posts"].values()) == 17
+    total = report["labels"][-1]
+    assert total["train_pairs"] + total["val_pairs"] + total["test_pairs"] == 153
+    assert total["train_positives"] + total["val_positives"] + total["test_positives"] == 20
+    assert set(report["digests"]) == {"redsm5_posts.csv", "redsm5_annotations.csv",
+                                      "MDD_Criteira.json"}
+
+
+def test_data_stats_names_a_missing_dataset_root(tmp_path):
+    result = cm("data", "stats", "experiments/baseline.toml",
+                "--set", f"data.dataset.root={tmp_path / 'nowhere'}")
+    assert result.returncode == 2
+    assert "nowhere" in result.stderr and "Traceback" not in result.stderr
