@@ -1,14 +1,18 @@
-"""The contract shared by optimization plugins (AMP, TF32, packing, LoRA, ...).
+"""The contract shared by optimization plugins (AMP, TF32, packing, bucketing, ...).
 
-A factory returns an ``Optimization``. The engine asks each requested one whether it can run
-here (``unavailable``), checks declared ``conflicts`` between the requested ones, then calls
-``apply``. In ``strict`` mode (the default for explicit requests) an unavailable or
-conflicting optimization is an error; in ``auto`` mode it is skipped with the reason logged.
+A factory returns an ``Optimization``. Before training, the engine asks each requested one
+whether it can run here (``unavailable``), checks declared ``conflicts`` between the
+requested ones, then calls ``apply`` on a ``TrainContext`` that the engine reads afterwards
+(loader, autocast dtype, optimizer options, ...). In ``strict`` mode (the default: you asked
+for it explicitly) an unavailable or conflicting optimization is an error naming the reason
+and the fix; in ``auto`` mode it is skipped and the reason logged.
 """
 
 from typing import Literal
 
 import attrs
+
+from cm.errors import UserError
 
 
 @attrs.frozen
@@ -18,10 +22,26 @@ class OptimizationOptions:
     mode: Literal["strict", "auto"] = "strict"
 
 
+@attrs.define
+class TrainContext:
+    """What optimizations may change before training; the engine builds from it after."""
+
+    experiment: object
+    device: str
+    model: object
+    batching: Literal["random", "bucketing", "packing"] = "random"
+    token_budget: int | None = None  # packing: tokens per packed row
+    loader: dict = attrs.Factory(dict)  # extra DataLoader arguments (workers, pin_memory)
+    autocast_dtype: object = None  # a torch dtype, or None for full precision
+    grad_scaler: bool = False  # fp16 needs loss scaling
+    optimizer_options: dict = attrs.Factory(dict)  # e.g. {"fused": True}
+
+
 class Optimization:
     """Base class: override ``unavailable`` and ``apply``; list names in ``conflicts``."""
 
     conflicts: tuple[str, ...] = ()
+    name = "?"  # set by the engine to the registered name
 
     def __init__(self, options: OptimizationOptions):
         self.options = options
@@ -30,6 +50,37 @@ class Optimization:
         """Why this cannot run on ``device`` ("cpu", "cuda", ...), or None when it can."""
         return None
 
-    def apply(self, context) -> None:
+    def apply(self, context: TrainContext) -> None:
         """Turn the optimization on for the run described by ``context``."""
         raise NotImplementedError
+
+
+@attrs.frozen
+class Telemetry:
+    name: str
+    status: Literal["active", "skipped"]
+    reason: str = ""
+
+
+def resolve(requested: dict, registry, device: str) -> tuple[list, list[Telemetry]]:
+    """Build the requested optimizations, drop (auto) or refuse (strict) the unavailable and
+    conflicting ones; returns (active optimizations in request order, telemetry rows)."""
+    active, rows = [], []
+    for name, spec in requested.items():
+        optimization = registry.get("optimization", name).build(spec.options)
+        optimization.name = name
+        reason = optimization.unavailable(device)
+        clash = next((o.name for o in active if name in o.conflicts
+                      or o.name in optimization.conflicts), None)
+        if reason is None and clash is not None:
+            reason = f"conflicts with {clash}"
+        if reason is None:
+            active.append(optimization)
+            rows.append(Telemetry(name, "active"))
+        elif spec.options.mode == "auto":
+            rows.append(Telemetry(name, "skipped", reason))
+        else:
+            raise UserError(f"optimizations.{name}: cannot be used here: {reason}; remove it, "
+                            f"or set optimizations.{name}.mode = \"auto\" to skip it when "
+                            "it cannot run")
+    return active, rows

@@ -3,7 +3,7 @@ tensor-core matmuls. No effect (and so unavailable) on CPU."""
 
 import torch
 
-from cm.optimization import Optimization, OptimizationOptions
+from cm.optimization import Optimization
 
 
 class TF32(Optimization):
@@ -15,7 +15,3 @@ class TF32(Optimization):
     def apply(self, context):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-
-
-def build(options: OptimizationOptions) -> TF32:
-    return TF32(options)

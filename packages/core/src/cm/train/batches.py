@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from cm.data.batching import LengthBucketSampler, pad_batch
+from cm.data.batching import LengthBucketSampler, pack_examples, packed_batch, pad_batch
 from cm.data.encode import Encoded, encode_cached
 from cm.data.records import PairSample
 
@@ -55,6 +55,56 @@ class RandomBatches:
         return -(-self.n // self.batch_size)
 
 
+class PackedBatches:
+    """Packed training batches: each epoch the examples are shuffled, cut into chunks, each
+    chunk packed first-fit-decreasing into rows of ``token_budget`` tokens, and rows grouped
+    so a batch holds about ``examples_per_batch`` examples. Yields lists of rows."""
+
+    CHUNK_BATCHES = 50
+
+    def __init__(self, lengths, token_budget, examples_per_batch, seed):
+        self.lengths, self.budget = np.asarray(lengths), token_budget
+        self.per_batch, self.seed = examples_per_batch, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        order = np.random.default_rng(self.seed + epoch).permutation(len(self.lengths))
+        size = self.per_batch * self.CHUNK_BATCHES
+        self.epoch_batches = []
+        for start in range(0, len(order), size):
+            chunk = order[start:start + size]
+            rows = [[int(chunk[i]) for i in row]
+                    for row in pack_examples(self.lengths[chunk].tolist(), self.budget)]
+            batch, count = [], 0
+            for row in rows:
+                batch.append(row)
+                count += len(row)
+                if count >= self.per_batch:
+                    self.epoch_batches.append(batch)
+                    batch, count = [], 0
+            if batch:
+                self.epoch_batches.append(batch)
+
+    def __iter__(self):
+        return iter(self.epoch_batches)
+
+    def __len__(self):
+        return len(self.epoch_batches)
+
+
+class _Keys:
+    """A dataset that hands each sampled key (an index, or a packed row) to the collate."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __getitem__(self, key):
+        return key
+
+    def __len__(self):
+        return self.n
+
+
 def _collate(split: SplitData, pad_id):
     labels = split.labels
 
@@ -67,10 +117,33 @@ def _collate(split: SplitData, pad_id):
     return collate
 
 
-def train_loader(split: SplitData, batch_size, seed, pad_id) -> DataLoader:
-    sampler = RandomBatches(len(split.encoded), batch_size, seed)
-    return DataLoader(range(len(split.encoded)), batch_sampler=sampler,
-                      collate_fn=_collate(split, pad_id))
+def _collate_packed(split: SplitData, pad_id):
+    labels = split.labels
+
+    def collate(rows):
+        batch = packed_batch(split.encoded, labels, rows, pad_id)
+        batch["index"] = batch.pop("segment_index")
+        return batch
+
+    return collate
+
+
+def train_loader(split: SplitData, batch_size, seed, pad_id, batching="random",
+                 token_budget=None, **loader) -> DataLoader:
+    """Random batches (default), length-bucketed batches, or packed rows."""
+    n = len(split.encoded)
+    collate = _collate(split, pad_id)
+    if batching == "random":
+        sampler = RandomBatches(n, batch_size, seed)
+    elif batching == "bucketing":
+        sampler = LengthBucketSampler(split.lengths, batch_size, seed=seed, shuffle=True)
+    else:
+        sampler = PackedBatches(split.lengths, token_budget, batch_size, seed)
+        collate = _collate_packed(split, pad_id)
+    # its own generator: worker seeds must not draw from the global RNG (dropout's)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(_Keys(n), batch_sampler=sampler, collate_fn=collate, generator=generator,
+                      **loader)
 
 
 def eval_loader(split: SplitData, batch_size, pad_id) -> DataLoader:

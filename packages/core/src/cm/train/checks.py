@@ -13,7 +13,7 @@ def dry_run(model, loss, batch, tokenizer, device) -> dict:
     """Check tokenization, shapes, dtypes, devices and one forward/backward on ``batch``.
     Returns what it saw (for the log); raises UserError naming the problem and the fix."""
     ids = batch["input_ids"]
-    real = batch["attention_mask"].bool()
+    real = batch.get("token_mask", batch["attention_mask"]).bool()  # packed: token_mask
     unknown = tokenizer.unk_token_id
     if unknown is not None:
         fraction = (ids[real] == unknown).float().mean().item()

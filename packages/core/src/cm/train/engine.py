@@ -25,6 +25,7 @@ from cm.evaluate.report import metrics_table, write_split_report
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import save_checkpoint
 from cm.model.crossencoder import build_cross_encoder
+from cm.optimization import TrainContext, resolve
 from cm.registry import get_registry
 from cm.train.batches import encode_split, to_device, train_loader
 from cm.train.checks import dry_run
@@ -43,6 +44,7 @@ class Run:
     status: str = "RUNNING"
     metrics: dict = attrs.Factory(dict)
     artifacts: dict = attrs.Factory(dict)
+    telemetry: list = attrs.Factory(list)  # cm.optimization.Telemetry per requested one
 
 
 def seed_everything(seed: int) -> None:
@@ -121,11 +123,17 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
     n_pos, n_neg, pos_weight = class_balance(splits["train"].pairs)
     loss = build(registry, train.loss, pos_weight=pos_weight).to(device)
     model = build_cross_encoder(experiment, registry, backbone, loss.num_logits).to(device)
+    active, run.telemetry = resolve(experiment.optimizations, registry, device)
+    context = TrainContext(experiment, device, model, token_budget=data.max_length)
+    for optimization in active:
+        optimization.apply(context)
     groups = param_groups(model, train.lr, train.weight_decay, train.head_lr,
                           train.layerwise_lr_decay)
     optimizer = build(registry, train.optimizer, param_groups=groups, lr=train.lr)
     loader = train_loader(splits["train"], train.batch_size, experiment.seed,
-                          tokenizer.pad_token_id)
+                          tokenizer.pad_token_id, context.batching, context.token_budget,
+                          **context.loader)
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=context.grad_scaler)
     steps = -(-len(loader) // train.grad_accum_steps) * train.epochs
     scheduler = build(registry, train.scheduler, optimizer=optimizer, num_training_steps=steps)
     console.print(f"[bold]{experiment.name}[/bold]: {len(prepared.corpus.posts)} posts, "
@@ -133,6 +141,8 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
                   + f" ({n_pos} positive / {n_neg} negative in train, pos_weight "
                   f"{pos_weight:.2f}); {sum(p.numel() for p in model.parameters()):,} "
                   f"parameters on {device} -> {run.directory}")
+    if run.telemetry:
+        console.print(telemetry_table(run.telemetry))
     first = next(iter(loader))
     first.pop("index")
     checked = dry_run(model, loss, to_device(first, device), tokenizer, device)
@@ -143,12 +153,15 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
     criteria = [c.id for c in prepared.corpus.criteria]
     eval_args = (train.eval_batch_size, tokenizer.pad_token_id, device, data.window_aggregation)
     best_f1, best_state, best_epoch, waited, step, history = -1.0, None, 0, 0, 0, []
+    train_seconds = 0.0
     with progress_bar(console) as progress:
         for epoch in range(1, train.epochs + 1):
             run.epoch = epoch
             loader.batch_sampler.set_epoch(epoch)
+            started = time.perf_counter()
             mean_loss, step = train_epoch(model, loss, loader, optimizer, scheduler, train,
-                                          device, progress, hooks, run, step)
+                                          context, scaler, progress, hooks, run, step)
+            train_seconds += time.perf_counter() - started
             probs, _ = score(model, loss, splits["val"], *eval_args)
             val = split_metrics(splits["val"], probs, 0.5, criteria)
             metrics = {"train/epoch_loss": mean_loss,
@@ -169,6 +182,8 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
                     progress.console.print(f"early stop: no val macro-F1 gain for {waited} "
                                            f"epochs (best {best_f1:.4f} at epoch {best_epoch})")
                     break
+    run.metrics["train/samples_per_s"] = len(splits["train"].encoded) * run.epoch / train_seconds
+    run.metrics["system/peak_memory_mb"] = peak_memory_mb(device)
     model.load_state_dict(best_state)
     (run.directory / "history.json").write_text(json.dumps(history, indent=2))
     _evaluate_best(run, model, loss, tokenizer, splits, prepared.corpus.criteria, eval_args,
@@ -215,6 +230,26 @@ HEADLINE = ("accuracy", "macro_f1", "weighted_f1", "precision", "recall", "f1", 
 
 def _headline(metrics):
     return {k: metrics[k] for k in HEADLINE if k in metrics}
+
+
+def peak_memory_mb(device) -> float:
+    """Peak GPU memory allocated on CUDA, else the process's peak resident memory."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def telemetry_table(rows):
+    from rich.table import Table
+
+    table = Table(title="optimizations", title_justify="left")
+    for column in ("name", "status", "reason"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.name, row.status, row.reason or "-")
+    return table
 
 
 def criterion_summary(split, probs, threshold) -> str:

@@ -14,10 +14,15 @@ def progress_bar(console):
                     console=console, transient=False)
 
 
-def train_epoch(model, loss, loader, optimizer, scheduler, train, device, progress, hooks,
-                run, step) -> tuple[float, int]:
-    """Train one epoch; returns (mean loss, global step after it)."""
+def train_epoch(model, loss, loader, optimizer, scheduler, train, context, scaler, progress,
+                hooks, run, step) -> tuple[float, int]:
+    """Train one epoch; returns (mean loss, global step after it). Runs under autocast when
+    an AMP optimization set ``context.autocast_dtype``; fp16 steps go through ``scaler``,
+    which skips a step whose gradients hold inf/NaN (DeBERTa's fp16 attention overflows)."""
     model.train()
+    device = context.device
+    autocast = torch.autocast(torch.device(device).type, dtype=context.autocast_dtype,
+                              enabled=context.autocast_dtype is not None)
     task = progress.add_task(f"epoch {run.epoch}", total=len(loader), info="")
     total, count, seen, started = 0.0, 0, 0, time.perf_counter()
     accumulate = train.grad_accum_steps
@@ -25,14 +30,17 @@ def train_epoch(model, loss, loader, optimizer, scheduler, train, device, progre
     for i, batch in enumerate(loader, start=1):
         batch.pop("index")
         batch = to_device(batch, device)
-        value = loss(model(batch), batch["labels"])
-        (value / accumulate).backward()
+        with autocast:
+            value = loss(model(batch).float(), batch["labels"])
+        scaler.scale(value / accumulate).backward()
         total, count = total + value.item(), count + 1
         seen += len(batch["labels"])
         if i % accumulate == 0 or i == len(loader):
             if train.max_grad_norm > 0:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), train.max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1

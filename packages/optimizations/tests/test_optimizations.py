@@ -1,0 +1,152 @@
+"""Optimization plugins through the real engine on a very small DeBERTaV3-shaped model."""
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from cm.config import load_experiment
+from cm.data.prepare import prepare
+from cm.errors import UserError
+from cm.model.backbone import load_backbone
+from cm.optimization import Telemetry, TrainContext, resolve
+from cm.registry import get_registry
+from cm.train import engine
+from cm.train.batches import encode_split, train_loader
+
+DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
+SMALL = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
+         "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
+         "train.epochs=1", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
+
+
+def small(tmp_path, *more):
+    return load_experiment(DEMO, [*SMALL, f"output_dir={tmp_path}", *more])
+
+
+def run(experiment):
+    return engine.run_experiment(experiment, console=Console(file=open(os.devnull, "w")))  # noqa: SIM115
+
+
+def test_cuda_only_optimization_is_an_error_when_strict(tmp_path):
+    with pytest.raises(UserError) as info:
+        run(small(tmp_path, "optimizations.tf32={}"))
+    message = str(info.value)
+    assert "optimizations.tf32: cannot be used here: needs CUDA" in message
+    assert 'optimizations.tf32.mode = "auto"' in message
+
+
+def test_auto_mode_skips_with_the_reason_and_trains(tmp_path):
+    result = run(small(tmp_path, "optimizations.tf32={ mode = 'auto' }",
+                       "optimizations.fp16={ mode = 'auto' }"))
+    assert result.status == "FINISHED"
+    assert result.telemetry == [
+        Telemetry("tf32", "skipped", "needs CUDA (TF32 is a tensor-core matmul mode)"),
+        Telemetry("fp16", "skipped",
+                  "needs CUDA (fp16 autocast with loss scaling is a GPU mode)")]
+
+
+def test_declared_conflicts(tmp_path):
+    registry = get_registry()
+    experiment = small(tmp_path, "optimizations.bucketing={}", "optimizations.packing={}")
+    with pytest.raises(UserError, match="optimizations.packing: .*conflicts with bucketing"):
+        resolve(experiment.optimizations, registry, "cpu")
+    experiment = small(tmp_path, "optimizations.bucketing={}",
+                       "optimizations.packing={ mode = 'auto' }")
+    active, rows = resolve(experiment.optimizations, registry, "cpu")
+    assert [o.name for o in active] == ["bucketing"]
+    assert rows[1] == Telemetry("packing", "skipped", "conflicts with bucketing")
+
+
+def loader_cells(tmp_path, *optimizations):
+    """(computed token cells, real tokens, examples) over one epoch of the train loader."""
+    experiment = small(tmp_path, "data.max_length=1024", *optimizations)
+    prepared = prepare(experiment)
+    backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=prepared.tokenizer_texts(),
+                                        tiny=experiment.model.tiny, cache_root=tmp_path)
+    context = TrainContext(experiment, "cpu", torch.nn.Module(), token_budget=1024)
+    context.model.backbone = backbone
+    active, _ = resolve(experiment.optimizations, get_registry(), "cpu")
+    for optimization in active:
+        optimization.apply(context)
+    split = encode_split("train", prepared.split("train"), tokenizer, experiment.data,
+                         tmp_path / "enc")
+    cells = real = examples = 0
+    for batch in train_loader(split, 16, 0, tokenizer.pad_token_id, context.batching,
+                              context.token_budget):
+        cells += batch["input_ids"].numel()
+        real += int(batch.get("token_mask", batch["attention_mask"]).sum())
+        examples += len(batch["labels"])
+    return cells, real, examples
+
+
+def test_bucketing_and_packing_cut_padding_and_keep_every_example(tmp_path):
+    plain = loader_cells(tmp_path)
+    bucketed = loader_cells(tmp_path, "optimizations.bucketing={}")
+    packed = loader_cells(tmp_path, "optimizations.packing={}")
+    assert plain[1] == bucketed[1] == packed[1]  # the same real tokens
+    assert plain[2] == bucketed[2] == packed[2]  # every example once
+    assert bucketed[0] / bucketed[1] < 0.6 * plain[0] / plain[1]
+    assert packed[0] / packed[1] < 1.1
+
+
+def test_packed_training_runs_end_to_end(tmp_path):
+    result = run(small(tmp_path, "optimizations.packing={}"))
+    assert result.status == "FINISHED"
+    assert result.telemetry == [Telemetry("packing", "active")]
+    assert math.isfinite(result.metrics["test/macro_f1"])
+
+
+def test_packing_budget_below_max_length_is_refused(tmp_path):
+    with pytest.raises(UserError, match="token_budget \\(32\\) must be at least"):
+        run(small(tmp_path, "optimizations.packing={ token_budget = 32 }"))
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path):
+    result = run(small(tmp_path, "optimizations.bf16={}"))
+    assert result.telemetry == [Telemetry("bf16", "active")]
+    assert math.isfinite(result.metrics["test/roc_auc"])
+
+
+def test_gradient_checkpointing_gives_the_same_run(tmp_path):
+    plain = run(small(tmp_path))
+    checkpointed = run(small(tmp_path, "optimizations.gradient_checkpointing={}"))
+    assert checkpointed.metrics["test/roc_auc"] == pytest.approx(plain.metrics["test/roc_auc"],
+                                                                 abs=1e-6)
+
+
+def test_loader_workers_give_the_same_run(tmp_path):
+    plain = run(small(tmp_path))
+    workers = run(small(tmp_path, "optimizations.loader={ num_workers = 2 }"))
+    assert workers.metrics["test/macro_f1"] == plain.metrics["test/macro_f1"]
+
+
+def test_run_reports_throughput_and_peak_memory(tmp_path):
+    metrics = run(small(tmp_path)).metrics
+    assert metrics["train/samples_per_s"] > 0 and metrics["system/peak_memory_mb"] > 50
+
+
+def test_gradient_checkpointing_switches_the_backbone_on(tmp_path):
+    experiment = small(tmp_path, "optimizations.gradient_checkpointing={ every_n_layers = 1 }")
+    backbone, _ = load_backbone("tiny-deberta-v3", texts=["a b c"] * 50,
+                                tiny=experiment.model.tiny, cache_root=tmp_path)
+    context = TrainContext(experiment, "cpu", torch.nn.Module())
+    context.model.backbone = backbone
+    active, _ = resolve(experiment.optimizations, get_registry(), "cpu")
+    assert not backbone.is_gradient_checkpointing
+    active[0].apply(context)
+    assert backbone.is_gradient_checkpointing
+
+
+def test_offloaded_checkpointing_needs_cuda(tmp_path):
+    experiment = small(tmp_path, "optimizations.gradient_checkpointing={ offload = true }")
+    with pytest.raises(UserError, match="offload = true needs CUDA"):
+        resolve(experiment.optimizations, get_registry(), "cpu")
