@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from cm.data.batching import LengthBucketSampler, pack_examples, packed_batch, pad_batch
 from cm.data.encode import Encoded, encode_cached
 from cm.data.records import PairSample
+from cm.train.distributed import RankSlices
 
 
 @attrs.frozen
@@ -129,8 +130,9 @@ def _collate_packed(split: SplitData, pad_id):
 
 
 def train_loader(split: SplitData, batch_size, seed, pad_id, batching="random",
-                 token_budget=None, **loader) -> DataLoader:
-    """Random batches (default), length-bucketed batches, or packed rows."""
+                 token_budget=None, world=None, **loader) -> DataLoader:
+    """Random batches (default), length-bucketed batches, or packed rows; under torchrun
+    (``world`` of several ranks) this rank's slice of each of them."""
     n = len(split.encoded)
     collate = _collate(split, pad_id)
     if batching == "random":
@@ -140,6 +142,8 @@ def train_loader(split: SplitData, batch_size, seed, pad_id, batching="random",
     else:
         sampler = PackedBatches(split.lengths, token_budget, batch_size, seed)
         collate = _collate_packed(split, pad_id)
+    if world is not None and world.size > 1:
+        sampler = RankSlices(sampler, world)
     # its own generator: worker seeds must not draw from the global RNG (dropout's)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(_Keys(n), batch_sampler=sampler, collate_fn=collate, generator=generator,

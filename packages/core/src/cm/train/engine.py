@@ -29,6 +29,7 @@ from cm.optimization import TrainContext, resolve
 from cm.registry import get_registry
 from cm.train.batches import encode_split, to_device, train_loader
 from cm.train.checks import dry_run
+from cm.train.distributed import World, broadcast, start, stop, wrap
 from cm.train.evaluation import criterion_metrics, score, split_metrics
 from cm.train.loop import progress_bar, train_epoch
 
@@ -45,6 +46,10 @@ class Run:
     metrics: dict = attrs.Factory(dict)
     artifacts: dict = attrs.Factory(dict)
     telemetry: list = attrs.Factory(list)  # cm.optimization.Telemetry per requested one
+    world: World = attrs.Factory(World)  # this process's rank under torchrun
+
+
+MEASURED = ("train/samples_per_s", "system/peak_memory_mb")  # vary run to run; not scores
 
 
 def seed_everything(seed: int) -> None:
@@ -80,13 +85,15 @@ def build(registry, spec, **kwargs):
 def run_experiment(experiment, *, registry=None, dry=False, console=None) -> Run:
     """Train and evaluate ``experiment``; returns the finished Run (metrics, artifacts)."""
     registry = registry or get_registry()
-    console = console or Console()
     seed_everything(experiment.seed)
-    device = resolve_device(experiment.train.device)
-    run = Run(experiment, run_directory(experiment), device)
-    (run.directory / "config.toml").write_text(dumps(experiment))
+    world, device = start(resolve_device(experiment.train.device))
+    console = (console or Console()) if world.main else Console(quiet=True)
+    directory = broadcast(run_directory(experiment) if world.main else None, world)
+    run = Run(experiment, directory, device, world=world)
+    if world.main:  # rank 0 alone writes files and talks to trackers
+        (run.directory / "config.toml").write_text(dumps(experiment))
     trackers = [build(registry, spec, experiment=experiment)
-                for spec in experiment.tracking.values()]
+                for spec in experiment.tracking.values()] if world.main else []
     manager = registry.plugins.manager
     for i, tracker in enumerate(trackers):
         manager.register(tracker, name=f"tracker-{i}-{id(tracker)}")
@@ -107,6 +114,7 @@ def run_experiment(experiment, *, registry=None, dry=False, console=None) -> Run
     finally:
         for tracker in trackers:
             manager.unregister(tracker)
+        stop(world)
     return run
 
 
@@ -132,7 +140,7 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
     optimizer = build(registry, train.optimizer, param_groups=groups, lr=train.lr)
     loader = train_loader(splits["train"], train.batch_size, experiment.seed,
                           tokenizer.pad_token_id, context.batching, context.token_budget,
-                          **context.loader)
+                          run.world, **context.loader)
     scaler = torch.amp.GradScaler(torch.device(device).type, enabled=context.grad_scaler)
     steps = -(-len(loader) // train.grad_accum_steps) * train.epochs
     scheduler = build(registry, train.scheduler, optimizer=optimizer, num_training_steps=steps)
@@ -151,7 +159,13 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
     if dry:
         return
     criteria = [c.id for c in prepared.corpus.criteria]
-    eval_args = (train.eval_batch_size, tokenizer.pad_token_id, device, data.window_aggregation)
+    eval_args = (train.eval_batch_size, tokenizer.pad_token_id, device, data.window_aggregation,
+                 run.world)
+    trained = wrap(model, run.world, device)  # DDP under torchrun; checkpoints save `model`
+    if run.world.size > 1:
+        console.print(f"torchrun: {run.world.size} processes, global batch {train.batch_size} "
+                      f"split across them; {loader.batch_sampler.dropped} examples per epoch "
+                      "left out (final batches smaller than the world)")
     best_f1, best_state, best_epoch, waited, step, history = -1.0, None, 0, 0, 0, []
     train_seconds = 0.0
     with progress_bar(console) as progress:
@@ -159,7 +173,7 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
             run.epoch = epoch
             loader.batch_sampler.set_epoch(epoch)
             started = time.perf_counter()
-            mean_loss, step = train_epoch(model, loss, loader, optimizer, scheduler, train,
+            mean_loss, step = train_epoch(trained, loss, loader, optimizer, scheduler, train,
                                           context, scaler, progress, hooks, run, step)
             train_seconds += time.perf_counter() - started
             probs, _ = score(model, loss, splits["val"], *eval_args)
@@ -173,9 +187,10 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
             if val["macro_f1"] > best_f1:
                 best_f1, best_epoch, waited = val["macro_f1"], epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
-                save_checkpoint(run.directory / "checkpoint", model, tokenizer, experiment,
-                                {"num_logits": loss.num_logits, "threshold": 0.5,
-                                 "epoch": epoch, "final": False})
+                if run.world.main:
+                    save_checkpoint(run.directory / "checkpoint", model, tokenizer, experiment,
+                                    {"num_logits": loss.num_logits, "threshold": 0.5,
+                                     "epoch": epoch, "final": False})
             else:
                 waited += 1
                 if train.early_stopping_patience and waited >= train.early_stopping_patience:
@@ -185,7 +200,8 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
     run.metrics["train/samples_per_s"] = len(splits["train"].encoded) * run.epoch / train_seconds
     run.metrics["system/peak_memory_mb"] = peak_memory_mb(device)
     model.load_state_dict(best_state)
-    (run.directory / "history.json").write_text(json.dumps(history, indent=2))
+    if run.world.main:
+        (run.directory / "history.json").write_text(json.dumps(history, indent=2))
     _evaluate_best(run, model, loss, tokenizer, splits, prepared.corpus.criteria, eval_args,
                    best_epoch, console, hooks)
 
@@ -207,11 +223,14 @@ def _evaluate_best(run, model, loss, tokenizer, splits, criteria, eval_args, bes
         labels = np.array([p.label for p in split.pairs])
         artifacts = write_split_report(run.directory, name, labels, probs, threshold,
                                        [p.criterion_id for p in split.pairs],
-                                       [p.post_id for p in split.pairs], ids)
+                                       [p.post_id for p in split.pairs], ids
+                                       ) if run.world.main else {}
         run.artifacts.update({f"{name}/{k}": str(v) for k, v in artifacts.items()})
         hooks.evaluated(run=run, split=name, metrics=columns[name], artifacts=artifacts)
     run.metrics["threshold"] = threshold
     run.metrics["best_epoch"] = best_epoch
+    if not run.world.main:
+        return
     save_checkpoint(run.directory / "checkpoint", model, tokenizer, run.experiment,
                     {"num_logits": loss.num_logits, "threshold": threshold,
                      "epoch": best_epoch, "final": True,

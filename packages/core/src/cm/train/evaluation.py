@@ -5,18 +5,24 @@ import torch
 
 from cm.evaluate.metrics import aggregate_windows, pair_metrics, per_criterion, post_level
 from cm.train.batches import SplitData, eval_loader, to_device
+from cm.train.distributed import ALONE, sum_across
 
 
 @torch.no_grad()
-def score(model, loss, split: SplitData, batch_size, pad_id, device, how="max"):
+def score(model, loss, split: SplitData, batch_size, pad_id, device, how="max",
+          world=ALONE):
     """P(match) per pair of ``split`` (windows of one pair combined by ``how``) and, per pair,
-    the window that drove a ``max`` decision (the evidence window)."""
+    the window that drove a ``max`` decision (the evidence window). Under torchrun each rank
+    scores every world-size-th batch and the probabilities are summed across ranks."""
     model.eval()
     probs = np.zeros(len(split.encoded))
-    for batch in eval_loader(split, batch_size, pad_id):
+    for i, batch in enumerate(eval_loader(split, batch_size, pad_id)):
+        if i % world.size != world.rank:
+            continue
         index = batch.pop("index").numpy()
         logits = model(to_device(batch, device))
         probs[index] = loss.probabilities(logits).float().cpu().numpy()
+    probs = sum_across(probs, world, device)
     pair_index = np.array([e.pair_index for e in split.encoded])
     pairs, aggregated, evidence = aggregate_windows(pair_index, probs, how)
     if list(pairs) != list(range(len(split.pairs))):
