@@ -1,0 +1,307 @@
+"""The ``mlflow`` tracker: one MLflow run per cm run, driven by cm's lifecycle hooks.
+
+Everything goes through ``MlflowClient`` with the run id this tracker created, never the
+global fluent "active run", so several trackers (sweeps, parallel runs) do not collide.
+Only ids, numbers, the resolved config, reports and file digests are logged — never post
+text (cm's reports carry ids and numbers only)."""
+
+import getpass
+import hashlib
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import attrs
+from mlflow import MlflowClient
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import DatasetInput, InputTag, Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+from mlflow.utils.validation import (
+    MAX_DATASET_DIGEST_SIZE,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    MAX_TAG_VAL_LENGTH,
+)
+
+from cm.config.dump import flatten, to_dict
+from cm.errors import UserError
+from cm.hookspecs import hookimpl
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+VERSIONED = ("torch", "transformers", "mlflow")
+STATUSES = ("FINISHED", "FAILED", "KILLED")
+DIGEST_TAG = "cm.dataset.sha256."  # + file name: the SHA-256 of each dataset file
+
+
+@attrs.frozen
+class MlflowOptions:
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    experiment_name: str | None = None  # None: the cm experiment's name
+    artifact_location: str | None = None  # None: ./mlruns beside a new sqlite store
+    log_checkpoint: bool = False  # the best checkpoint as artifacts (needed by replay
+    #                               --eval-only once the local run directory is gone)
+    tags: dict[str, str] = attrs.Factory(dict)  # extra run tags (replay, sweeps' parents)
+
+
+def build_tracker(options: MlflowOptions, experiment) -> "MlflowTracker":
+    return MlflowTracker(options, experiment)
+
+
+def tracking_uri(options: MlflowOptions | None = None) -> str:
+    """The config's URI, else ``$MLFLOW_TRACKING_URI``, else the local sqlite file."""
+    return ((options and options.tracking_uri) or os.environ.get("MLFLOW_TRACKING_URI")
+            or DEFAULT_URI)
+
+
+class MlflowTracker:
+    """Starts its MLflow run at ``run_started`` and ends it at ``run_finished``."""
+
+    def __init__(self, options: MlflowOptions, experiment):
+        self.options = options
+        self.experiment = experiment
+        self.uri = tracking_uri(options)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.run = None  # the cm Run this tracker follows
+        self.run_id = None  # its MLflow run id
+        self.logged = set()  # metric keys logged so far
+        self.pending = []  # step metrics, sent in batches (not one round trip per step)
+
+    def _ours(self, run) -> bool:
+        return self.run_id is not None and run is self.run
+
+    @hookimpl
+    def run_started(self, run):
+        if run.experiment is not self.experiment or self.run_id is not None:
+            return
+        corpus = load_corpus(run.experiment)
+        tags = {**run_tags(run), **dataset_tags(run.experiment, corpus), **self.options.tags}
+        started = self.client.create_run(self._experiment_id(), run_name=run.directory.name,
+                                         tags=clip(tags))
+        self.run, self.run_id = run, started.info.run_id
+        self._log_params(params_of(run.experiment))
+        self.client.log_inputs(self.run_id, datasets=[dataset_input(run.experiment, corpus)])
+        self._artifact(run.directory / "config.toml")
+
+    @hookimpl
+    def step_ended(self, run, step, metrics):
+        if self._ours(run):
+            self._log_metrics(metrics, step, send=False)
+
+    @hookimpl
+    def epoch_ended(self, run, epoch, metrics):
+        if self._ours(run):
+            self._log_metrics(metrics, epoch)
+
+    @hookimpl
+    def evaluated(self, run, split, metrics, artifacts):
+        """Final scores of the best checkpoint as ``{split}/{name}``; a key that already
+        holds the per-epoch history (``val/...``) gets ``best/`` in front instead, so that
+        history keeps one entry per epoch."""
+        if not self._ours(run):
+            return
+        named = {}
+        for key, value in metrics.items():
+            name = f"{split}/{key}"
+            named[f"best/{name}" if name in self.logged else name] = value
+        self._log_metrics(named, run.epoch)
+        for path in (artifacts or {}).values():
+            self._artifact(Path(path))
+
+    @hookimpl
+    def run_finished(self, run, status, error):
+        """Whatever was logged stays; the status says how the run ended (Ctrl-C: KILLED)."""
+        if not self._ours(run):
+            return
+        try:
+            self._flush()
+            rest = {k: v for k, v in run.metrics.items() if k not in self.logged}
+            self._log_metrics(rest, run.epoch)
+            self._log_telemetry(run.telemetry)
+            if error is not None:
+                self.client.set_tag(self.run_id, "cm.error",
+                                    f"{type(error).__name__}: {error}"[:MAX_TAG_VAL_LENGTH])
+            if status == "FINISHED":
+                self._artifact(run.directory / "metrics.json")
+                self._artifact(run.directory / "history.json")
+                if self.options.log_checkpoint:
+                    self._artifact(run.directory / "checkpoint")
+        finally:
+            final = status if status in STATUSES else "FAILED"
+            self.client.set_terminated(self.run_id, status=final)
+            self.run = self.run_id = None
+
+    def _experiment_id(self) -> str:
+        name = self.options.experiment_name or self.experiment.name
+        found = self.client.get_experiment_by_name(name)
+        if found is None:
+            location = self.options.artifact_location or default_artifact_location(self.uri)
+            try:
+                return self.client.create_experiment(name, artifact_location=location)
+            except MlflowException:  # created meanwhile by a parallel run
+                found = self.client.get_experiment_by_name(name)
+                if found is None:
+                    raise
+        if found.lifecycle_stage == "deleted":
+            raise UserError(f"MLflow experiment {name!r} is deleted at {self.uri}; restore it "
+                            "or set [tracking.mlflow] experiment_name")
+        return found.experiment_id
+
+    def _log_params(self, params: dict):
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[i:i + MAX_PARAMS_TAGS_PER_BATCH])
+
+    def _log_metrics(self, metrics: dict, step: int, send=True):
+        stamp = int(time.time() * 1000)
+        items = [Metric(k, float(v), stamp, int(step)) for k, v in loggable(metrics).items()]
+        self.pending.extend(items)
+        self.logged.update(m.key for m in items)
+        if send or len(self.pending) >= MAX_METRICS_PER_BATCH:
+            self._flush()
+
+    def _flush(self):
+        items, self.pending = self.pending, []
+        for i in range(0, len(items), MAX_METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=items[i:i + MAX_METRICS_PER_BATCH])
+
+    def _log_telemetry(self, telemetry):
+        """Which optimizations ran and why others were skipped: a JSON artifact plus one
+        ``cm.optimization.<name>`` tag each, so runs can be filtered by them."""
+        if not telemetry:
+            return
+        rows = [attrs.asdict(row) for row in telemetry]
+        self.client.log_dict(self.run_id, rows, "optimizations.json")
+        for row in rows:
+            self.client.set_tag(self.run_id, f"cm.optimization.{row['name']}", row["status"])
+
+    def _artifact(self, path: Path):
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
+        elif path.is_file():
+            self.client.log_artifact(self.run_id, str(path))
+
+
+def loggable(metrics: dict) -> dict:
+    """Only finite numbers (bools, nested values, strings and NaN/inf are left out)."""
+    return {k: v for k, v in (metrics or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def params_of(experiment) -> dict:
+    """The resolved config, flattened; tracker tables are left out (URIs may hold secrets)."""
+    flat = flatten(to_dict(experiment))
+    return {k: str(v)[:MAX_PARAM_VAL_LENGTH] for k, v in flat.items()
+            if not k.startswith("tracking.")}
+
+
+def default_artifact_location(uri: str) -> str | None:
+    """``mlruns/`` beside a sqlite database; other stores choose for themselves."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.parent / "mlruns").resolve().as_uri()
+
+
+def clip(tags: dict) -> dict:
+    return {k: str(v)[:MAX_TAG_VAL_LENGTH] for k, v in tags.items()}
+
+
+def run_tags(run) -> dict:
+    tags = {"mlflow.user": getpass.getuser(), "mlflow.source.type": "LOCAL",
+            "mlflow.source.name": "cm", "cm.experiment": run.experiment.name,
+            "cm.output_dir": str(run.directory), "cm.device": run.device,
+            "cm.device_name": device_name(run.device)}
+    tags.update(git_tags())
+    tags.update({f"cm.version.{name}": version for name, version in versions().items()})
+    return tags
+
+
+def git_tags() -> dict:
+    """Commit and dirty flag of the code that ran: the repository holding cm's sources (an
+    editable install), else the working directory's. MLflow cannot find it by itself: it
+    looks beside ``sys.argv[0]``, and the ``cm`` console script lives in the venv."""
+    import cm
+
+    def git(directory, *args):
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+
+    for directory in (Path(cm.__file__).parent, Path.cwd()):
+        try:
+            commit = git(directory, "rev-parse", "HEAD")
+            dirty = bool(git(directory, "status", "--porcelain"))
+        except (OSError, subprocess.SubprocessError):
+            continue
+        return {"mlflow.source.git.commit": commit, "cm.git_dirty": str(dirty).lower()}
+    return {}
+
+
+def load_corpus(experiment):
+    """The experiment's dataset, loaded once more for its digests (cheap next to training)."""
+    from cm.registry import get_registry
+
+    spec = experiment.data.dataset
+    return get_registry().get("dataset", spec.name).build(spec.options)
+
+
+def dataset_tags(experiment, corpus) -> dict:
+    """SHA-256 per dataset file: what replay checks before retraining."""
+    tags = {"cm.dataset": experiment.data.dataset.name}
+    for name, digest in corpus.digests.items():
+        tags[f"{DIGEST_TAG}{safe_key(name)}"] = digest
+    return tags
+
+
+def dataset_digest(digests: dict) -> str:
+    """One digest for the whole dataset: SHA-256 over its files' names and digests."""
+    lines = "".join(f"{name}:{digests[name]}\n" for name in sorted(digests))
+    return hashlib.sha256(lines.encode()).hexdigest()[:MAX_DATASET_DIGEST_SIZE]
+
+
+def dataset_input(experiment, corpus) -> DatasetInput:
+    """The dataset as an MLflow dataset input: metadata only (name, where it came from, its
+    digest, sizes), never the posts themselves."""
+    spec = experiment.data.dataset
+    source = CodeDatasetSource({"cm.dataset": spec.name,
+                                **flatten(to_dict(spec.options) or {}),
+                                "posts": len(corpus.posts),
+                                "annotations": len(corpus.annotations),
+                                "criteria": len(corpus.criteria)})
+    dataset = MetaDataset(source, name=spec.name, digest=dataset_digest(corpus.digests))
+    return DatasetInput(dataset._to_mlflow_entity(),
+                        tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
+
+
+def safe_key(name: str) -> str:
+    return re.sub(r"[^\w\-. /]", "_", name)
+
+
+def versions() -> dict:
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "absent"
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] or ""
+        if name.lower().startswith("cm-"):
+            found[name.lower()] = dist.version
+    return found
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine() or sys.platform

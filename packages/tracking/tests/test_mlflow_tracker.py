@@ -1,0 +1,236 @@
+"""The mlflow tracker against real stores: a sqlite file and a loopback `mlflow server`."""
+
+import importlib.metadata
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from rich.console import Console
+
+from cm.config import load_experiment
+from cm.data.prepare import prepare
+from cm.hookspecs import hookimpl
+from cm.registry import get_registry
+from cm.train import engine
+from cm_tracking.mlflow_tracker import dataset_digest
+
+ROOT = Path(__file__).resolve().parents[3]
+DEMO = ROOT / "experiments" / "demo.toml"
+SMALL = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
+         "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
+         "train.epochs=2", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def tiny(tmp_path, uri, *more):
+    return load_experiment(DEMO, [*SMALL, f"output_dir={tmp_path}",
+                                  f"tracking.mlflow={{ tracking_uri = '{uri}' }}", *more])
+
+
+def run_quietly(experiment):
+    with open(os.devnull, "w") as sink:
+        return engine.run_experiment(experiment, console=Console(file=sink))
+
+
+def only_run(client, name="demo"):
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    return runs[0]
+
+
+def git(*args):
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_finished_run_is_logged_in_full(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the commit comes from cm's own sources, not the cwd
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment = tiny(tmp_path, uri, "optimizations.tf32={ mode = 'auto' }",
+                      "optimizations.bucketing={}")
+    run = run_quietly(experiment)
+    client = MlflowClient(tracking_uri=uri)
+    logged = only_run(client)
+
+    assert logged.info.status == "FINISHED"
+    assert logged.info.run_name == run.directory.name
+    params = logged.data.params
+    assert params["train.lr"] == "0.001"
+    assert params["train.epochs"] == "2"
+    assert params["model.tiny.hidden_size"] == "32"
+    assert params["data.split"] == "[0.4, 0.3, 0.3]"
+    assert not any(k.startswith("tracking.") for k in params)
+
+    history = client.get_metric_history(logged.info.run_id, "val/macro_f1")
+    assert sorted(m.step for m in history) == [1, 2]
+    steps = client.get_metric_history(logged.info.run_id, "train/loss")
+    assert len(steps) >= 2 and [m.step for m in steps] == sorted({m.step for m in steps})
+    for key in ("train/lr", "train/samples_per_s"):
+        assert len(client.get_metric_history(logged.info.run_id, key)) == len(steps)
+    assert len(client.get_metric_history(logged.info.run_id, "train/epoch_loss")) == 2
+    metrics = logged.data.metrics
+    tests = {k: v for k, v in run.metrics.items() if k.startswith("test/")}
+    assert tests and {k: metrics[k] for k in tests} == pytest.approx(tests, rel=1e-12)
+    assert metrics["threshold"] == pytest.approx(run.metrics["threshold"])
+    assert metrics["best_epoch"] == run.metrics["best_epoch"]
+    assert metrics["best/val/macro_f1"] == pytest.approx(run.metrics["val/macro_f1"])
+    assert metrics["test_tuned/macro_f1"] == pytest.approx(run.metrics["test_tuned/macro_f1"])
+    assert metrics["val_tuned/macro_f1"] == pytest.approx(run.metrics["val_tuned/macro_f1"])
+    assert metrics["system/peak_memory_mb"] > 0
+
+    tags = logged.data.tags
+    assert tags["mlflow.source.git.commit"] == git("rev-parse", "HEAD")
+    assert tags["cm.git_dirty"] == str(bool(git("status", "--porcelain"))).lower()
+    digests = prepare(experiment).corpus.digests
+    assert digests
+    assert {k.removeprefix("cm.dataset.sha256."): v for k, v in tags.items()
+            if k.startswith("cm.dataset.sha256.")} == digests
+    assert tags["cm.version.python"] == ".".join(map(str, sys.version_info[:3]))
+    for name in ("torch", "transformers", "mlflow", "cm-core", "cm-tracking"):
+        assert tags[f"cm.version.{name}"] == importlib.metadata.version(name)
+    assert tags["cm.device"] == "cpu" and tags["cm.device_name"]
+
+    assert tags["cm.optimization.tf32"] == "skipped"
+    assert tags["cm.optimization.bucketing"] == "active"
+
+    [given] = logged.inputs.dataset_inputs
+    assert given.dataset.name == "demo"
+    assert given.dataset.digest == dataset_digest(digests)
+    assert json.loads(given.dataset.source)["tags"]["posts"] == 300
+    assert [(t.key, t.value) for t in given.tags] == [("mlflow.data.context", "training")]
+
+    names = {a.path for a in client.list_artifacts(logged.info.run_id)}
+    assert {"config.toml", "metrics.json", "history.json", "optimizations.json"} <= names
+    for split in ("val", "test"):
+        assert {f"{split}_confusion_matrix.png", f"{split}_classification_report.json",
+                f"{split}_per_criterion.csv", f"{split}_metrics.json"} <= names
+    assert "checkpoint" not in names  # log_checkpoint is off by default
+    saved = Path(client.download_artifacts(logged.info.run_id, "optimizations.json",
+                                           str(tmp_path)))
+    assert {(r["name"], r["status"]) for r in json.loads(saved.read_text())} == {
+        ("tf32", "skipped"), ("bucketing", "active")}
+    config = Path(client.download_artifacts(logged.info.run_id, "config.toml", str(tmp_path)))
+    assert config.read_text() == (run.directory / "config.toml").read_text()
+    saved = Path(client.download_artifacts(logged.info.run_id, "metrics.json", str(tmp_path)))
+    assert json.loads(saved.read_text()) == json.loads(
+        (run.directory / "metrics.json").read_text())
+    # artifacts land beside the sqlite file, not in the working directory
+    assert (tmp_path / "mlruns").is_dir()
+
+    # privacy: no post text in params, tags, dataset metadata or any artifact
+    everything = Path(client.download_artifacts(logged.info.run_id, "", str(tmp_path / "all")))
+    stored = [str(params), str(tags), given.dataset.source] + [
+        f.read_text(errors="ignore") for f in everything.rglob("*") if f.is_file()]
+    snippets = [p.text[:40] for p in prepare(experiment).corpus.posts if len(p.text) >= 40]
+    assert len(snippets) > 100
+    assert not [s for s in snippets if any(s in blob for blob in stored)]
+
+
+class CrashAtEpoch:
+    """A plugin that raises at the end of an epoch, after the tracker has logged it."""
+
+    def __init__(self, error):
+        self.error = error
+
+    @hookimpl
+    def epoch_ended(self, run, epoch, metrics):
+        if epoch == 2:
+            raise self.error
+
+
+@pytest.mark.parametrize(("error", "status"), [(RuntimeError("disk full"), "FAILED"),
+                                               (KeyboardInterrupt(), "KILLED")])
+def test_a_crashed_run_keeps_what_it_logged(tmp_path, error, status):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    manager = get_registry().plugins.manager
+    manager.register(CrashAtEpoch(error), name="crash")  # before the tracker: called after it
+    try:
+        with pytest.raises(type(error)):
+            run_quietly(tiny(tmp_path, uri, "name='broken'"))
+    finally:
+        manager.unregister(name="crash")
+    client = MlflowClient(tracking_uri=uri)
+    logged = only_run(client, "broken")
+    assert logged.info.status == status
+    assert logged.info.end_time is not None
+    assert logged.data.params["train.epochs"] == "2"
+    assert type(error).__name__ in logged.data.tags["cm.error"]
+    history = client.get_metric_history(logged.info.run_id, "val/macro_f1")
+    assert sorted(m.step for m in history) == [1, 2]
+    assert client.get_metric_history(logged.info.run_id, "train/loss")
+    assert not any(k.startswith("test") for k in logged.data.metrics)
+    names = {a.path for a in client.list_artifacts(logged.info.run_id)}
+    assert "config.toml" in names and "metrics.json" not in names
+    assert len(logged.inputs.dataset_inputs) == 1
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    mlflow = Path(sys.executable).parent / "mlflow"
+    process = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/srv.db",
+         "--artifacts-destination", str(tmp_path / "art"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not come up (exit {process.poll()})")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_logs_to_a_tracking_server_with_the_checkpoint(tmp_path, server):
+    """Everything over HTTP, artifacts proxied by the server (mlflow-artifacts:)."""
+    run = run_quietly(tiny(tmp_path / "out", server,
+                           "tracking.mlflow.log_checkpoint=true",
+                           "tracking.mlflow.tags={ team = 'nlp' }",
+                           "tracking.mlflow.experiment_name='shared'"))
+    client = MlflowClient(tracking_uri=server)
+    logged = only_run(client, "shared")
+    assert logged.info.status == "FINISHED"
+    assert logged.info.artifact_uri.startswith("mlflow-artifacts:")
+    assert logged.data.tags["team"] == "nlp"
+    assert logged.data.metrics["test/macro_f1"] == pytest.approx(run.metrics["test/macro_f1"])
+    assert logged.data.params["model.tiny.num_layers"] == "1"
+    checkpoint = Path(client.download_artifacts(logged.info.run_id, "checkpoint",
+                                                str(tmp_path / "down")))
+    for name in ("model.safetensors", "meta.json", "experiment.toml"):
+        assert (checkpoint / name).read_bytes() == (
+            run.directory / "checkpoint" / name).read_bytes()
+    assert (tmp_path / "art").is_dir()
