@@ -28,9 +28,27 @@ def sweep(experiment_file, overrides, storage, study_name):
 @click.option("--run-id", required=True, help="MLflow run id to replay.")
 @click.option("--eval-only", is_flag=True, help="Re-evaluate the logged checkpoint.")
 @click.option("--allow-data-change", is_flag=True, help="Replay even if the data changed.")
-def replay(run_id, eval_only, allow_data_change):
-    """Re-run a logged run from its stored config and compare metrics."""
-    _not_yet("replay", 6)
+@click.option("--tolerance", type=float, default=0.5, show_default=True,
+              help="Largest accepted |delta| of test macro-F1, in percentage points.")
+@click.option("--tracking-uri", help="MLflow store holding the run (default: "
+              "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
+def replay(run_id, eval_only, allow_data_change, tolerance, tracking_uri):
+    """Re-run a logged run from its stored config and compare metrics.
+
+    Landed with issue #6: the engine is cm-tracking's, imported only when called so cm-core
+    works without MLflow. Exit 1 when the delta is beyond the tolerance."""
+    import importlib.util
+
+    from cm.errors import UserError
+
+    if importlib.util.find_spec("cm_tracking") is None:
+        raise UserError("cm replay needs the cm-tracking package (MLflow); install it, e.g. "
+                        "pip install -e packages/tracking")
+    from cm_tracking.replay import replay as run_replay
+
+    outcome = run_replay(run_id, uri=tracking_uri, eval_only=eval_only,
+                         allow_data_change=allow_data_change, tolerance_pp=tolerance)
+    raise SystemExit(0 if outcome.within else 1)
 
 
 @click.command()

@@ -1,0 +1,141 @@
+"""``cm replay --run-id ID``: re-run a logged run from its stored, resolved config and say
+how far the new test macro-F1 lands from the original.
+
+The config comes from the run's ``config.toml`` artifact (overrides included); the dataset
+must still have the SHA-256 digests the run logged, unless the caller allows a change. The
+new run goes to the same MLflow store, tagged ``cm.replay_of`` and ``cm.replay.delta_pp``."""
+
+import tempfile
+from pathlib import Path
+
+import attrs
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from rich.console import Console
+
+from cm.config.decode import decode
+from cm.config.load import read_toml
+from cm.config.schema import TrackerSpec
+from cm.errors import UserError
+from cm_tracking.mlflow_tracker import (
+    DIGEST_TAG,
+    MlflowOptions,
+    dataset_tags,
+    load_corpus,
+    tracking_uri,
+)
+
+METRIC = "test/macro_f1"
+
+
+@attrs.frozen
+class Outcome:
+    original: float  # the replayed run's test macro-F1
+    replayed: float  # the new run's
+    run_id: str  # the new MLflow run
+    tolerance_pp: float
+
+    @property
+    def delta_pp(self) -> float:
+        return (self.replayed - self.original) * 100
+
+    @property
+    def within(self) -> bool:
+        return abs(self.delta_pp) <= self.tolerance_pp
+
+
+def replay(run_id, *, uri=None, eval_only=False, allow_data_change=False, tolerance_pp=0.5,
+           console=None) -> Outcome:
+    console = console or Console()
+    uri = uri or tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    original = fetch_run(client, run_id, uri)
+    if METRIC not in original.data.metrics:
+        raise UserError(f"run {run_id} has no {METRIC} (status {original.info.status}); only "
+                        "runs that finished their evaluation can be replayed")
+    with tempfile.TemporaryDirectory(prefix="cm-replay-") as scratch:
+        experiment = restore_config(client, run_id, Path(scratch))
+        changed = changed_files(original.data.tags, experiment)
+        if changed and not allow_data_change:
+            raise UserError(f"the dataset changed since run {run_id}: {', '.join(changed)} "
+                            "differ from the logged SHA-256; pass --allow-data-change to "
+                            "replay on the data as it is now")
+        tags = {"cm.replay_of": run_id,
+                "cm.replay.mode": "eval-only" if eval_only else "retrain",
+                "cm.replay.data_changed": str(bool(changed)).lower()}
+        experiment = tracked(experiment, uri, tags)
+        if eval_only:
+            from cm.train.reevaluate import reevaluate
+
+            run = reevaluate(experiment, download(client, run_id, "checkpoint", Path(scratch)),
+                             console=console)
+        else:
+            from cm.train.engine import run_experiment
+
+            run = run_experiment(experiment, console=console)
+    new_id = find_run(client, experiment, run.directory)
+    outcome = Outcome(original.data.metrics[METRIC], run.metrics[METRIC], new_id, tolerance_pp)
+    client.set_tag(new_id, "cm.replay.delta_pp", f"{outcome.delta_pp:+.4f}")
+    client.set_tag(new_id, "cm.replay.within_tolerance", str(outcome.within).lower())
+    client.log_metric(new_id, "replay/delta_pp", outcome.delta_pp)
+    console.print(report(run_id, outcome))
+    return outcome
+
+
+def fetch_run(client, run_id, uri):
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise UserError(f"no MLflow run {run_id!r} at {uri}; pass --tracking-uri or set "
+                        "MLFLOW_TRACKING_URI to the store that holds it") from None
+
+
+def download(client, run_id, path, into: Path) -> Path:
+    names = {a.path for a in client.list_artifacts(run_id)}
+    if path not in names:
+        hint = ("log it with [tracking.mlflow] log_checkpoint = true"
+                if path == "checkpoint" else "was it logged by cm's mlflow tracker?")
+        raise UserError(f"run {run_id} has no {path!r} artifact; {hint}")
+    return Path(client.download_artifacts(run_id, path, str(into)))
+
+
+def restore_config(client, run_id, scratch: Path):
+    """The resolved experiment the run logged, decoded by this cm (strictly, as always)."""
+    path = download(client, run_id, "config.toml", scratch)
+    return decode(read_toml(path), f"config.toml of run {run_id}")
+
+
+def changed_files(tags: dict, experiment) -> list[str]:
+    """Dataset files whose SHA-256 differs from (or is missing next to) the logged one."""
+    logged = {k: v for k, v in tags.items() if k.startswith(DIGEST_TAG)}
+    if not logged:
+        raise UserError("the run logged no dataset digests (cm.dataset.sha256.* tags), so "
+                        "its data cannot be checked; pass --allow-data-change to replay anyway")
+    now = {k: v for k, v in dataset_tags(experiment, load_corpus(experiment)).items()
+           if k.startswith(DIGEST_TAG)}
+    return sorted(k.removeprefix(DIGEST_TAG) for k in logged.keys() | now.keys()
+                  if logged.get(k) != now.get(k))
+
+
+def tracked(experiment, uri, tags):
+    """The experiment with its mlflow tracker pointed at ``uri`` and carrying ``tags``."""
+    spec = experiment.tracking.get("mlflow") or TrackerSpec("mlflow", MlflowOptions())
+    options = attrs.evolve(spec.options, tracking_uri=uri, tags={**spec.options.tags, **tags})
+    tracking = {**experiment.tracking, "mlflow": attrs.evolve(spec, options=options)}
+    return attrs.evolve(experiment, tracking=tracking)
+
+
+def find_run(client, experiment, directory) -> str:
+    """The MLflow run the tracker created for the cm run written to ``directory``."""
+    options = experiment.tracking["mlflow"].options
+    found = client.get_experiment_by_name(options.experiment_name or experiment.name)
+    runs = client.search_runs([found.experiment_id],
+                              filter_string=f"tags.`cm.output_dir` = '{directory}'")
+    return runs[0].info.run_id
+
+
+def report(run_id, outcome: Outcome) -> str:
+    verdict = ("[green]within[/green]" if outcome.within else "[red]beyond[/red]")
+    return (f"{METRIC}: original {outcome.original:.4f} (run {run_id}), replay "
+            f"{outcome.replayed:.4f} (run {outcome.run_id}); delta {outcome.delta_pp:+.2f} pp, "
+            f"{verdict} the tolerance of {outcome.tolerance_pp} pp")
