@@ -1,5 +1,6 @@
 """The mlflow tracker against real stores: a sqlite file and a loopback `mlflow server`."""
 
+import csv
 import importlib.metadata
 import json
 import os
@@ -90,6 +91,11 @@ def test_finished_run_is_logged_in_full(tmp_path, monkeypatch):
     assert metrics["test_tuned/macro_f1"] == pytest.approx(run.metrics["test_tuned/macro_f1"])
     assert metrics["val_tuned/macro_f1"] == pytest.approx(run.metrics["val_tuned/macro_f1"])
     assert metrics["system/peak_memory_mb"] > 0
+    with (run.directory / "test_per_criterion.csv").open() as table:
+        rows = list(csv.DictReader(table))
+    assert [r["criterion"] for r in rows] == [f"A.{i}" for i in range(1, 10)]
+    for row in rows:
+        assert metrics[f"test_tuned/{row['criterion']}/f1"] == float(row["f1"])
 
     tags = logged.data.tags
     assert tags["mlflow.source.git.commit"] == git("rev-parse", "HEAD")

@@ -5,6 +5,7 @@ global fluent "active run", so several trackers (sweeps, parallel runs) do not c
 Only ids, numbers, the resolved config, reports and file digests are logged — never post
 text (cm's reports carry ids and numbers only)."""
 
+import csv
 import getpass
 import hashlib
 import math
@@ -112,6 +113,7 @@ class MlflowTracker:
         for key, value in metrics.items():
             name = f"{split}/{key}"
             named[f"best/{name}" if name in self.logged else name] = value
+        named.update(criterion_metrics(split, (artifacts or {}).get("per_criterion")))
         self._log_metrics(named, run.epoch)
         for path in (artifacts or {}).values():
             self._artifact(Path(path))
@@ -194,6 +196,17 @@ def loggable(metrics: dict) -> dict:
     """Only finite numbers (bools, nested values, strings and NaN/inf are left out)."""
     return {k: v for k, v in (metrics or {}).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def criterion_metrics(split, table) -> dict:
+    """The per-criterion table (at the tuned threshold) as ``{split}_tuned/A.1/f1``, ...,
+    so criteria can be compared across runs in the MLflow UI, not only read in the CSV."""
+    if table is None:
+        return {}
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {f"{split}_tuned/{row['criterion']}/{column}": float(row[column])
+            for row in rows for column in ("precision", "recall", "f1", "support")}
 
 
 def params_of(experiment) -> dict:
