@@ -85,7 +85,6 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["sweep", "experiments/hpo.toml"],
-    ["bench", "experiments/demo.toml"],
 ])
 def test_commands_without_an_engine_say_so(args):
     result = cm(*args)

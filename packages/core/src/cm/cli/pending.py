@@ -51,12 +51,4 @@ def replay(run_id, eval_only, allow_data_change, tolerance, tracking_uri):
     raise SystemExit(0 if outcome.within else 1)
 
 
-@click.command()
-@experiment_argument
-def bench(experiment_file, overrides):
-    """Benchmark optimization configurations side by side."""
-    load(experiment_file, overrides)
-    _not_yet("bench", 5)
-
-
-COMMANDS = [sweep, replay, bench]
+COMMANDS = [sweep, replay]

@@ -1,0 +1,321 @@
+"""Measure every configuration of a bench, and the plain Hugging Face reference at each
+precision they use, on the same training examples.
+
+Fairness: every row trains one pass over the same ``bench.examples`` examples of the train
+split (a seeded draw, repeated when the split is smaller), tokenized once by cm's encoder;
+only the grouping into batches differs (random, bucketed, packed). Rows see the same real
+tokens, so samples/s and tokens/s compare directly. ``warmup`` untimed batches come first.
+With ``rounds`` > 1 the rows are measured in turn, round after round, and each row reports
+its median, so a machine whose load changes during the bench slows every row alike.
+
+The cm rows run cm's own training step (``cm.train.loop.train_epoch``) on a model,
+optimizer and loader built as ``cm run`` builds them, with the configuration's
+optimizations resolved and applied.
+"""
+
+import ctypes
+import gc
+import platform
+import re
+import time
+from pathlib import Path
+from statistics import median
+
+import attrs
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cm.bench import reference
+from cm.bench.flops import peak_flops, train_flops
+from cm.bench.memory import PeakMemory
+from cm.builtin.optimizers import param_groups
+from cm.data.prepare import cache_root, load_tokenizer, prepare
+from cm.data.splits import class_balance
+from cm.model.backbone import load_backbone
+from cm.model.crossencoder import build_cross_encoder
+from cm.optimization import TrainContext, resolve
+from cm.train.batches import SplitData, encode_split, train_loader
+from cm.train.engine import build, resolve_device, seed_everything
+from cm.train.loop import train_epoch
+
+PRECISION = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+DTYPE = {name: dtype for dtype, name in PRECISION.items()}
+
+
+@attrs.frozen
+class Measured:
+    """One row measured once: what was trained, how long the timed pass took."""
+
+    name: str
+    kind: str  # "cm" or "reference"
+    precision: str
+    examples: int
+    real_tokens: int
+    computed_tokens: int  # input_ids cells, padding included
+    steps: int
+    seconds: float
+    flops: int  # useful train FLOPs of the timed pass (cm.bench.flops)
+    peak_memory_mib: float | None
+    telemetry: tuple = ()
+
+
+class Counted:
+    """A loader that counts, per batch, the real tokens, the computed cells and each
+    example's length (padded batches: attention mask; packed rows: the token mask)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+        self.real = self.cells = 0
+        self.lengths = []  # one list of example lengths per batch
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            packed = "token_mask" in batch
+            mask = batch["token_mask"] if packed else batch["attention_mask"]
+            self.real += int(mask.sum())
+            self.cells += batch["input_ids"].numel()
+            lengths = batch["segment_lengths"] if packed else mask.sum(1)
+            self.lengths.append(lengths.tolist())
+            yield batch
+
+    def flops(self, config) -> int:
+        return sum(train_flops(config, lengths) for lengths in self.lengths)
+
+
+class _Quiet:
+    """Stands in for the Run and the lifecycle hooks that train_epoch reports to."""
+
+    epoch = 0
+
+    def step_ended(self, **_):
+        pass
+
+
+class _Named:
+    """A progress bar whose tasks carry the row's name instead of train_epoch's label."""
+
+    def __init__(self, progress, label):
+        self.progress, self.label = progress, label
+
+    def add_task(self, description, **kwargs):
+        return self.progress.add_task(self.label, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.progress, name)
+
+
+def progress_bar(console):
+    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
+
+
+def draw(n_available: int, count: int, seed: int) -> np.ndarray:
+    """``count`` train indices: a seeded permutation, repeated when the split is smaller."""
+    rng = np.random.default_rng(seed)
+    rounds = -(-count // n_available)
+    return np.concatenate([rng.permutation(n_available) for _ in range(rounds)])[:count]
+
+
+def subset(split: SplitData, indices) -> SplitData:
+    return SplitData(split.name, split.pairs, [split.encoded[int(i)] for i in indices])
+
+
+class Runner:
+    def __init__(self, bench, registry, device: str, console):
+        self.bench, self.registry, self.device, self.console = bench, registry, device, console
+        self._prepared = {}
+
+    def prepared(self, experiment):
+        key = (repr(experiment.data), experiment.seed)
+        if key not in self._prepared:
+            self._prepared[key] = prepare(experiment, self.registry)
+        return self._prepared[key]
+
+    def data(self, experiment):
+        """The encoded train split and its (timed, warmup) subsets, the same for every row
+        of the same data settings. Loaded before memory is measured: data is not training."""
+        prepared = self.prepared(experiment)
+        tokenizer = load_tokenizer(experiment, prepared)
+        split = encode_split("train", prepared.split("train"), tokenizer, experiment.data,
+                             cache_root() / "encoded")
+        warm = self.bench.warmup * experiment.train.batch_size
+        order = draw(len(split.encoded), max(self.bench.examples, warm), experiment.seed)
+        return split, subset(split, order[:self.bench.examples]), subset(split, order[:warm])
+
+    def pad_vocab(self, model):
+        if self.bench.vocab_size and self.bench.vocab_size > model.config.vocab_size:
+            model.resize_token_embeddings(self.bench.vocab_size, mean_resizing=False)
+
+    def measure_cm(self, config, progress) -> Measured:
+        experiment, device = config.experiment, self.device
+        data, train = experiment.data, experiment.train
+        seed_everything(experiment.seed)
+        split, timed, warm = self.data(experiment)
+        with PeakMemory(device) as peak:
+            backbone, tokenizer = load_backbone(
+                experiment.model.backbone, texts=self.prepared(experiment).tokenizer_texts(),
+                tiny=experiment.model.tiny, cache_root=cache_root(), seed=experiment.seed)
+            self.pad_vocab(backbone)
+            pos_weight = class_balance(split.pairs)[2]
+            loss = build(self.registry, train.loss, pos_weight=pos_weight).to(device)
+            model = build_cross_encoder(experiment, self.registry, backbone,
+                                        loss.num_logits).to(device)
+            active, telemetry = resolve(experiment.optimizations, self.registry, device)
+            context = TrainContext(experiment, device, model, token_budget=data.max_length)
+            for optimization in active:
+                optimization.apply(context)
+            groups = param_groups(model, train.lr, train.weight_decay, train.head_lr,
+                                  train.layerwise_lr_decay)
+            optimizer = build(self.registry, context.optimizer, param_groups=groups,
+                              lr=train.lr)
+            loaders = [train_loader(part, train.batch_size, experiment.seed,
+                                    tokenizer.pad_token_id, context.batching,
+                                    context.token_budget, None,
+                                    pad_to_multiple=context.pad_to_multiple, **context.loader)
+                       for part in (warm, timed)]
+            scheduler = build(self.registry, train.scheduler, optimizer=optimizer,
+                              num_training_steps=sum(len(loader) for loader in loaders))
+            scaler = torch.amp.GradScaler(torch.device(device).type,
+                                          enabled=context.grad_scaler)
+            counted = Counted(loaders[1])
+            quiet = _Quiet()
+
+            def epoch(loader, label):
+                train_epoch(context.model, loss, loader, optimizer, scheduler, train, context,
+                            scaler, _Named(progress, label), quiet, quiet, 0)
+
+            seconds = self._timed(lambda: epoch(loaders[0], f"{config.name} warmup"),
+                                  lambda: epoch(counted, config.name))
+        return Measured(config.name, "cm", PRECISION[context.autocast_dtype],
+                        len(timed.encoded), counted.real, counted.cells, len(counted),
+                        seconds, counted.flops(backbone.config), peak.mib,
+                        tuple(attrs.astuple(row) for row in telemetry))
+
+    def measure_reference(self, precision: str, progress) -> Measured:
+        experiment, device = self.bench.experiment, self.device
+        train = experiment.train
+        name = "reference" if precision == "fp32" else f"reference-{precision}"
+        seed_everything(experiment.seed)
+        _, timed, warm = self.data(experiment)
+        tokenizer = load_tokenizer(experiment, self.prepared(experiment))
+        with PeakMemory(device) as peak:
+            model = reference.reference_model(experiment, tokenizer, experiment.seed)
+            self.pad_vocab(model)
+            model.to(device)
+            loaders = [reference.reference_loader(_features(part), tokenizer,
+                                                  train.batch_size, experiment.seed)
+                       for part in (warm, timed)]
+            optimizer, scheduler = reference.reference_optimizer(
+                model, train.lr, train.weight_decay, sum(len(loader) for loader in loaders))
+            counted = Counted(loaders[1])
+
+            def epoch(loader, label):
+                task = progress.add_task(label, total=len(loader), info="")
+                reference.train_reference(model, loader, optimizer, scheduler,
+                                          DTYPE[precision], device,
+                                          on_step=lambda: progress.advance(task))
+
+            seconds = self._timed(lambda: epoch(loaders[0], f"{name} warmup"),
+                                  lambda: epoch(counted, name))
+        return Measured(name, "reference", precision, len(timed.encoded), counted.real,
+                        counted.cells, len(counted), seconds, counted.flops(model.config),
+                        peak.mib)
+
+    def _timed(self, warmup, timed) -> float:
+        warmup()
+        self._sync()
+        started = time.perf_counter()
+        timed()
+        self._sync()
+        return time.perf_counter() - started
+
+    def _sync(self):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+
+def _features(split: SplitData) -> list[dict]:
+    labels = split.labels
+    return [{"input_ids": list(e.input_ids), "token_type_ids": list(e.token_type_ids),
+             "labels": int(label)} for e, label in zip(split.encoded, labels, strict=True)]
+
+
+def run_bench(bench, registry, console) -> dict:
+    """Measure every row ``bench.rounds`` times; returns the device and one summary per row
+    (references first), each with its ratio to the reference at its precision."""
+    device = resolve_device(bench.experiment.train.device)
+    runner = Runner(bench, registry, device, console)
+    measured = {}
+    with progress_bar(console) as progress:
+        for round_ in range(1, bench.rounds + 1):
+            for config in bench.configs:
+                _record(measured, runner.measure_cm(config, progress), progress, round_, bench)
+            precisions = dict.fromkeys(runs[0].precision for runs in measured.values()
+                                       if runs[0].kind == "cm")
+            for precision in precisions:
+                _record(measured, runner.measure_reference(precision, progress), progress,
+                        round_, bench)
+    device_name = _device_name(device)
+    rows = [summarize(runs, device, device_name) for runs in measured.values()]
+    rows.sort(key=lambda row: row["kind"] != "reference")
+    baseline = {row["precision"]: row["samples_per_s"] for row in rows
+                if row["kind"] == "reference"}
+    for row in rows:
+        row["ratio_vs_reference"] = row["samples_per_s"] / baseline[row["precision"]]
+    return {"device": {"type": device, "name": device_name,
+                       "torch_threads": torch.get_num_threads()}, "rows": rows}
+
+
+def _record(measured, row: Measured, progress, round_, bench):
+    measured.setdefault(row.name, []).append(row)
+    progress.console.print(f"round {round_}/{bench.rounds} {row.name}: "
+                           f"{row.examples / row.seconds:.1f} samples/s")
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    release_freed_memory()
+
+
+def release_freed_memory():
+    """Hand freed heap pages back to the OS (glibc), so the next row's RSS growth is its own."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def summarize(runs: list[Measured], device: str, device_name: str) -> dict:
+    """The median round of a row; MFU on a GPU whose peak is known, else None."""
+    first = runs[0]
+    seconds = median(run.seconds for run in runs)
+    peak = peak_flops(device_name, first.precision) if device == "cuda" else None
+    memory = [run.peak_memory_mib for run in runs if run.peak_memory_mib is not None]
+    return {
+        "name": first.name, "kind": first.kind, "precision": first.precision,
+        "examples": first.examples, "steps": first.steps,
+        "real_tokens": first.real_tokens, "computed_tokens": first.computed_tokens,
+        "padding_waste": first.computed_tokens / first.real_tokens - 1,
+        "seconds": seconds,
+        "samples_per_s": first.examples / seconds,
+        "tokens_per_s": first.real_tokens / seconds,
+        "samples_per_s_rounds": [run.examples / run.seconds for run in runs],
+        "peak_memory_mib": max(memory) if memory else None,
+        "train_flops": first.flops,
+        "mfu": first.flops / seconds / peak if peak else None,
+        "telemetry": [list(row) for row in first.telemetry],
+    }
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        cpuinfo = ""
+    found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    return found.group(1).strip() if found else (platform.processor() or device)

@@ -1,0 +1,27 @@
+"""``cm bench``: measure optimization configurations side by side."""
+
+import click
+from rich.console import Console
+
+from cm.bench.config import load_bench
+from cm.bench.report import assemble, output_directory, table, write_results
+from cm.bench.runner import run_bench
+from cm.cli.options import experiment_argument
+from cm.registry import get_registry
+
+
+@click.command()
+@experiment_argument
+def bench(experiment_file, overrides):
+    """Benchmark the configurations in EXPERIMENT_FILE's [bench] table against a plain
+    Hugging Face training loop: samples/s, real tokens/s, padding waste, peak memory, MFU."""
+    registry = get_registry()
+    spec = load_bench(experiment_file, overrides, registry)
+    console = Console()
+    console.print(f"[bold]cm bench[/bold] {experiment_file}: {len(spec.configs)} "
+                  f"configuration(s) + reference, {spec.examples} examples each, "
+                  f"{spec.rounds} round(s)")
+    result = assemble(spec, run_bench(spec, registry, console))
+    paths = write_results(result, output_directory(spec, result["device"]))
+    console.print(table(result))
+    console.print("results: " + ", ".join(str(p) for p in paths.values()))

@@ -1,0 +1,195 @@
+"""``cm bench`` at a tiny size (outputs and their consistency, never timings), the FLOPs
+formula, and the validation of bench files."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from transformers import DebertaV2Config, DebertaV2Model
+
+from cm.bench.config import load_bench
+from cm.bench.flops import forward_flops, peak_flops, train_flops, train_flops_per_token
+from cm.cli.main import cli
+from cm.config.decode import ConfigError
+from cm.errors import UserError
+
+DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
+TINY = """
+base = "{demo}"
+[data]
+max_length = 256
+stride = 16
+[model.tiny]
+hidden_size = 32
+num_heads = 2
+num_layers = 1
+intermediate_size = 64
+[train]
+batch_size = 8
+device = "cpu"
+[bench]
+examples = 24
+warmup = 1
+output_dir = "{out}"
+{configs}
+"""
+CONFIGS = """
+[[bench.configs]]
+name = "cm"
+[[bench.configs]]
+name = "bucketing"
+set = { "optimizations.bucketing" = {} }
+[[bench.configs]]
+name = "packing"
+set = { "optimizations.packing" = {} }
+"""
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
+
+
+def bench_file(tmp_path, configs=CONFIGS) -> Path:
+    path = tmp_path / "bench.toml"
+    path.write_text(TINY.format(demo=DEMO, out=tmp_path / "results", configs=configs))
+    return path
+
+
+def test_bench_writes_consistent_results(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", str(bench_file(tmp_path))])
+    assert result.exit_code == 0, result.output
+    [directory] = (tmp_path / "results").iterdir()
+    assert directory.name.startswith("cpu-")
+    report = json.loads((directory / "results.json").read_text())
+    rows = {row["name"]: row for row in report["rows"]}
+    assert list(rows) == ["reference", "cm", "bucketing", "packing"]
+    assert report["device"]["type"] == "cpu" and report["versions"]["torch"]
+    assert set(report["git"]) == {"commit", "dirty"}
+    # the same examples everywhere: same real tokens; only the padding differs
+    assert {row["examples"] for row in rows.values()} == {24}
+    assert len({row["real_tokens"] for row in rows.values()}) == 1
+    for row in rows.values():
+        assert row["computed_tokens"] >= row["real_tokens"]
+        assert math.isfinite(row["ratio_vs_reference"]) and row["ratio_vs_reference"] > 0
+        assert row["samples_per_s"] > 0 and row["train_flops"] > 0
+        assert row["mfu"] is None  # CPU: no peak to compare with
+        assert row["precision"] == "fp32"
+    assert rows["reference"]["ratio_vs_reference"] == 1.0
+    assert rows["packing"]["padding_waste"] < rows["cm"]["padding_waste"]
+    assert rows["bucketing"]["padding_waste"] < rows["cm"]["padding_waste"]
+    assert rows["packing"]["steps"] <= rows["cm"]["steps"]
+    table = (directory / "results.md").read_text()
+    assert "| config | precision | samples/s |" in table and "| packing | fp32 |" in table
+    assert (directory / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_reference_runs_at_each_precision_used(tmp_path):
+    configs = '[[bench.configs]]\nname = "bf16"\nset = { "optimizations.bf16" = {} }\n'
+    result = CliRunner().invoke(cli, ["bench", str(bench_file(tmp_path, configs)),
+                                      "--set", "bench.examples=8"])
+    assert result.exit_code == 0, result.output
+    [directory] = (tmp_path / "results").iterdir()
+    rows = json.loads((directory / "results.json").read_text())["rows"]
+    assert [(r["name"], r["precision"]) for r in rows] == [("reference-bf16", "bf16"),
+                                                           ("bf16", "bf16")]
+
+
+def problems(tmp_path, configs=CONFIGS, *overrides) -> str:
+    with pytest.raises(UserError) as caught:
+        load_bench(bench_file(tmp_path, configs), overrides)
+    return str(caught.value)
+
+
+def test_bench_table_errors_name_the_key(tmp_path):
+    message = problems(tmp_path, CONFIGS, "bench.exampels=3", "bench.rounds=0",
+                       "bench.warmup=true")
+    assert "$.bench.exampels: unknown key; did you mean 'examples'?" in message
+    assert "$.bench.rounds: must be >= 1, got 0" in message
+    assert "$.bench.warmup: expected an integer, got True" in message
+
+
+def test_configuration_errors_name_the_configuration_and_key(tmp_path):
+    configs = """
+[[bench.configs]]
+name = "packing"
+set = { "optimizations.packng" = {} }
+[[bench.configs]]
+name = "packing"
+[[bench.configs]]
+name = "reference"
+[[bench.configs]]
+name = "x"
+sett = {}
+"""
+    message = problems(tmp_path, configs)
+    assert "$.bench.configs[0] (packing): $.optimizations.packng.name: 'packng' is not a " \
+           "registered optimization" in message
+    assert "did you mean 'packing'?" in message
+    assert "$.bench.configs[1].name: 'packing' is used twice" in message
+    assert "$.bench.configs[2].name: 'reference': names starting with 'reference'" in message
+    assert "$.bench.configs[3].sett: unknown key; did you mean 'set'?" in message
+
+
+def test_a_file_without_a_bench_table_is_refused(tmp_path):
+    with pytest.raises(UserError, match=r"no \[bench\] table"):
+        load_bench(DEMO)
+    with pytest.raises(ConfigError, match=r"\$\.bench\.configs: required"):
+        load_bench(bench_file(tmp_path, ""))
+
+
+def test_cli_reports_bench_errors_with_exit_code_2(tmp_path):
+    result = CliRunner().invoke(cli, ["bench", str(bench_file(tmp_path)),
+                                      "--set", "bench.examples=0"])
+    assert result.exit_code == 2
+    assert "$.bench.examples: must be >= 1, got 0" in result.output
+
+
+def tiny_config(**changes) -> DebertaV2Config:
+    shape = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=24, relative_attention=True, position_buckets=8,
+                 max_relative_positions=-1, pos_att_type=["p2c", "c2p"], share_att_key=True,
+                 position_biased_input=False, norm_rel_ebd="layer_norm", type_vocab_size=0,
+                 max_position_embeddings=64, hidden_dropout_prob=0.0,
+                 attention_probs_dropout_prob=0.0)
+    return DebertaV2Config(**{**shape, **changes})
+
+
+def test_flops_match_a_hand_count():
+    # H=16, I=24, 2 layers, 2k = 16 relative embeddings, one sequence of T=7, per layer:
+    # relative projections (key and query maps): 2 * (2 * 16 * 16 * 16)     = 16384
+    # projections + feed-forward: 2 * 7 * (4 * 16^2 + 2 * 16 * 24)         = 25088
+    # Q K^T and A V: 2 * (2 * 7 * 7 * 16)                                  =  3136
+    # c2p and p2c against the 16 relative embeddings: 2 * (2 * 7 * 16 * 16) = 7168
+    per_layer = 16384 + 25088 + 3136 + 7168
+    config = tiny_config()
+    assert forward_flops(config, [7]) == 2 * per_layer
+    assert train_flops(config, [7]) == 3 * 2 * per_layer
+    assert train_flops_per_token(config, 7) == 3 * 2 * per_layer / 7
+    # the relative projections are paid once per forward, not once per sequence
+    assert forward_flops(config, [7, 7]) == 2 * (16384 + 2 * (25088 + 3136 + 7168))
+
+
+@pytest.mark.parametrize("changes", [{}, {"share_att_key": False, "pos_att_type": ["c2p"]},
+                                     {"relative_attention": False}])
+def test_flops_equal_what_torch_counts_on_the_model(changes):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    config = tiny_config(**changes)
+    model = DebertaV2Model(config)
+    ids = torch.randint(4, 50, (3, 9))
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state.sum(
+            ).backward()
+    assert counter.get_total_flops() == train_flops(config, [9, 9, 9])
+
+
+def test_peak_flops_by_device_name():
+    assert peak_flops("NVIDIA H100 80GB HBM3", "bf16") == 989e12
+    assert peak_flops("NVIDIA H100 PCIe", "bf16") == 756e12
+    assert peak_flops("NVIDIA H200", "bf16") == 989e12
+    assert peak_flops("NVIDIA A100-SXM4-80GB", "bf16") == 312e12
+    assert peak_flops("NVIDIA GeForce RTX 3060", "bf16") is None
