@@ -87,6 +87,7 @@ def test_eval_only_reproduces_every_metric_exactly(logged):
     best_val = {k.removeprefix("best/"): v for k, v in before.items() if k.startswith("best/")}
     assert best_val and {k: after[k] for k in best_val} == best_val
     assert after["threshold"] == before["threshold"]
+    assert outcome.compared > 60 and outcome.changed == ()
 
 
 def test_a_changed_dataset_is_refused_unless_allowed(logged):
@@ -119,6 +120,7 @@ def test_cli_exits_1_beyond_the_tolerance(logged, tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     out = " ".join(result.stdout.split())
     assert "delta -20.00 pp, beyond the tolerance of 0.5 pp" in out, out
+    assert "val/test scores:" in out and "1 differ (e.g. test/macro_f1)" in out, out
     missing = subprocess.run([str(CM), "replay", "--run-id", "nope"], capture_output=True,
                              text=True, env=env, cwd=tmp_path, timeout=300)
     assert missing.returncode == 2

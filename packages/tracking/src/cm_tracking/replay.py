@@ -34,6 +34,8 @@ class Outcome:
     replayed: float  # the new run's
     run_id: str  # the new MLflow run
     tolerance_pp: float
+    compared: int = 0  # val/test scores found in both runs
+    changed: tuple = ()  # those that differ
 
     @property
     def delta_pp(self) -> float:
@@ -74,7 +76,9 @@ def replay(run_id, *, uri=None, eval_only=False, allow_data_change=False, tolera
 
             run = run_experiment(experiment, console=console)
     new_id = find_run(client, experiment, run.directory)
-    outcome = Outcome(original.data.metrics[METRIC], run.metrics[METRIC], new_id, tolerance_pp)
+    compared, changed = differences(original.data.metrics, run.metrics)
+    outcome = Outcome(original.data.metrics[METRIC], run.metrics[METRIC], new_id, tolerance_pp,
+                      compared, tuple(changed))
     client.set_tag(new_id, "cm.replay.delta_pp", f"{outcome.delta_pp:+.4f}")
     client.set_tag(new_id, "cm.replay.within_tolerance", str(outcome.within).lower())
     client.log_metric(new_id, "replay/delta_pp", outcome.delta_pp)
@@ -134,8 +138,20 @@ def find_run(client, experiment, directory) -> str:
     return runs[0].info.run_id
 
 
+def differences(logged: dict, now: dict) -> tuple[int, list[str]]:
+    """How many val/test scores both runs have, and which differ. The new ``val/*`` is
+    compared with the logged ``best/val/*``: the logged ``val/*`` is the per-epoch history."""
+    scored = {k: f"best/{k}" if k.startswith("val/") else k for k in now
+              if k.split("/")[0] in ("val", "val_tuned", "test", "test_tuned")}
+    both = {k: logged[v] for k, v in scored.items() if v in logged}
+    return len(both), sorted(k for k, v in both.items() if now[k] != v)
+
+
 def report(run_id, outcome: Outcome) -> str:
     verdict = ("[green]within[/green]" if outcome.within else "[red]beyond[/red]")
     return (f"{METRIC}: original {outcome.original:.4f} (run {run_id}), replay "
             f"{outcome.replayed:.4f} (run {outcome.run_id}); delta {outcome.delta_pp:+.2f} pp, "
-            f"{verdict} the tolerance of {outcome.tolerance_pp} pp")
+            f"{verdict} the tolerance of {outcome.tolerance_pp} pp\n"
+            f"val/test scores: {outcome.compared} compared, "
+            + (f"{len(outcome.changed)} differ (e.g. {', '.join(outcome.changed[:3])})"
+               if outcome.changed else "all identical"))
