@@ -25,3 +25,10 @@ def tests(session):
 def demo(session):
     """The embedded default job: the offline demo experiment on CPU."""
     session.run("cm", "run", "experiments/demo.toml", *session.posargs, external=True)
+
+
+@nox.session
+def bench(session):
+    """cm bench on CPU: optimization configurations against a plain Hugging Face loop; pass
+    e.g. `-- --set bench.rounds=1` to override. Results go to benchmarks/results/."""
+    session.run("cm", "bench", "benchmarks/cpu.toml", *session.posargs, external=True)

@@ -79,6 +79,8 @@ def test_bench_writes_consistent_results(tmp_path):
         assert row["mfu"] is None  # CPU: no peak to compare with
         assert row["precision"] == "fp32"
     assert rows["reference"]["ratio_vs_reference"] == 1.0
+    assert rows["reference"]["ratio_vs_reference_cpu_time"] == 1.0
+    assert all(math.isfinite(row["ratio_vs_reference_cpu_time"]) for row in rows.values())
     assert rows["packing"]["padding_waste"] < rows["cm"]["padding_waste"]
     assert rows["bucketing"]["padding_waste"] < rows["cm"]["padding_waste"]
     assert rows["packing"]["steps"] <= rows["cm"]["steps"]

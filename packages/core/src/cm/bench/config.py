@@ -6,6 +6,7 @@
     rounds = 3              # every configuration is measured this many times, interleaved
     output_dir = "benchmarks/results"   # results go in <output_dir>/<device>-<timestamp>/
     vocab_size = 128100     # optional: pad the embedding matrix to this many rows
+    threads = 1             # optional: torch CPU threads for every row (default: torch's)
 
     [[bench.configs]]
     name = "packing-bf16"
@@ -27,8 +28,8 @@ from cm.errors import UserError
 from cm.registry import get_registry, suggest
 
 DEFAULTS = {"examples": 256, "warmup": 2, "rounds": 1, "output_dir": "benchmarks/results",
-            "vocab_size": None}
-MINIMUM = {"examples": 1, "warmup": 0, "rounds": 1, "vocab_size": 1}
+            "vocab_size": None, "threads": None}
+MINIMUM = {"examples": 1, "warmup": 0, "rounds": 1, "vocab_size": 1, "threads": 1}
 CONFIG_KEYS = ("name", "set")
 
 
@@ -49,6 +50,7 @@ class Bench:
     rounds: int
     output_dir: str
     vocab_size: int | None
+    threads: int | None
 
 
 def load_bench(path, overrides=(), registry=None) -> Bench:

@@ -16,7 +16,7 @@ from cm.bench.memory import label as memory_label
 from cm.config.dump import dumps
 
 COLUMNS = ("config", "precision", "samples/s", "tokens/s", "padding waste", "peak memory MiB",
-           "MFU", "vs reference")
+           "MFU", "vs reference", "vs reference (CPU time)")
 
 
 def output_directory(bench, device: dict) -> Path:
@@ -53,7 +53,7 @@ def assemble(bench, measured: dict) -> dict:
                      "transformers": transformers.__version__},
         "git": git_state(),
         "bench": {"examples": bench.examples, "warmup": bench.warmup, "rounds": bench.rounds,
-                  "vocab_size": bench.vocab_size},
+                  "vocab_size": bench.vocab_size, "threads": bench.threads},
         "memory_measure": memory_label(measured["device"]["type"]),
         "configs": [{"name": c.name, "set": c.overrides} for c in bench.configs],
         "experiment": dumps(bench.experiment),
@@ -67,13 +67,16 @@ def cells(row: dict) -> list[str]:
             f"{row['tokens_per_s']:,.0f}", f"{row['padding_waste']:.1%}",
             "n/a" if memory is None else f"{memory:,.0f}",
             "n/a" if row["mfu"] is None else f"{row['mfu']:.1%}",
-            f"{row['ratio_vs_reference']:.2f}x"]
+            f"{row['ratio_vs_reference']:.2f}x",
+            "n/a" if row["ratio_vs_reference_cpu_time"] is None
+            else f"{row['ratio_vs_reference_cpu_time']:.2f}x"]
 
 
 def markdown(result: dict) -> str:
     device, git, bench = result["device"], result["git"], result["bench"]
     commit = (git["commit"] or "unknown")[:12] + (" (uncommitted changes)" if git["dirty"]
                                                   else "")
+    load = [u for row in result["rows"] for u in row["cpu_utilization_rounds"]]
     lines = [
         f"# cm bench: {device['name']} ({device['type']})",
         "",
@@ -91,7 +94,12 @@ def markdown(result: dict) -> str:
         "tokens/s counts real tokens (padding excluded); padding waste = computed tokens "
         "(input_ids cells) / real tokens - 1; peak memory: "
         f"{result['memory_measure']}; vs reference: samples/s over the plain Hugging Face "
-        "loop's at the same precision.",
+        "loop's at the same precision; (CPU time): the same with this process's CPU seconds "
+        "instead of wall seconds, which a busy machine disturbs less (CPU only).",
+        "",
+        f"Process CPU time / wall time during the timed passes: {min(load):.2f} to "
+        f"{max(load):.2f} (the process ran {device['torch_threads']} threads; lower means it "
+        "waited for cores that other work held).",
         "",
     ]
     return "\n".join(lines)

@@ -55,6 +55,7 @@ class Measured:
     computed_tokens: int  # input_ids cells, padding included
     steps: int
     seconds: float
+    cpu_seconds: float  # this process's CPU time over the timed pass, all threads
     flops: int  # useful train FLOPs of the timed pass (cm.bench.flops)
     peak_memory_mib: float | None
     telemetry: tuple = ()
@@ -188,11 +189,11 @@ class Runner:
                 train_epoch(context.model, loss, loader, optimizer, scheduler, train, context,
                             scaler, _Named(progress, label), quiet, quiet, 0)
 
-            seconds = self._timed(lambda: epoch(loaders[0], f"{config.name} warmup"),
-                                  lambda: epoch(counted, config.name))
+            seconds, cpu = self._timed(lambda: epoch(loaders[0], f"{config.name} warmup"),
+                                       lambda: epoch(counted, config.name))
         return Measured(config.name, "cm", PRECISION[context.autocast_dtype],
                         len(timed.encoded), counted.real, counted.cells, len(counted),
-                        seconds, counted.flops(backbone.config), peak.mib,
+                        seconds, cpu, counted.flops(backbone.config), peak.mib,
                         tuple(attrs.astuple(row) for row in telemetry))
 
     def measure_reference(self, precision: str, progress) -> Measured:
@@ -219,19 +220,20 @@ class Runner:
                                           DTYPE[precision], device,
                                           on_step=lambda: progress.advance(task))
 
-            seconds = self._timed(lambda: epoch(loaders[0], f"{name} warmup"),
-                                  lambda: epoch(counted, name))
+            seconds, cpu = self._timed(lambda: epoch(loaders[0], f"{name} warmup"),
+                                       lambda: epoch(counted, name))
         return Measured(name, "reference", precision, len(timed.encoded), counted.real,
-                        counted.cells, len(counted), seconds, counted.flops(model.config),
+                        counted.cells, len(counted), seconds, cpu, counted.flops(model.config),
                         peak.mib)
 
-    def _timed(self, warmup, timed) -> float:
+    def _timed(self, warmup, timed) -> tuple[float, float]:
+        """(wall seconds, process CPU seconds) of ``timed``, after ``warmup``."""
         warmup()
         self._sync()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         timed()
         self._sync()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
 
     def _sync(self):
         if self.device == "cuda":
@@ -248,6 +250,8 @@ def run_bench(bench, registry, console) -> dict:
     """Measure every row ``bench.rounds`` times; returns the device and one summary per row
     (references first), each with its ratio to the reference at its precision."""
     device = resolve_device(bench.experiment.train.device)
+    if bench.threads:
+        torch.set_num_threads(bench.threads)
     runner = Runner(bench, registry, device, console)
     measured = {}
     with progress_bar(console) as progress:
@@ -264,8 +268,13 @@ def run_bench(bench, registry, console) -> dict:
     rows.sort(key=lambda row: row["kind"] != "reference")
     baseline = {row["precision"]: row["samples_per_s"] for row in rows
                 if row["kind"] == "reference"}
+    per_cpu_s = {row["precision"]: row["samples_per_cpu_s"] for row in rows
+                 if row["kind"] == "reference"}
     for row in rows:
         row["ratio_vs_reference"] = row["samples_per_s"] / baseline[row["precision"]]
+        row["ratio_vs_reference_cpu_time"] = (
+            row["samples_per_cpu_s"] / per_cpu_s[row["precision"]]
+            if row["samples_per_cpu_s"] else None)
     return {"device": {"type": device, "name": device_name,
                        "torch_threads": torch.get_num_threads()}, "rows": rows}
 
@@ -302,7 +311,13 @@ def summarize(runs: list[Measured], device: str, device_name: str) -> dict:
         "seconds": seconds,
         "samples_per_s": first.examples / seconds,
         "tokens_per_s": first.real_tokens / seconds,
+        # on a CPU shared with other work, CPU time counts only the time this process ran
+        "samples_per_cpu_s": first.examples / median(run.cpu_seconds for run in runs)
+        if device == "cpu" else None,
         "samples_per_s_rounds": [run.examples / run.seconds for run in runs],
+        # CPU time / wall time of each round: below the thread count when the process had
+        # to wait for cores (a busy machine), which is when wall-clock rates are noisy
+        "cpu_utilization_rounds": [run.cpu_seconds / run.seconds for run in runs],
         "peak_memory_mib": max(memory) if memory else None,
         "train_flops": first.flops,
         "mfu": first.flops / seconds / peak if peak else None,
