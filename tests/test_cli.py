@@ -83,15 +83,6 @@ def test_missing_file_is_a_clear_error(tmp_path):
     assert "no such experiment file" in result.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["sweep", "experiments/hpo.toml"],
-])
-def test_commands_without_an_engine_say_so(args):
-    result = cm(*args)
-    assert result.returncode == 3
-    assert "not implemented yet" in result.stderr
-
-
 @pytest.mark.parametrize("command", ["run", "sweep", "replay", "predict", "bench", "plugins",
                                      "config", "data"])
 def test_every_command_has_help(command):

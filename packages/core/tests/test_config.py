@@ -126,7 +126,7 @@ def test_cross_field_rules(registry):
     assert problems({"data": {"max_length": 64, "stride": 64}}, registry) == [
         "$.data.stride: must be smaller than max_length (64)"]
     assert problems({"hpo": {"space": {"train.lr": {"type": "float", "low": 1.0, "high": 0.5}}}},
-                    registry) == ["$.hpo.space.train.lr.high: must be greater than low (1.0)"]
+                    registry) == ['$.hpo.space."train.lr".high: must be greater than low (1.0)']
 
 
 def test_named_tables_for_optimizations_and_trackers(registry):

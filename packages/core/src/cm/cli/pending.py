@@ -1,27 +1,32 @@
-"""Commands whose engines have not landed yet. They validate their experiment file (so
-users can prepare configs today) and then say plainly that the engine is missing."""
+"""``cm sweep`` and ``cm replay``: their engines live in cm-tracking and are imported only
+when a command runs, so cm-core works without MLflow or Optuna installed."""
 
 import click
 
-from cm.cli.options import experiment_argument, load
-
-NOT_YET = 3  # exit code: the command exists but its engine is not implemented yet
-
-
-def _not_yet(what, issue):
-    click.secho(f"cm {what}: not implemented yet (tracked in issue #{issue}).",
-                fg="yellow", err=True)
-    raise SystemExit(NOT_YET)
+from cm.cli.options import experiment_argument
 
 
 @click.command()
 @experiment_argument
-@click.option("--storage", help="Optuna storage URL (default: sqlite next to the outputs).")
-@click.option("--study-name", help="Resume or join this study.")
-def sweep(experiment_file, overrides, storage, study_name):
-    """Run an Optuna study over the search space in EXPERIMENT_FILE's [hpo] table."""
-    load(experiment_file, overrides)
-    _not_yet("sweep", 6)
+@click.option("--storage", metavar="URL",
+              help="Optuna RDB storage: sqlite:///x.db or postgresql://user:pw@host/db "
+                   "(default: sqlite:///<output_dir>/optuna.db).")
+@click.option("--study-name", help="Resume or join this study (default: a new study named "
+                                   "<name>-<timestamp>).")
+@click.option("-v", "--verbose", is_flag=True, help="Show each trial's training output.")
+def sweep(experiment_file, overrides, storage, study_name, verbose):
+    """Run an Optuna study over the search space in EXPERIMENT_FILE's [hpo] table: the
+    baseline first, then TPE-sampled trials pruned on per-epoch validation; each trial is an
+    MLflow run nested under the study's run; the best config is written as a TOML."""
+    try:
+        from cm_tracking.sweep import run_sweep
+    except ImportError as exc:
+        from cm.errors import UserError
+
+        raise UserError(f"cm sweep needs cm-tracking with Optuna ({exc}); install it: "
+                        "pip install -e packages/tracking") from None
+    run_sweep(experiment_file, overrides, storage=storage, study_name=study_name,
+              verbose=verbose)
 
 
 @click.command()

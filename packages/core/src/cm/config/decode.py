@@ -6,6 +6,7 @@ Decoding runs in two passes so that a file's errors come out together, each with
    validator and ``check()`` rule (out-of-range values, cross-field rules).
 """
 
+import re
 import typing
 from typing import Literal
 
@@ -120,12 +121,17 @@ def make_converter(registry: Registry) -> cattrs.Converter:
     return converter
 
 
+def key_path(key: str) -> str:
+    """A table key as it is written in a path: ``.lr``, or quoted ``."train.lr"``."""
+    return f".{key}" if re.fullmatch(r"[\w-]+", key) else f'."{key}"'
+
+
 def _note_key(exc):
     for note in getattr(exc, "__notes__", ()):
         if isinstance(note, cattrs.errors.AttributeValidationNote):
             return f".{note.name}"
         if isinstance(note, cattrs.errors.IterableValidationNote):
-            return f"[{note.index!r}]" if isinstance(note.index, str) else f"[{note.index}]"
+            return key_path(note.index) if isinstance(note.index, str) else f"[{note.index}]"
     return ""
 
 
@@ -166,7 +172,7 @@ def _finish(obj, registry, path, problems):
         options = _finish(obj.options, registry, path, problems)
         return obj if options is obj.options else attrs.evolve(obj, options=options)
     if isinstance(obj, dict):
-        return {k: _finish(v, registry, f"{path}.{k}", problems) for k, v in obj.items()}
+        return {k: _finish(v, registry, path + key_path(k), problems) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_finish(v, registry, f"{path}[{i}]", problems) for i, v in enumerate(obj)]
     if not attrs.has(type(obj)):

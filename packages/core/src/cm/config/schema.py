@@ -132,9 +132,13 @@ class TrainConfig:
     device: str = field(default="auto", validator=in_(("auto", "cpu", "cuda", "mps")))
 
 
+CHOICE_TYPES = (bool, int, float, str, list, dict)  # TOML values a categorical may take
+
+
 @frozen
 class SearchParam:
-    """One search dimension of a sweep, over any dotted config key."""
+    """One search dimension of a sweep, over any dotted config key: ``float`` and ``int``
+    take ``low``/``high`` (``log`` or ``step``), ``categorical`` takes ``choices``."""
 
     type: Literal["float", "int", "categorical"]
     low: float | None = None
@@ -145,24 +149,62 @@ class SearchParam:
 
     def check(self):
         if self.type == "categorical":
-            if not self.choices:
-                yield "choices", "a categorical parameter needs a non-empty list of choices"
-        elif self.low is None or self.high is None:
+            yield from self._check_categorical()
+            return
+        if self.choices is not None:
+            yield "choices", f"only a categorical parameter has choices; a {self.type} " \
+                             "takes low and high"
+        if self.low is None or self.high is None:
             yield "low", f"a {self.type} parameter needs both low and high"
-        elif self.low >= self.high:
+            return
+        if self.type == "int":
+            for key in ("low", "high", "step"):
+                value = getattr(self, key)
+                if value is not None and value != int(value):
+                    yield key, f"an int parameter needs whole numbers; got {value!r}"
+        if self.low >= self.high:
             yield "high", f"must be greater than low ({self.low})"
         elif self.log and self.low <= 0:
             yield "low", "must be > 0 for a log-scaled parameter"
+        if self.step is not None and self.step <= 0:
+            yield "step", f"must be > 0; got {self.step!r}"
+        elif self.step is not None and self.log:
+            yield "step", "log and step cannot be combined; remove one"
+
+    def _check_categorical(self):
+        for key in ("low", "high", "step"):
+            if getattr(self, key) is not None:
+                yield key, "a categorical parameter takes choices only; remove it"
+        if self.log:
+            yield "log", "a categorical parameter takes choices only; remove it"
+        if not self.choices:
+            yield "choices", "a categorical parameter needs a non-empty list of choices"
+        elif not all(isinstance(c, CHOICE_TYPES) for c in self.choices):
+            yield "choices", "choices must be strings, numbers, booleans, arrays or tables"
 
 
 @frozen
 class HpoConfig:
-    trials: int = field(default=20, validator=ge(1))
+    """A sweep (``cm sweep``): budget, objective, sampler and pruner settings, space."""
+
+    trials: int = field(default=20, validator=ge(1))  # run by each `cm sweep` process
     timeout_s: float | None = field(default=None, validator=attrs.validators.optional(gt(0)))
     metric: str = "val/macro_f1"
     direction: Literal["maximize", "minimize"] = "maximize"
+    startup_trials: int = field(default=10, validator=ge(0))  # random before TPE models
     pruner: Literal["median", "none"] = "median"
+    prune_after_trials: int = field(default=5, validator=ge(0))  # complete ones, first
+    prune_warmup_epochs: int = field(default=0, validator=ge(0))
+    heartbeat_s: int = field(default=60, validator=ge(1))  # dead workers' trials fail after 2x
     space: dict[str, SearchParam] = attrs.Factory(dict)
+
+    def check(self):
+        if not self.metric.startswith(("val/", "val_tuned/")):
+            yield "metric", (f"sweeps optimize a validation metric (val/... or "
+                             f"val_tuned/...), never test; got {self.metric!r}")
+        for key in self.space:
+            if key.split(".")[0] in ("hpo", "tracking", "name", "output_dir"):
+                yield f'space."{key}"', "a sweep cannot search over this key"
 
 
 @frozen

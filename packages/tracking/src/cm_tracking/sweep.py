@@ -1,0 +1,227 @@
+"""``cm sweep``: an Optuna study over an experiment's ``[hpo.space]``.
+
+Each trial is the base experiment with the sampled values set at their keys, trained by
+``run_experiment``; a hook plugin reports the validation metric per epoch and prunes.
+MLflow: one parent run per study, a nested run per trial (the mlflow tracker, tagged with
+the parent's id), cross-referenced by the trial's ``mlflow_run_id`` user attribute and the
+run's ``cm.trial_number`` tag. Storage: any Optuna RDB URL (sqlite by default,
+PostgreSQL for many workers); a study created once is resumed or joined by its name."""
+
+import json
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import attrs
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+
+from cm.config.decode import decode
+from cm.config.load import load_raw
+from cm.errors import UserError
+from cm.hookspecs import hookimpl
+from cm.registry import get_registry
+from cm.train.engine import run_experiment
+from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker
+from cm_tracking.sweep_report import finish_sweep
+from cm_tracking.sweep_space import baseline_params, check_space, suggest, with_values
+from cm_tracking.sweep_study import open_study, parent_run, redact
+
+STATES = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED",
+          TrialState.FAIL: "FAIL"}
+
+
+@attrs.define
+class Sweep:
+    """Everything a trial needs: the base config (raw and decoded), the study, MLflow."""
+
+    source: str
+    raw: dict  # the base config without its [hpo] table
+    experiment: object  # decoded, [hpo] included
+    study: optuna.Study
+    tracker: MlflowTracker  # its client and experiment, for the parent and failed runs
+    sampler_args: dict  # this worker's TPE arguments and the Optuna version
+    parent_id: str
+    directory: Path
+    console: Console
+    trial_console: Console
+
+    @property
+    def hpo(self):
+        return self.experiment.hpo
+
+
+def run_sweep(path, overrides=(), storage=None, study_name=None, console=None,
+              verbose=False) -> dict:
+    """Run this process's share of the study; returns the study summary."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _run_sweep(path, overrides, storage, study_name, console, verbose)
+
+
+def _run_sweep(path, overrides, storage, study_name, console, verbose):
+    console = console or Console()
+    registry = get_registry()
+    raw = load_raw(path, overrides)
+    experiment = decode(raw, source=str(path), registry=registry)
+    if experiment.hpo is None or not experiment.hpo.space:
+        raise UserError(f"{path}: no [hpo.space] table: add one search dimension, e.g. "
+                        '[hpo.space."train.lr"] type = "float", low = 1e-5, high = 1e-4')
+    base = {k: v for k, v in raw.items() if k != "hpo"}
+    check_space(base, experiment.hpo.space, str(path), registry)
+    mlflow = experiment.tracking.get("mlflow")
+    tracker = MlflowTracker(mlflow.options if mlflow else MlflowOptions(), experiment)
+    storage = storage or default_storage(experiment)
+    study, new, sampler_args = open_study(storage, study_name or default_study_name(experiment),
+                                          experiment, tracker)
+    if new:
+        study.enqueue_trial(baseline_params(experiment, experiment.hpo.space),
+                            user_attrs={"cm.baseline": True})
+    directory = Path(experiment.output_dir).resolve() / experiment.name / "sweeps" / \
+        study.study_name
+    directory.mkdir(parents=True, exist_ok=True)
+    parent_id = parent_run(study, new, experiment, tracker, storage, sampler_args)
+    sweep = Sweep(str(path), base, experiment, study, tracker, sampler_args, parent_id,
+                  directory, console,
+                  console if verbose else Console(quiet=True))
+    console.print(f"study [bold]{study.study_name}[/bold] at {redact(storage)} "
+                  f"({'new' if new else f'{len(study.trials)} trials so far'}); MLflow parent "
+                  f"run {parent_id} at {redact(tracker.uri)}; up to {sweep.hpo.trials} trials"
+                  + (f" or {sweep.hpo.timeout_s:g} s" if sweep.hpo.timeout_s else ""))
+    try:
+        study.optimize(lambda trial: objective(sweep, trial), n_trials=sweep.hpo.trials,
+                       timeout=sweep.hpo.timeout_s, catch=(Exception,),
+                       callbacks=[lambda s, t: print_trial(sweep, t)])
+    except KeyboardInterrupt:
+        tracker.client.set_terminated(parent_id, status="KILLED")
+        console.print(f"interrupted; resume with: cm sweep {path} --storage "
+                      f"'{redact(storage)}' --study-name {study.study_name}")
+        raise
+    optuna.storages.fail_stale_trials(study)
+    return finish_sweep(sweep)
+
+
+def default_storage(experiment) -> str:
+    database = Path(experiment.output_dir).resolve() / "optuna.db"
+    database.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{database}"
+
+
+def default_study_name(experiment) -> str:
+    return f"{experiment.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def objective(sweep: Sweep, trial: optuna.Trial) -> float:
+    baseline = trial.user_attrs.get("cm.baseline", False)
+    fixed = baseline_params(sweep.experiment, sweep.hpo.space) if baseline else None
+    values = {key: suggest(trial, key, param) for key, param in sweep.hpo.space.items()
+              if fixed is None or key in fixed}
+    trial.set_user_attr("cm.worker", worker_id())
+    output_dir = sweep.directory / f"trial-{trial.number}"
+    tags = {"mlflow.parentRunId": sweep.parent_id, "cm.trial_number": str(trial.number),
+            "optuna.study_name": sweep.study.study_name,
+            "cm.sampler": json.dumps(sweep.sampler_args)}
+    tracking = {"tracking_uri": sweep.tracker.uri, "tags": tags,
+                "experiment_name": sweep.tracker.options.experiment_name or sweep.experiment.name}
+    raw = with_values(with_values(sweep.raw, values),
+                      {"output_dir": str(output_dir), "tracking.mlflow": tracking})
+    try:
+        experiment = decode(raw, source=f"{sweep.source} (trial {trial.number})")
+    except UserError as exc:  # a combination of values the config rejects
+        failed_run(sweep, trial, tags, exc)
+        raise
+    hooks = TrialHooks(trial, experiment, sweep)
+    manager = get_registry().plugins.manager
+    manager.register(hooks, name=f"sweep-trial-{trial.number}")
+    try:
+        run = run_experiment(experiment, console=sweep.trial_console)
+    except optuna.TrialPruned:
+        hooks.mark("PRUNED", status="KILLED")
+        raise
+    except BaseException:
+        hooks.mark("FAIL")
+        raise
+    finally:
+        manager.unregister(hooks)
+    hooks.mark("COMPLETE")
+    if sweep.hpo.metric not in run.metrics:
+        known = ", ".join(sorted(k for k in run.metrics if k.startswith("val")))
+        raise UserError(f"{sweep.source}: hpo.metric {sweep.hpo.metric!r} is not a metric of "
+                        f"the run; use one of: {known}")
+    return run.metrics[sweep.hpo.metric]
+
+
+def failed_run(sweep, trial, tags, error):
+    """A trial that never started training still gets its (failed) nested run."""
+    client = sweep.tracker.client
+    created = client.create_run(sweep.tracker._experiment_id(), run_name=f"trial-{trial.number}",
+                                tags={**tags, "cm.trial_state": "FAIL",
+                                      "cm.error": f"{type(error).__name__}: {error}"[:4000]})
+    trial.set_user_attr("mlflow_run_id", created.info.run_id)
+    client.set_terminated(created.info.run_id, status="FAILED")
+
+
+class TrialHooks:
+    """Registered for one trial: links its MLflow run, reports the metric per epoch and
+    prunes. ``trylast`` so the tracker has logged the epoch before a prune stops the run."""
+
+    def __init__(self, trial, experiment, sweep):
+        self.trial, self.experiment, self.sweep = trial, experiment, sweep
+        self.run = self.run_id = None
+
+    @hookimpl(trylast=True)
+    def run_started(self, run):
+        if run.experiment is not self.experiment:
+            return
+        self.run = run
+        manager = get_registry().plugins.manager
+        self.run_id = next(p.run_id for p in manager.get_plugins()
+                           if isinstance(p, MlflowTracker) and p.run is run)
+        self.trial.set_user_attr("mlflow_run_id", self.run_id)
+        self.trial.set_user_attr("cm.run_directory", str(run.directory))
+        self.sweep.tracker.client.set_tag(self.run_id, "mlflow.runName",
+                                          f"trial-{self.trial.number}")
+
+    @hookimpl(trylast=True)
+    def epoch_ended(self, run, epoch, metrics):
+        metric = self.sweep.hpo.metric
+        if run is not self.run or metric not in metrics:
+            return
+        self.trial.report(metrics[metric], epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"epoch {epoch}: {metric} {metrics[metric]:.4f} is below "
+                                     "the median of earlier trials at this epoch")
+
+    def mark(self, state, status=None):
+        """Tag the nested run with the trial's state; a pruned run ends KILLED (the engine
+        reported FAILED: the pruner's exception went through it)."""
+        if self.run_id is None:
+            return
+        client = self.sweep.tracker.client
+        client.set_tag(self.run_id, "cm.trial_state", state)
+        if status:
+            client.set_terminated(self.run_id, status=status)
+
+
+def print_trial(sweep: Sweep, trial) -> None:
+    state = STATES.get(trial.state, trial.state.name)
+    value = "" if trial.value is None else f" {sweep.hpo.metric} {trial.value:.4f}"
+    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
+        if trial.datetime_complete and trial.datetime_start else 0.0
+    try:
+        best = sweep.study.best_trial
+        best_text = f"; best {best.value:.4f} (trial {best.number})"
+    except ValueError:
+        best_text = ""
+    params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+    color = {"COMPLETE": "green", "PRUNED": "yellow"}.get(state, "red")
+    sweep.console.print(f"trial {trial.number} [{color}]{state}[/{color}]{value} in "
+                        f"{seconds:.1f} s{best_text}  {params}")

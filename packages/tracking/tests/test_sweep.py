@@ -1,0 +1,234 @@
+"""`cm sweep` against real stores: an Optuna sqlite storage and an MLflow sqlite store, on
+a very small DeBERTaV3-shaped model so that a trial takes a few seconds."""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+from rich.console import Console
+
+from cm.config import load_experiment
+from cm.config.dump import flatten, to_dict
+from cm.config.load import load_raw
+from cm.errors import UserError
+from cm.registry import get_registry
+from cm_tracking.sweep import run_sweep
+from cm_tracking.sweep_space import baseline_params, check_space, config_values, with_values
+
+ROOT = Path(__file__).resolve().parents[3]
+DEMO = ROOT / "experiments" / "demo.toml"
+SMALL = """
+[data]
+max_length = 48
+stride = 16
+split = [0.4, 0.3, 0.3]
+
+[model.tiny]
+hidden_size = 32
+num_heads = 2
+num_layers = 1
+intermediate_size = 64
+
+[train]
+epochs = 1
+batch_size = 32
+"""
+SPACE = """
+[hpo.space."train.lr"]
+type = "float"
+low = 1e-4
+high = 1e-2
+log = true
+
+[hpo.space."model.head.hidden_dims"]
+type = "categorical"
+choices = [[64], [32, 16]]
+"""
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train faster on one thread, and far faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def write_sweep(directory: Path, hpo: str, space: str = SPACE) -> Path:
+    """A sweep file over the demo experiment, its outputs and stores inside ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "hpo.toml"
+    path.write_text(f'base = "{DEMO}"\nname = "tiny"\noutput_dir = "{directory / "out"}"\n'
+                    f"{SMALL}\n[tracking.mlflow]\n"
+                    f'tracking_uri = "sqlite:///{directory / "mlflow.db"}"\n'
+                    f"[hpo]\n{hpo}\n{space}")
+    return path
+
+
+def sweep(path, *overrides, study_name="s"):
+    out = io.StringIO()
+    summary = run_sweep(path, overrides, study_name=study_name,
+                        console=Console(file=out, width=200))
+    return summary, out.getvalue()
+
+
+def study_of(directory: Path, name="s"):
+    return optuna.load_study(study_name=name,
+                             storage=f"sqlite:///{directory / 'out' / 'optuna.db'}")
+
+
+def mlflow_runs(directory: Path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{directory / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    return client, client.search_runs([experiment.experiment_id])
+
+
+def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
+    summaries = []
+    for copy in ("a", "b"):
+        summary, printed = sweep(write_sweep(tmp_path / copy, "trials = 2\npruner = 'none'"))
+        summaries.append(summary)
+    a, b = summaries
+    assert a["states"] == {"COMPLETE": 2}
+    for key in ("number", "value", "params"):
+        assert a["best"][key] == b["best"][key]
+    assert a["baseline"]["value"] == b["baseline"]["value"]
+    assert a["delta_pp"] == b["delta_pp"]
+    assert "best trial" in printed and "pp" in printed
+
+    directory = tmp_path / "a"
+    trials = study_of(directory).trials
+    assert [t.number for t in trials] == [0, 1]
+    baseline = trials[0]
+    assert baseline.user_attrs["cm.baseline"] is True
+    assert baseline.params == {"train.lr": 1e-3, "model.head.hidden_dims": "[64]"}  # demo's
+    assert a["baseline"]["number"] == 0
+    assert a["delta_pp"] == pytest.approx((a["best"]["value"] - baseline.value) * 100)
+
+    client, runs = mlflow_runs(directory)
+    parents = [r for r in runs if r.data.tags.get("cm.sweep") == "true"]
+    assert len(parents) == 1 and len(runs) == 3
+    parent = parents[0]
+    assert parent.info.run_id == a["mlflow_parent_run_id"]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["optuna.seed"] == "13"
+    assert parent.data.params["optuna.optuna"] == optuna.__version__
+    assert parent.data.metrics["sweep/delta_pp"] == pytest.approx(a["delta_pp"])
+    nested = {r.info.run_id: r for r in runs if r is not parent}
+    for trial in trials:
+        run = nested[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["cm.trial_number"] == str(trial.number)
+        assert run.data.tags["cm.trial_state"] == "COMPLETE"
+        assert run.info.run_name == f"trial-{trial.number}"
+        assert run.info.status == "FINISHED"
+        assert run.data.metrics["val/macro_f1"] == pytest.approx(trial.value)
+    artifacts = {f.path for f in client.list_artifacts(parent.info.run_id)}
+    assert {"best.toml", "summary.json", "optimization_history.png",
+            "param_importances.png"} <= artifacts
+
+    best = load_experiment(a["best_config"])
+    values = config_values(a["best"]["params"], load_experiment(directory / "hpo.toml").hpo.space)
+    flat = flatten(to_dict(best))
+    assert {key: flat[key] for key in values} == values
+    assert best.hpo is None and best.model.tiny.hidden_size == 32
+
+
+def test_pruned_trial_then_resume_in_the_same_study(tmp_path):
+    # trial 1 can only take a learning rate too small to learn: pruned after epoch 1
+    space = '[hpo.space."train.lr"]\ntype = "categorical"\nchoices = [1e-9]\n'
+    path = write_sweep(tmp_path, "trials = 2\nprune_after_trials = 1", space)
+    summary, _ = sweep(path)
+    assert summary["states"] == {"COMPLETE": 1, "PRUNED": 1}
+    assert summary["plots_skipped"] == {"param_importances": "needs at least 2 complete trials"}
+    trials = study_of(tmp_path).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert list(trials[1].intermediate_values) == [1]
+
+    client, runs = mlflow_runs(tmp_path)
+    pruned = client.get_run(trials[1].user_attrs["mlflow_run_id"])
+    assert pruned.info.status == "KILLED"
+    assert pruned.data.tags["cm.trial_state"] == "PRUNED"
+    assert pruned.data.tags["mlflow.parentRunId"] == summary["mlflow_parent_run_id"]
+    assert [m.step for m in client.get_metric_history(pruned.info.run_id,
+                                                      "val/macro_f1")] == [1]
+
+    resumed, _ = sweep(path, "hpo.trials=1", "hpo.pruner='none'")
+    trials = study_of(tmp_path).trials
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert [t.user_attrs.get("cm.baseline", False) for t in trials] == [True, False, False]
+    assert resumed["mlflow_parent_run_id"] == summary["mlflow_parent_run_id"]
+    assert resumed["states"] == {"COMPLETE": 2, "PRUNED": 1}
+    client, runs = mlflow_runs(tmp_path)
+    assert len(runs) == 4
+    assert client.get_run(summary["mlflow_parent_run_id"]).info.status == "FINISHED"
+
+
+def problems_of(tmp_path, space, hpo="trials = 1"):
+    with pytest.raises(UserError) as info:
+        sweep(write_sweep(tmp_path, hpo, space))
+    return str(info.value)
+
+
+def test_space_keys_and_bounds_are_checked_before_any_trial(tmp_path):
+    message = problems_of(tmp_path, '[hpo.space."train.lrr"]\ntype = "float"\nlow = 0.1\n'
+                                    "high = 0.2\n")
+    assert '$.hpo.space."train.lrr": setting it to 0.1 fails: $.train.lrr: unknown key; ' \
+           "did you mean 'lr'?" in message
+    message = problems_of(tmp_path, '[hpo.space."train.lr"]\ntype = "float"\nlow = 0.1\n'
+                                    "high = 2.0\n")
+    assert "$.train.lr: 'lr' must be < 1.0: 2.0" in message
+    message = problems_of(tmp_path, '[hpo.space."train.epochs"]\ntype = "int"\nlow = 1.5\n'
+                                    'high = 3\nlog = true\nstep = 1\n[hpo.space."model.pooling'
+                                    '.name"]\ntype = "categorical"\nchoices = ["mean"]\nlow = 1\n')
+    assert '$.hpo.space."train.epochs".low: an int parameter needs whole numbers' in message
+    assert '$.hpo.space."train.epochs".step: log and step cannot be combined' in message
+    assert '$.hpo.space."model.pooling.name".low: a categorical parameter takes choices only' \
+        in message
+    message = problems_of(tmp_path, '[hpo.space."train.lr"]\ntype = "float"\nlow = "a"\n'
+                                    "high = 0.2\n", hpo="trials = 1\nmetric = 'test/macro_f1'")
+    assert "$.hpo.space.\"train.lr\".low: expected float, got string 'a'" in message
+    message = problems_of(tmp_path, SPACE, hpo="trials = 1\nmetric = 'test/macro_f1'")
+    assert "$.hpo.metric: sweeps optimize a validation metric" in message
+    assert "no [hpo.space] table" in problems_of(tmp_path, "")
+
+
+def test_cli_reports_a_bad_space_without_a_traceback(tmp_path):
+    path = write_sweep(tmp_path, "trials = 1", '[hpo.space."model.pooling.name"]\n'
+                                               'type = "categorical"\nchoices = ["meen"]\n')
+    result = subprocess.run([str(Path(sys.executable).parent / "cm"), "sweep", str(path)],
+                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert '$.hpo.space."model.pooling.name": setting it to \'meen\' fails' in result.stderr
+    assert "did you mean 'mean'?" in result.stderr
+
+
+def test_a_sampled_component_name_keeps_the_sampled_options():
+    raw = {"train": {"scheduler": {"name": "linear", "warmup_ratio": 0.1}}}
+    values = {"train.scheduler.warmup_ratio": 0.05, "train.scheduler.name": "cosine"}
+    assert with_values(raw, values) == {"train": {"scheduler": {"name": "cosine",
+                                                                "warmup_ratio": 0.05}}}
+
+
+def test_the_shipped_sweep_file_is_valid():
+    path = ROOT / "experiments" / "hpo.toml"
+    raw = load_raw(path)
+    experiment = load_experiment(path)
+    check_space({k: v for k, v in raw.items() if k != "hpo"}, experiment.hpo.space, str(path),
+                get_registry())
+    assert baseline_params(experiment, experiment.hpo.space)["model.head.hidden_dims"] == "[256]"
