@@ -162,9 +162,22 @@ def test_adamw_lr_is_the_default_for_groups_without_one(registry):
     assert optimizer.param_groups[0]["lr"] == 0.5
 
 
-def test_fused_adamw_on_cpu_parameters_is_a_user_error(registry):
-    groups = param_groups(Tiny(), lr=1e-3, weight_decay=0.01)
-    with pytest.raises(UserError, match="fused AdamW needs CUDA") as info:
+def test_fused_adamw_runs_on_cpu_and_matches_the_unfused_step(registry):
+    torch.manual_seed(0)
+    models = [Tiny(), Tiny()]
+    models[1].load_state_dict(models[0].state_dict())
+    for model, fused in zip(models, (False, True), strict=True):
+        groups = param_groups(model, lr=1e-2, weight_decay=0.01)
+        optimizer = build(registry, "adamw", groups, fused=fused)
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        train(optimizer, model, steps=1)  # more steps amplify rounding (Adam ~ sign of grad)
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_fused_adamw_on_other_devices_is_a_user_error(registry):
+    groups = [{"params": [nn.Parameter(torch.ones(2, device="meta"))]}]
+    with pytest.raises(UserError, match="fused AdamW runs on CPU and CUDA") as info:
         build(registry, "adamw", groups, fused=True)
     assert "fused = false" in str(info.value)
 

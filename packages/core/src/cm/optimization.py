@@ -28,13 +28,16 @@ class TrainContext:
 
     experiment: object
     device: str
-    model: object
+    model: object  # trained by the engine; compile may replace it with a compiled wrapper
     batching: Literal["random", "bucketing", "packing"] = "random"
     token_budget: int | None = None  # packing: tokens per packed row
+    pad_to_multiple: int | None = None  # pad training batches' length up to a multiple
     loader: dict = attrs.Factory(dict)  # extra DataLoader arguments (workers, pin_memory)
     autocast_dtype: object = None  # a torch dtype, or None for full precision
     grad_scaler: bool = False  # fp16 needs loss scaling
-    optimizer_options: dict = attrs.Factory(dict)  # e.g. {"fused": True}
+    # the OptimizerSpec the engine builds: train.optimizer unless an optimization rewrites it
+    optimizer: object = attrs.Factory(lambda self: self.experiment.train.optimizer,
+                                      takes_self=True)
 
 
 class Optimization:

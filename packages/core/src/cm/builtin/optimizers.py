@@ -98,7 +98,8 @@ def _eps():
 class AdamWOptions:
     betas: list[float] = _betas()
     eps: float = _eps()
-    # torch's fused kernel: faster on CUDA; the AMP/throughput optimizations can turn it on.
+    # torch's single-kernel step, on CUDA and (torch >= 2.4) CPU; optimizations.fused_adamw
+    # turns it on.
     fused: bool = False
 
 
@@ -118,11 +119,11 @@ def _on_cuda(groups) -> bool:
 
 
 def adamw(options: AdamWOptions, param_groups: list[dict], lr: float) -> torch.optim.AdamW:
-    if options.fused and not _on_cuda(param_groups):
+    devices = {p.device.type for p in _params(param_groups)}
+    if options.fused and not devices <= {"cpu", "cuda"}:
         raise UserError(
-            "optimizer 'adamw': fused AdamW needs CUDA (the model's parameters are not on a "
-            "CUDA GPU); set fused = false in [train.optimizer], or leave it off and let the "
-            "throughput optimizations enable it when a GPU is present"
+            f"optimizer 'adamw': fused AdamW runs on CPU and CUDA, not on {sorted(devices)}; "
+            "set fused = false in [train.optimizer]"
         )
     return torch.optim.AdamW(
         param_groups,

@@ -32,13 +32,42 @@ class Checkpoint:
 def save_checkpoint(directory: Path, model, tokenizer, experiment, meta: dict) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in plain_state_dict(model).items()}
     save_file(state, directory / "model.safetensors")
     model.backbone.config.save_pretrained(directory / "backbone")
     tokenizer.save_pretrained(directory / "tokenizer")
     (directory / "experiment.toml").write_text(dumps(experiment))
     (directory / "meta.json").write_text(json.dumps(meta, indent=2))
     return directory
+
+
+def plain_state_dict(model) -> dict:
+    """``model.state_dict()`` with LoRA adapters (peft layers: ``base_layer`` + adapters)
+    merged into plain ``weight``/``bias`` entries, so the checkpoint loads into the model
+    without adapters and ``cm predict`` needs no peft. The model itself is not changed."""
+    state = model.state_dict()
+    for name, module in model.named_modules():
+        if not (hasattr(module, "base_layer") and hasattr(module, "get_delta_weight")):
+            continue
+        base = module.base_layer
+        weight = _dequantized(base).detach().clone()
+        for adapter in module.active_adapters:
+            if adapter not in module.merged_adapters:
+                weight += module.get_delta_weight(adapter).to(weight.dtype)
+        state = {k: v for k, v in state.items() if not k.startswith(f"{name}.")}
+        state[f"{name}.weight"] = weight
+        if base.bias is not None:
+            state[f"{name}.bias"] = base.bias.detach()
+    return state
+
+
+def _dequantized(layer):
+    """A linear layer's weight in float; QLoRA's 4-bit (bitsandbytes) weights dequantized."""
+    if hasattr(layer.weight, "quant_state"):
+        from peft.utils.integrations import dequantize_module_weight
+
+        return dequantize_module_weight(layer).float()
+    return layer.weight
 
 
 def load_checkpoint(directory: Path, registry=None) -> Checkpoint:

@@ -106,12 +106,14 @@ class _Keys:
         return self.n
 
 
-def _collate(split: SplitData, pad_id):
+def _collate(split: SplitData, pad_id, pad_to_multiple=None):
     labels = split.labels
 
     def collate(indices):
         batch = pad_batch([split.encoded[i] for i in indices], [labels[i] for i in indices],
                           pad_id)
+        if pad_to_multiple:
+            batch = pad_length(batch, pad_to_multiple, pad_id)
         batch["index"] = torch.tensor(indices)
         return batch
 
@@ -129,12 +131,25 @@ def _collate_packed(split: SplitData, pad_id):
     return collate
 
 
+def pad_length(batch, multiple, pad_id):
+    """Pad a ``pad_batch`` on the right up to the next multiple of ``multiple`` tokens, so a
+    compiled model sees a few static lengths (one per bucket) instead of every length."""
+    width = batch["input_ids"].size(1)
+    extra = -width % multiple
+    if not extra:
+        return batch
+    fill = {"input_ids": pad_id}
+    return {k: torch.nn.functional.pad(v, (0, extra), value=fill.get(k, 0)) if v.dim() == 2
+            else v for k, v in batch.items()}
+
+
 def train_loader(split: SplitData, batch_size, seed, pad_id, batching="random",
-                 token_budget=None, world=None, **loader) -> DataLoader:
+                 token_budget=None, world=None, pad_to_multiple=None, **loader) -> DataLoader:
     """Random batches (default), length-bucketed batches, or packed rows; under torchrun
-    (``world`` of several ranks) this rank's slice of each of them."""
+    (``world`` of several ranks) this rank's slice of each of them. ``pad_to_multiple`` pads
+    padded batches' length up to a multiple (static shapes for compile / CUDA graphs)."""
     n = len(split.encoded)
-    collate = _collate(split, pad_id)
+    collate = _collate(split, pad_id, pad_to_multiple)
     if batching == "random":
         sampler = RandomBatches(n, batch_size, seed)
     elif batching == "bucketing":

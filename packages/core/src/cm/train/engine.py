@@ -137,10 +137,12 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
         optimization.apply(context)
     groups = param_groups(model, train.lr, train.weight_decay, train.head_lr,
                           train.layerwise_lr_decay)
-    optimizer = build(registry, train.optimizer, param_groups=groups, lr=train.lr)
+    # frozen parameters (LoRA's base weights) are left out of the groups
+    trainable = sum(p.numel() for group in groups for p in group["params"])
+    optimizer = build(registry, context.optimizer, param_groups=groups, lr=train.lr)
     loader = train_loader(splits["train"], train.batch_size, experiment.seed,
                           tokenizer.pad_token_id, context.batching, context.token_budget,
-                          run.world, **context.loader)
+                          run.world, pad_to_multiple=context.pad_to_multiple, **context.loader)
     scaler = torch.amp.GradScaler(torch.device(device).type, enabled=context.grad_scaler)
     steps = -(-len(loader) // train.grad_accum_steps) * train.epochs
     scheduler = build(registry, train.scheduler, optimizer=optimizer, num_training_steps=steps)
@@ -148,7 +150,7 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
                   + ", ".join(f"{s} {len(splits[s].pairs)} pairs" for s in SPLITS)
                   + f" ({n_pos} positive / {n_neg} negative in train, pos_weight "
                   f"{pos_weight:.2f}); {sum(p.numel() for p in model.parameters()):,} "
-                  f"parameters on {device} -> {run.directory}")
+                  f"parameters ({trainable:,} trainable) on {device} -> {run.directory}")
     if run.telemetry:
         console.print(telemetry_table(run.telemetry))
     first = next(iter(loader))
@@ -161,7 +163,9 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
     criteria = [c.id for c in prepared.corpus.criteria]
     eval_args = (train.eval_batch_size, tokenizer.pad_token_id, device, data.window_aggregation,
                  run.world)
-    trained = wrap(model, run.world, device)  # DDP under torchrun; checkpoints save `model`
+    # context.model may be compiled; DDP under torchrun. Evaluation and checkpoints use the
+    # plain `model`, which shares its parameters (no `_orig_mod.` prefixes in checkpoints).
+    trained = wrap(context.model, run.world, device)
     if run.world.size > 1:
         console.print(f"torchrun: {run.world.size} processes, global batch {train.batch_size} "
                       f"split across them; {loader.batch_sampler.dropped} examples per epoch "
@@ -199,6 +203,7 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
                     break
     run.metrics["train/samples_per_s"] = len(splits["train"].encoded) * run.epoch / train_seconds
     run.metrics["system/peak_memory_mb"] = peak_memory_mb(device)
+    run.metrics["model/trainable_parameters"] = trainable  # LoRA: adapters + head + pooling
     model.load_state_dict(best_state)
     if run.world.main:
         (run.directory / "history.json").write_text(json.dumps(history, indent=2))
