@@ -1,0 +1,229 @@
+"""Several `cm sweep` workers on one study: a real PostgreSQL server on loopback holds the
+Optuna study and backs a real `mlflow server` that every worker logs to. One worker is
+killed mid-trial; the study must stay whole and its trial must end up failed."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import psycopg
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from cm_tracking.sweep_study import PARENT, storage_url
+
+ROOT = Path(__file__).resolve().parents[3]
+DEMO = ROOT / "experiments" / "demo.toml"
+BIN = Path(sys.executable).parent
+SWEEP = f"""base = "{DEMO}"
+name = "team"
+
+[data]
+max_length = 48
+stride = 16
+split = [0.4, 0.3, 0.3]
+
+[model.tiny]
+hidden_size = 32
+num_heads = 2
+num_layers = 1
+intermediate_size = 64
+
+[train]
+epochs = 1
+batch_size = 32
+
+[hpo]
+trials = 4
+heartbeat_s = 2
+pruner = "none"
+
+[hpo.space."train.lr"]
+type = "float"
+low = 1e-4
+high = 1e-2
+log = true
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bin() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found and (Path(found).parent / "initdb").exists():
+        return Path(found).parent
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return installed[-1].parent if installed else None
+
+
+def install_postgres() -> Path | None:
+    """Debian's server packages, when this machine lacks them and we may install them."""
+    if postgres_bin() is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], env=env,
+                       capture_output=True)
+    return postgres_bin()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway server as an unprivileged user (root runs it as `postgres`): trust auth on
+    127.0.0.1 only; yields its base URL; stopped and deleted after the module."""
+    bindir = install_postgres()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are missing and apt-get "
+                    "could not install them (needs root on Debian): apt-get install postgresql")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="cm-pg-"))
+    if as_user:
+        shutil.chown(home, "postgres")
+    data, port = home / "data", free_port()
+
+    def pg(*args, **kwargs):
+        return subprocess.run([*as_user, *args], check=True, capture_output=True, text=True,
+                              **kwargs)
+
+    try:
+        pg(str(bindir / "initdb"), "-D", str(data), "-U", "cm", "--auth=trust", "--no-sync",
+           "-E", "UTF8")
+        pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-w", "-t", "60",
+           "-o", f"-h 127.0.0.1 -p {port} -k {home} -c fsync=off", "start")
+        url = f"postgresql://cm@127.0.0.1:{port}"
+        with psycopg.connect(f"{url}/postgres", autocommit=True) as connection:
+            for database in ("optuna", "mlflow"):
+                connection.execute(f"CREATE DATABASE {database}")
+        yield url
+    finally:
+        if (data / "postmaster.pid").exists():
+            pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(postgres, tmp_path_factory):
+    """A team MLflow server: runs in PostgreSQL, artifacts proxied to a local folder."""
+    port = free_port()
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    process = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", storage_url(f"{postgres}/mlflow"),
+         "--artifacts-destination", str(artifacts), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not come up (exit {process.poll()})")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def worker(path, storage, tracking, cache, log):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "CM_CACHE_DIR": str(cache),
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([str(BIN / "cm"), "sweep", str(path), "--storage", storage,
+                             "--study-name", "team"], cwd=path.parent, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def running_trial_of(study, pid):
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("cm.worker", "").endswith(f":{pid}") \
+                and "mlflow_run_id" in trial.user_attrs:
+            return trial
+    return None
+
+
+def test_two_workers_share_one_study_and_survive_a_killed_worker(tmp_path, postgres,
+                                                                 mlflow_server):
+    path = tmp_path / "hpo.toml"
+    path.write_text(f'output_dir = "{tmp_path / "out"}"\n{SWEEP}')
+    storage = f"{postgres}/optuna"
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in "ab"}  # noqa: SIM115
+    a = worker(path, storage, mlflow_server, tmp_path / "cache-a", logs["a"])
+    b = worker(path, storage, mlflow_server, tmp_path / "cache-b", logs["b"])
+    try:
+        killed = None
+        deadline = time.monotonic() + 300
+        while killed is None:
+            assert a.poll() is None, (tmp_path / "a.log").read_text()
+            assert time.monotonic() < deadline, "worker a never ran a trial"
+            try:
+                study = optuna.load_study(study_name="team", storage=storage_url(storage))
+                killed = running_trial_of(study, a.pid)
+            except KeyError:  # the study is not created yet
+                pass
+            time.sleep(0.2)
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+        killed_at = time.time()
+        assert b.wait(timeout=400) == 0, (tmp_path / "b.log").read_text()
+    finally:
+        for process in (a, b):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for log in logs.values():
+            log.close()
+
+    study = optuna.load_study(study_name="team", storage=storage_url(storage))
+    trials = study.trials
+    by_worker = {pid: [t for t in trials if t.user_attrs["cm.worker"].endswith(f":{pid}")]
+                 for pid in (a.pid, b.pid)}
+    assert [t.number for t in trials] == list(range(len(trials)))  # unique, none lost
+    assert len(trials) == len(by_worker[a.pid]) + len(by_worker[b.pid])
+    assert len(by_worker[b.pid]) == 4
+    assert all(t.state == TrialState.COMPLETE for t in by_worker[b.pid])
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == [killed.number]
+    assert all(t.state == TrialState.COMPLETE for t in by_worker[a.pid]
+               if t.number != killed.number)
+    assert [t.number for t in trials if t.user_attrs.get("cm.baseline")] == [0]
+    assert any(t.datetime_start.timestamp() > killed_at for t in by_worker[b.pid])
+    assert study.best_trial.state == TrialState.COMPLETE
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.get_experiment_by_name("team")
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id])}
+    parent = study.user_attrs[PARENT]
+    assert runs[parent].data.tags["cm.sweep"] == "true"
+    assert runs[parent].info.status == "FINISHED"
+    nested = {r.data.tags["cm.trial_number"]: r for r in runs.values()
+              if r.data.tags.get("mlflow.parentRunId") == parent}
+    assert sorted(nested, key=int) == [str(t.number) for t in trials]
+    for trial in trials:
+        run = nested[str(trial.number)]
+        assert run.info.run_id == trial.user_attrs["mlflow_run_id"]
+        expected = "FAILED" if trial.number == killed.number else "FINISHED"
+        assert run.info.status == expected
+        assert run.data.tags["cm.trial_state"] == ("FAIL" if expected == "FAILED"
+                                                   else "COMPLETE")
