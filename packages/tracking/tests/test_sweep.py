@@ -232,3 +232,20 @@ def test_the_shipped_sweep_file_is_valid():
     check_space({k: v for k, v in raw.items() if k != "hpo"}, experiment.hpo.space, str(path),
                 get_registry())
     assert baseline_params(experiment, experiment.hpo.space)["model.head.hidden_dims"] == "[256]"
+
+
+def test_a_rejected_combination_is_a_failed_trial_with_its_run(tmp_path):
+    # each value alone is valid on the base (max_length 48, stride 16); together they are not
+    space = ('[hpo.space."data.max_length"]\ntype = "categorical"\nchoices = [40]\n'
+             '[hpo.space."data.stride"]\ntype = "categorical"\nchoices = [44]\n')
+    summary, printed = sweep(write_sweep(tmp_path, "trials = 2", space))
+    assert summary["states"] == {"COMPLETE": 1, "FAIL": 1}
+    assert "trial 1 FAIL" in printed
+    baseline, failed = study_of(tmp_path).trials
+    assert baseline.params == {}  # the base values are outside the space: it runs as is
+    client, runs = mlflow_runs(tmp_path)
+    run = client.get_run(failed.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["cm.trial_state"] == "FAIL"
+    assert run.data.tags["mlflow.parentRunId"] == summary["mlflow_parent_run_id"]
+    assert "$.data.stride: must be smaller than max_length (40)" in run.data.tags["cm.error"]
