@@ -122,9 +122,13 @@ def changed_files(tags: dict, experiment) -> list[str]:
 
 
 def tracked(experiment, uri, tags):
-    """The experiment with its mlflow tracker pointed at ``uri`` and carrying ``tags``."""
+    """The experiment with its mlflow tracker pointed at ``uri`` and carrying ``tags``. The
+    URI is written into the config only when the tracker would not find it by itself, so
+    one taken from the environment (credentials and all) stays out of ``config.toml``."""
     spec = experiment.tracking.get("mlflow") or TrackerSpec("mlflow", MlflowOptions())
-    options = attrs.evolve(spec.options, tracking_uri=uri, tags={**spec.options.tags, **tags})
+    options = attrs.evolve(spec.options, tags={**spec.options.tags, **tags})
+    if tracking_uri(options) != uri:
+        options = attrs.evolve(options, tracking_uri=uri)
     tracking = {**experiment.tracking, "mlflow": attrs.evolve(spec, options=options)}
     return attrs.evolve(experiment, tracking=tracking)
 
