@@ -12,12 +12,14 @@ import os
 import socket
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import attrs
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
+from rich.markup import escape
 
 from cm.config.decode import decode
 from cm.config.load import load_raw
@@ -141,8 +143,10 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
     hooks = TrialHooks(trial, experiment, sweep)
     manager = get_registry().plugins.manager
     manager.register(hooks, name=f"sweep-trial-{trial.number}")
+    shown = escape(", ".join(f"{k}={v}" for k, v in values.items()))
     try:
-        run = run_experiment(experiment, console=sweep.trial_console)
+        with training_status(sweep, f"trial {trial.number} training: {shown}"):
+            run = run_experiment(experiment, console=sweep.trial_console)
     except optuna.TrialPruned:
         hooks.mark("PRUNED", status="KILLED")
         raise
@@ -167,6 +171,11 @@ def failed_run(sweep, trial, tags, error):
                                       "cm.error": f"{type(error).__name__}: {error}"[:4000]})
     trial.set_user_attr("mlflow_run_id", created.info.run_id)
     client.set_terminated(created.info.run_id, status="FAILED")
+
+
+def training_status(sweep, text):
+    """A spinner while a trial trains, unless its own output (progress bars) is shown."""
+    return nullcontext() if sweep.trial_console is sweep.console else sweep.console.status(text)
 
 
 class TrialHooks:
@@ -221,7 +230,7 @@ def print_trial(sweep: Sweep, trial) -> None:
         best_text = f"; best {best.value:.4f} (trial {best.number})"
     except ValueError:
         best_text = ""
-    params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+    params = escape(", ".join(f"{k}={v}" for k, v in trial.params.items()))
     color = {"COMPLETE": "green", "PRUNED": "yellow"}.get(state, "red")
     sweep.console.print(f"trial {trial.number} [{color}]{state}[/{color}]{value} in "
                         f"{seconds:.1f} s{best_text}  {params}")
