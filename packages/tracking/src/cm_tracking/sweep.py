@@ -27,7 +27,7 @@ from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm.registry import get_registry
 from cm.train.engine import run_experiment
-from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker
+from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker, clip
 from cm_tracking.sweep_report import finish_sweep
 from cm_tracking.sweep_space import baseline_params, check_space, suggest, with_values
 from cm_tracking.sweep_study import open_study, parent_run, redact
@@ -167,8 +167,8 @@ def failed_run(sweep, trial, tags, error):
     """A trial that never started training still gets its (failed) nested run."""
     client = sweep.tracker.client
     created = client.create_run(sweep.tracker._experiment_id(), run_name=f"trial-{trial.number}",
-                                tags={**tags, "cm.trial_state": "FAIL",
-                                      "cm.error": f"{type(error).__name__}: {error}"[:4000]})
+                                tags=clip({**tags, "cm.trial_state": "FAIL",
+                                           "cm.error": f"{type(error).__name__}: {error}"}))
     trial.set_user_attr("mlflow_run_id", created.info.run_id)
     client.set_terminated(created.info.run_id, status="FAILED")
 

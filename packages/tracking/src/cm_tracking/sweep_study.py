@@ -73,8 +73,7 @@ def make_sampler(hpo, seed: int):
 def make_pruner(hpo):
     if hpo.pruner == "none":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=hpo.prune_after_trials,
-                                       n_warmup_steps=hpo.prune_warmup_epochs)
+    return optuna.pruners.MedianPruner(**pruner_args(hpo))
 
 
 def open_study(url: str, name: str, experiment, tracker):
@@ -109,7 +108,8 @@ def parent_run(study, new: bool, experiment, tracker, url: str, sampler_args: di
         created = client.create_run(tracker._experiment_id(), tags=clip(tags),
                                     run_name=f"sweep-{study.study_name}")
         run_id = created.info.run_id
-        params = {**params_of(experiment), "optuna.pruner": json.dumps(pruner_args(experiment)),
+        params = {**params_of(experiment), "optuna.pruner": json.dumps(
+                      {"pruner": experiment.hpo.pruner, **pruner_args(experiment.hpo)}),
                   **{f"optuna.{k}": str(v) for k, v in sampler_args.items()}}
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
@@ -133,7 +133,7 @@ def parent_run(study, new: bool, experiment, tracker, url: str, sampler_args: di
     return run_id
 
 
-def pruner_args(experiment) -> dict:
-    hpo = experiment.hpo
-    return {"pruner": hpo.pruner, "n_startup_trials": hpo.prune_after_trials,
-            "n_warmup_steps": hpo.prune_warmup_epochs}
+def pruner_args(hpo) -> dict:
+    """Steps are epochs, counted from 1: the first prunable one is ``n_warmup_steps``."""
+    return {"n_startup_trials": hpo.prune_after_trials,
+            "n_warmup_steps": hpo.prune_warmup_epochs + 1}

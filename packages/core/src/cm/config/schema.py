@@ -194,7 +194,7 @@ class HpoConfig:
     startup_trials: int = field(default=10, validator=ge(0))  # random before TPE models
     pruner: Literal["median", "none"] = "median"
     prune_after_trials: int = field(default=5, validator=ge(0))  # complete ones, first
-    prune_warmup_epochs: int = field(default=0, validator=ge(0))
+    prune_warmup_epochs: int = field(default=0, validator=ge(0))  # epochs run unpruned
     heartbeat_s: int = field(default=60, validator=ge(1))  # dead workers' trials fail after 2x
     space: dict[str, SearchParam] = attrs.Factory(dict)
 
