@@ -105,6 +105,19 @@ def test_a_changed_dataset_is_refused_unless_allowed(logged):
     assert client.get_run(outcome.run_id).data.tags["cm.replay.data_changed"] == "true"
 
 
+def test_a_run_without_digests_needs_allow_data_change(logged, tmp_path):
+    client, uri, original, _, _ = logged
+    tags = {k: v for k, v in original.data.tags.items() if not k.startswith("cm.dataset.")}
+    bare = client.create_run(original.info.experiment_id, tags=tags).info.run_id
+    client.log_artifact(bare, client.download_artifacts(original.info.run_id, "config.toml",
+                                                        str(tmp_path)))
+    client.log_metric(bare, "test/macro_f1", 0.5)
+    with pytest.raises(UserError, match="logged no dataset digests.*--allow-data-change"):
+        replay(bare, uri=uri, eval_only=True, console=quiet())
+    with pytest.raises(UserError, match="no 'checkpoint' artifact.*log_checkpoint = true"):
+        replay(bare, uri=uri, eval_only=True, allow_data_change=True, console=quiet())
+
+
 def test_cli_exits_1_beyond_the_tolerance(logged, tmp_path):
     """A copy of the run whose logged score is 20 pp higher than its checkpoint's."""
     client, uri, original, _, cache = logged

@@ -57,7 +57,12 @@ def replay(run_id, *, uri=None, eval_only=False, allow_data_change=False, tolera
                         "runs that finished their evaluation can be replayed")
     with tempfile.TemporaryDirectory(prefix="cm-replay-") as scratch:
         experiment = restore_config(client, run_id, Path(scratch))
-        changed = changed_files(original.data.tags, experiment)
+        logged = {k: v for k, v in original.data.tags.items() if k.startswith(DIGEST_TAG)}
+        if not logged and not allow_data_change:
+            raise UserError(f"run {run_id} logged no dataset digests ({DIGEST_TAG}* tags), so "
+                            "its data cannot be checked; pass --allow-data-change to replay "
+                            "anyway")
+        changed = changed_files(logged, experiment)
         if changed and not allow_data_change:
             raise UserError(f"the dataset changed since run {run_id}: {', '.join(changed)} "
                             "differ from the logged SHA-256; pass --allow-data-change to "
@@ -76,9 +81,9 @@ def replay(run_id, *, uri=None, eval_only=False, allow_data_change=False, tolera
 
             run = run_experiment(experiment, console=console)
     new_id = find_run(client, experiment, run.directory)
-    compared, changed = differences(original.data.metrics, run.metrics)
+    compared, differing = differences(original.data.metrics, run.metrics)
     outcome = Outcome(original.data.metrics[METRIC], run.metrics[METRIC], new_id, tolerance_pp,
-                      compared, tuple(changed))
+                      compared, tuple(differing))
     client.set_tag(new_id, "cm.replay.delta_pp", f"{outcome.delta_pp:+.4f}")
     client.set_tag(new_id, "cm.replay.within_tolerance", str(outcome.within).lower())
     client.log_metric(new_id, "replay/delta_pp", outcome.delta_pp)
@@ -109,12 +114,9 @@ def restore_config(client, run_id, scratch: Path):
     return decode(read_toml(path), f"config.toml of run {run_id}")
 
 
-def changed_files(tags: dict, experiment) -> list[str]:
-    """Dataset files whose SHA-256 differs from (or is missing next to) the logged one."""
-    logged = {k: v for k, v in tags.items() if k.startswith(DIGEST_TAG)}
-    if not logged:
-        raise UserError("the run logged no dataset digests (cm.dataset.sha256.* tags), so "
-                        "its data cannot be checked; pass --allow-data-change to replay anyway")
+def changed_files(logged: dict, experiment) -> list[str]:
+    """Dataset files whose SHA-256 differs from (or is missing next to) the logged
+    ``cm.dataset.sha256.<file>`` tags."""
     now = {k: v for k, v in dataset_tags(experiment, load_corpus(experiment)).items()
            if k.startswith(DIGEST_TAG)}
     return sorted(k.removeprefix(DIGEST_TAG) for k in logged.keys() | now.keys()
