@@ -80,6 +80,7 @@ def test_cm_plugins_lists_every_optimization_with_its_options():
     assert all("mode" in options for options in listed.values())
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusals on a CPU machine")
 def test_cuda_only_ones_say_so_on_cpu(tmp_path):
     names = ["adamw_8bit", "qlora", "cuda_graphs", "tf32", "fp16"]
     extra = ["optimizations.compile={ mode = 'auto', compile_mode = 'reduce-overhead' }",
