@@ -108,10 +108,11 @@ def problems(tmp_path, configs=CONFIGS, *overrides) -> str:
 
 def test_bench_table_errors_name_the_key(tmp_path):
     message = problems(tmp_path, CONFIGS, "bench.exampels=3", "bench.rounds=0",
-                       "bench.warmup=true")
+                       "bench.warmup=true", "bench.threads=0")
     assert "$.bench.exampels: unknown key; did you mean 'examples'?" in message
     assert "$.bench.rounds: must be >= 1, got 0" in message
     assert "$.bench.warmup: expected an integer, got True" in message
+    assert "$.bench.threads: must be >= 1, got 0" in message
 
 
 def test_configuration_errors_name_the_configuration_and_key(tmp_path):
