@@ -92,12 +92,14 @@ def test_bench_writes_consistent_results(tmp_path):
 def test_a_reference_runs_at_each_precision_used(tmp_path):
     configs = '[[bench.configs]]\nname = "bf16"\nset = { "optimizations.bf16" = {} }\n'
     result = CliRunner().invoke(cli, ["bench", str(bench_file(tmp_path, configs)),
-                                      "--set", "bench.examples=8"])
+                                      "--set", "bench.examples=8",
+                                      "--set", "bench.rounds=2"])
     assert result.exit_code == 0, result.output
     [directory] = (tmp_path / "results").iterdir()
     rows = json.loads((directory / "results.json").read_text())["rows"]
     assert [(r["name"], r["precision"]) for r in rows] == [("reference-bf16", "bf16"),
                                                            ("bf16", "bf16")]
+    assert all(len(r["samples_per_s_rounds"]) == 2 for r in rows)
 
 
 def problems(tmp_path, configs=CONFIGS, *overrides) -> str:

@@ -5,8 +5,9 @@ Fairness: every row trains one pass over the same ``bench.examples`` examples of
 split (a seeded draw, repeated when the split is smaller), tokenized once by cm's encoder;
 only the grouping into batches differs (random, bucketed, packed). Rows see the same real
 tokens, so samples/s and tokens/s compare directly. ``warmup`` untimed batches come first.
-With ``rounds`` > 1 the rows are measured in turn, round after round, and each row reports
-its median, so a machine whose load changes during the bench slows every row alike.
+With ``rounds`` > 1 the rows are measured in turn, round after round (each round starting
+at a different row), and each row reports its median, so a machine whose load changes
+during the bench slows every row alike.
 
 The cm rows run cm's own training step (``cm.train.loop.train_epoch``) on a model,
 optimizer and loader built as ``cm run`` builds them, with the configuration's
@@ -18,6 +19,7 @@ import gc
 import platform
 import re
 import time
+from functools import partial
 from pathlib import Path
 from statistics import median
 
@@ -253,16 +255,20 @@ def run_bench(bench, registry, console) -> dict:
     if bench.threads:
         torch.set_num_threads(bench.threads)
     runner = Runner(bench, registry, device, console)
-    measured = {}
+    measured, precisions = {}, {}
     with progress_bar(console) as progress:
         for round_ in range(1, bench.rounds + 1):
-            for config in bench.configs:
-                _record(measured, runner.measure_cm(config, progress), progress, round_, bench)
-            precisions = dict.fromkeys(runs[0].precision for runs in measured.values()
-                                       if runs[0].kind == "cm")
-            for precision in precisions:
-                _record(measured, runner.measure_reference(precision, progress), progress,
-                        round_, bench)
+            jobs = [partial(runner.measure_cm, config) for config in bench.configs]
+            jobs += [partial(runner.measure_reference, p) for p in precisions]
+            # each round starts further down the list, so no row always runs last
+            shift = (round_ - 1) * len(jobs) // bench.rounds
+            for job in jobs[shift:] + jobs[:shift]:
+                _record(measured, job(progress), progress, round_, bench)
+            for precision in dict.fromkeys(runs[0].precision for runs in measured.values()):
+                if precision not in precisions:  # first round: the references it needs
+                    precisions[precision] = True
+                    _record(measured, runner.measure_reference(precision, progress),
+                            progress, round_, bench)
     device_name = _device_name(device)
     rows = [summarize(runs, device, device_name) for runs in measured.values()]
     rows.sort(key=lambda row: row["kind"] != "reference")
