@@ -94,6 +94,9 @@ class _Quiet:
 
     epoch = 0
 
+    def __init__(self):
+        self.metrics = {}  # train_epoch counts skipped non-finite fp16 losses here
+
     def step_ended(self, **_):
         pass
 
