@@ -9,7 +9,6 @@ import csv
 import getpass
 import hashlib
 import math
-import os
 import platform
 import re
 import subprocess
@@ -36,31 +35,11 @@ from mlflow.utils.validation import (
 from cm.config.dump import flatten, to_dict
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
+from cm_tracking.options import MlflowOptions, tracking_uri
 
-DEFAULT_URI = "sqlite:///mlflow.db"
 VERSIONED = ("torch", "transformers", "mlflow")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 DIGEST_TAG = "cm.dataset.sha256."  # + file name: the SHA-256 of each dataset file
-
-
-@attrs.frozen
-class MlflowOptions:
-    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
-    experiment_name: str | None = None  # None: the cm experiment's name
-    artifact_location: str | None = None  # None: ./mlruns beside a new sqlite store
-    log_checkpoint: bool = False  # the best checkpoint as artifacts (needed by replay
-    #                               --eval-only once the local run directory is gone)
-    tags: dict[str, str] = attrs.Factory(dict)  # extra run tags (replay, sweeps' parents)
-
-
-def build_tracker(options: MlflowOptions, experiment) -> "MlflowTracker":
-    return MlflowTracker(options, experiment)
-
-
-def tracking_uri(options: MlflowOptions | None = None) -> str:
-    """The config's URI, else ``$MLFLOW_TRACKING_URI``, else the local sqlite file."""
-    return ((options and options.tracking_uri) or os.environ.get("MLFLOW_TRACKING_URI")
-            or DEFAULT_URI)
 
 
 class MlflowTracker:

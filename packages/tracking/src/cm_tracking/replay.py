@@ -17,13 +17,8 @@ from cm.config.decode import decode
 from cm.config.load import read_toml
 from cm.config.schema import TrackerSpec
 from cm.errors import UserError
-from cm_tracking.mlflow_tracker import (
-    DIGEST_TAG,
-    MlflowOptions,
-    dataset_tags,
-    load_corpus,
-    tracking_uri,
-)
+from cm_tracking.mlflow_tracker import DIGEST_TAG, dataset_tags, load_corpus
+from cm_tracking.options import MlflowOptions, tracking_uri
 
 METRIC = "test/macro_f1"
 
