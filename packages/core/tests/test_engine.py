@@ -224,3 +224,42 @@ def test_failed_run_reports_failed_to_hooks(tmp_path):
         manager.unregister(recorder)
     assert events == [("FAILED", "UserError")]
     assert np.isfinite(1.0)
+
+
+def test_nonfinite_loss_stops_the_run_with_the_fix(tmp_path):
+    from types import SimpleNamespace
+
+    from cm.optimization import TrainContext
+    from cm.train.loop import progress_bar, train_epoch
+
+    class Diverged(torch.nn.Module):  # what a model whose weights overflowed returns
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, batch):
+            return self.w * torch.full((len(batch["labels"]), 1), float("nan"))
+
+    model = Diverged()
+    loss = get_registry().get("loss", "bce").build(None, pos_weight=None)
+    loader = [{"index": torch.arange(2), "labels": torch.tensor([0, 1])}] * 2
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    run = engine.Run(None, tmp_path, "cpu", epoch=1)
+    hooks = SimpleNamespace(step_ended=lambda **_: None)
+    with progress_bar(quiet()) as progress, pytest.raises(
+            UserError, match="the loss is nan at epoch 1, batch 1; lower train.lr"):
+        train_epoch(model, loss, loader, optimizer, scheduler, small(tmp_path).train,
+                    TrainContext(small(tmp_path), "cpu", model),
+                    torch.amp.GradScaler("cpu", enabled=False),
+                    progress, hooks, run, 0)
+
+
+def test_nonfinite_loss_with_the_scaler_is_counted_not_averaged():
+    from cm.train.loop import check_nonfinite
+
+    run = engine.Run(None, Path("."), "cpu")
+    scaler = torch.amp.GradScaler("cpu", enabled=True)
+    check_nonfinite(float("inf"), scaler, run, 3)
+    check_nonfinite(float("nan"), scaler, run, 4)
+    assert run.metrics == {"train/nonfinite_losses": 2}
