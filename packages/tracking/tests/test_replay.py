@@ -138,3 +138,23 @@ def test_cli_exits_1_beyond_the_tolerance(logged, tmp_path):
                              text=True, env=env, cwd=tmp_path, timeout=300)
     assert missing.returncode == 2
     assert "no MLflow run 'nope'" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_predict_with_a_run_id_uses_the_logged_checkpoint(logged, tmp_path):
+    from click.testing import CliRunner
+
+    from cm.cli.main import cli
+
+    client, uri, original, _, _ = logged
+    posts = tmp_path / "posts.csv"
+    posts.write_text("post_id,text\np1,I cannot sleep and I feel worthless\np2,Had a nice walk\n")
+    local = Path(original.data.tags["cm.output_dir"]) / "checkpoint"
+    runner = CliRunner()
+    by_run = runner.invoke(cli, ["predict", str(posts), "--run-id", original.info.run_id,
+                                 "--tracking-uri", uri])
+    by_dir = runner.invoke(cli, ["predict", str(posts), "--model", str(local)])
+    assert by_run.exit_code == by_dir.exit_code == 0, by_run.output
+    assert by_run.stdout == by_dir.stdout  # (MLflow's download progress goes to stderr)
+    assert len(by_run.stdout.strip().splitlines()) == 1 + 2 * 9  # header + posts x criteria
+    neither = runner.invoke(cli, ["predict", str(posts)])
+    assert neither.exit_code == 2 and "exactly one of --model DIR or --run-id ID" in neither.output

@@ -103,6 +103,15 @@ def download(client, run_id, path, into: Path) -> Path:
     return Path(client.download_artifacts(run_id, path, str(into)))
 
 
+def logged_checkpoint(run_id, uri, into: Path) -> Path:
+    """The best checkpoint a run logged (``log_checkpoint = true``), downloaded into ``into``
+    (for ``cm predict --run-id``)."""
+    uri = uri or tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    fetch_run(client, run_id, uri)
+    return download(client, run_id, "checkpoint", into)
+
+
 def restore_config(client, run_id, scratch: Path):
     """The resolved experiment the run logged, decoded by this cm (strictly, as always)."""
     path = download(client, run_id, "config.toml", scratch)

@@ -7,7 +7,7 @@ import sys
 import click
 
 from cm import __version__
-from cm.cli import bench_cmd, config_cmd, data_cmd, pending, plugins_cmd, run_cmd
+from cm.cli import bench_cmd, config_cmd, data_cmd, plugins_cmd, run_cmd, tracking_cmd
 from cm.errors import UserError
 
 # transformers warns about every long text it tokenizes; cm truncates or windows them itself.
@@ -38,5 +38,5 @@ cli.add_command(data_cmd.data)
 cli.add_command(run_cmd.run)
 cli.add_command(run_cmd.predict)
 cli.add_command(bench_cmd.bench)
-for command in pending.COMMANDS:
+for command in tracking_cmd.COMMANDS:
     cli.add_command(command)

@@ -38,10 +38,8 @@ def sweep(experiment_file, overrides, storage, study_name, verbose):
 @click.option("--tracking-uri", help="MLflow store holding the run (default: "
               "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
 def replay(run_id, eval_only, allow_data_change, tolerance, tracking_uri):
-    """Re-run a logged run from its stored config and compare metrics.
-
-    Landed with issue #6: the engine is cm-tracking's, imported only when called so cm-core
-    works without MLflow. Exit 1 when the delta is beyond the tolerance."""
+    """Re-run a logged run from its stored config and compare metrics; exit 1 when the test
+    macro-F1 delta is beyond the tolerance."""
     import importlib.util
 
     from cm.errors import UserError
