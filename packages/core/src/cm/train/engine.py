@@ -84,6 +84,14 @@ def build(registry, spec, **kwargs):
 
 def run_experiment(experiment, *, registry=None, dry=False, console=None) -> Run:
     """Train and evaluate ``experiment``; returns the finished Run (metrics, artifacts)."""
+    return tracked_run(experiment, lambda run, registry, console, hooks: _train_and_evaluate(
+        run, registry, console, hooks, dry), registry=registry, console=console)
+
+
+def tracked_run(experiment, body, *, registry=None, console=None) -> Run:
+    """Seed, join torchrun if launched by it, make the run directory, build the trackers,
+    then ``body(run, registry, console, hooks)`` between run_started and run_finished
+    (FINISHED, FAILED, or KILLED on Ctrl-C)."""
     registry = registry or get_registry()
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
@@ -100,7 +108,7 @@ def run_experiment(experiment, *, registry=None, dry=False, console=None) -> Run
     hooks = manager.hook
     try:
         hooks.run_started(run=run)
-        _train_and_evaluate(run, registry, console, hooks, dry)
+        body(run, registry, console, hooks)
         run.status = "FINISHED"
         hooks.run_finished(run=run, status="FINISHED", error=None)
     except KeyboardInterrupt as exc:

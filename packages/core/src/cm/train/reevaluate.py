@@ -3,55 +3,18 @@
 (``_evaluate_best``: threshold tuned on val, reports, ``evaluated`` per split) give the
 metrics the original run logged, exactly. Trackers follow it through the usual hooks."""
 
-from rich.console import Console
-
-from cm.config.dump import dumps
 from cm.data.prepare import cache_root, prepare
 from cm.data.splits import class_balance
 from cm.model.checkpoint import load_checkpoint
-from cm.registry import get_registry
 from cm.train.batches import encode_split
-from cm.train.engine import (
-    Run,
-    _evaluate_best,
-    build,
-    resolve_device,
-    run_directory,
-    seed_everything,
-)
+from cm.train.engine import Run, _evaluate_best, build, tracked_run
 
 
 def reevaluate(experiment, checkpoint_dir, *, registry=None, console=None) -> Run:
     """Re-score ``checkpoint_dir`` (a ``checkpoint/`` written by ``cm run``) under
     ``experiment``; returns the finished Run with its metrics and artifacts."""
-    registry = registry or get_registry()
-    console = console or Console()
-    seed_everything(experiment.seed)
-    run = Run(experiment, run_directory(experiment), resolve_device(experiment.train.device))
-    (run.directory / "config.toml").write_text(dumps(experiment))
-    trackers = [build(registry, spec, experiment=experiment)
-                for spec in experiment.tracking.values()]
-    manager = registry.plugins.manager
-    for i, tracker in enumerate(trackers):
-        manager.register(tracker, name=f"tracker-{i}-{id(tracker)}")
-    hooks = manager.hook
-    try:
-        hooks.run_started(run=run)
-        _score(run, registry, checkpoint_dir, console, hooks)
-        run.status = "FINISHED"
-        hooks.run_finished(run=run, status="FINISHED", error=None)
-    except KeyboardInterrupt as exc:
-        run.status = "KILLED"
-        hooks.run_finished(run=run, status="KILLED", error=exc)
-        raise
-    except BaseException as exc:
-        run.status = "FAILED"
-        hooks.run_finished(run=run, status="FAILED", error=exc)
-        raise
-    finally:
-        for tracker in trackers:
-            manager.unregister(tracker)
-    return run
+    return tracked_run(experiment, lambda run, registry, console, hooks: _score(
+        run, registry, checkpoint_dir, console, hooks), registry=registry, console=console)
 
 
 def _score(run, registry, checkpoint_dir, console, hooks):
