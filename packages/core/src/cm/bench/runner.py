@@ -31,14 +31,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cm.bench import reference
 from cm.bench.flops import peak_flops, train_flops
 from cm.bench.memory import PeakMemory
-from cm.builtin.optimizers import param_groups
 from cm.data.prepare import cache_root, load_tokenizer, prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import load_backbone
-from cm.model.crossencoder import build_cross_encoder
-from cm.optimization import TrainContext, resolve
-from cm.train.batches import SplitData, encode_split, train_loader
-from cm.train.engine import build, resolve_device, seed_everything
+from cm.train.batches import SplitData, encode_split
+from cm.train.engine import build, build_trainer, resolve_device, seed_everything
 from cm.train.loop import train_epoch
 
 PRECISION = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -158,7 +155,7 @@ class Runner:
 
     def measure_cm(self, config, progress) -> Measured:
         experiment, device = config.experiment, self.device
-        data, train = experiment.data, experiment.train
+        train = experiment.train
         seed_everything(experiment.seed)
         split, timed, warm = self.data(experiment)
         with PeakMemory(device) as peak:
@@ -166,27 +163,13 @@ class Runner:
                 experiment.model.backbone, texts=self.prepared(experiment).tokenizer_texts(),
                 tiny=experiment.model.tiny, cache_root=cache_root(), seed=experiment.seed)
             self.pad_vocab(backbone)
-            pos_weight = class_balance(split.pairs)[2]
-            loss = build(self.registry, train.loss, pos_weight=pos_weight).to(device)
-            model = build_cross_encoder(experiment, self.registry, backbone,
-                                        loss.num_logits).to(device)
-            active, telemetry = resolve(experiment.optimizations, self.registry, device)
-            context = TrainContext(experiment, device, model, token_budget=data.max_length)
-            for optimization in active:
-                optimization.apply(context)
-            groups = param_groups(model, train.lr, train.weight_decay, train.head_lr,
-                                  train.layerwise_lr_decay)
-            optimizer = build(self.registry, context.optimizer, param_groups=groups,
-                              lr=train.lr)
-            loaders = [train_loader(part, train.batch_size, experiment.seed,
-                                    tokenizer.pad_token_id, context.batching,
-                                    context.token_budget, None,
-                                    pad_to_multiple=context.pad_to_multiple, **context.loader)
-                       for part in (warm, timed)]
+            trainer = build_trainer(experiment, self.registry, device, backbone,
+                                    class_balance(split.pairs)[2])
+            loss, context, optimizer = trainer.loss, trainer.context, trainer.optimizer
+            telemetry, scaler = trainer.telemetry, trainer.scaler
+            loaders = [trainer.loader(part, tokenizer.pad_token_id) for part in (warm, timed)]
             scheduler = build(self.registry, train.scheduler, optimizer=optimizer,
                               num_training_steps=sum(len(loader) for loader in loaders))
-            scaler = torch.amp.GradScaler(torch.device(device).type,
-                                          enabled=context.grad_scaler)
             counted = Counted(loaders[1])
             quiet = _Quiet()
 

@@ -126,6 +126,46 @@ def tracked_run(experiment, body, *, registry=None, console=None) -> Run:
     return run
 
 
+@attrs.frozen
+class Trainer:
+    """What trains: the loss, the plain model (evaluated and saved), the optimizations'
+    context (``context.model`` is what trains: compiled, LoRA-wrapped ...), the optimizer
+    and the grad scaler; built one way for ``cm run`` and ``cm bench``."""
+
+    loss: object
+    model: object
+    context: TrainContext
+    optimizer: object
+    scaler: object
+    telemetry: list
+    trainable: int  # parameters the optimizer updates (LoRA freezes the rest)
+
+    def loader(self, split, pad_id, world=None):
+        context = self.context
+        return train_loader(split, context.experiment.train.batch_size,
+                            context.experiment.seed, pad_id, context.batching,
+                            context.token_budget, world, pad_to_multiple=context.pad_to_multiple,
+                            **context.loader)
+
+
+def build_trainer(experiment, registry, device, backbone, pos_weight) -> Trainer:
+    """Loss, model, then the requested optimizations resolved and applied, then the optimizer
+    over the parameter groups (frozen parameters, e.g. LoRA's base weights, left out)."""
+    train = experiment.train
+    loss = build(registry, train.loss, pos_weight=pos_weight).to(device)
+    model = build_cross_encoder(experiment, registry, backbone, loss.num_logits).to(device)
+    active, telemetry = resolve(experiment.optimizations, registry, device)
+    context = TrainContext(experiment, device, model, token_budget=experiment.data.max_length)
+    for optimization in active:
+        optimization.apply(context)
+    groups = param_groups(model, train.lr, train.weight_decay, train.head_lr,
+                          train.layerwise_lr_decay)
+    optimizer = build(registry, context.optimizer, param_groups=groups, lr=train.lr)
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=context.grad_scaler)
+    trainable = sum(p.numel() for group in groups for p in group["params"])
+    return Trainer(loss, model, context, optimizer, scaler, telemetry, trainable)
+
+
 def _train_and_evaluate(run, registry, console, hooks, dry):
     experiment, device = run.experiment, run.device
     data, train = experiment.data, experiment.train
@@ -137,21 +177,11 @@ def _train_and_evaluate(run, registry, console, hooks, dry):
     splits = {s: encode_split(s, prepared.split(s), tokenizer, data, cache_root() / "encoded")
               for s in SPLITS}
     n_pos, n_neg, pos_weight = class_balance(splits["train"].pairs)
-    loss = build(registry, train.loss, pos_weight=pos_weight).to(device)
-    model = build_cross_encoder(experiment, registry, backbone, loss.num_logits).to(device)
-    active, run.telemetry = resolve(experiment.optimizations, registry, device)
-    context = TrainContext(experiment, device, model, token_budget=data.max_length)
-    for optimization in active:
-        optimization.apply(context)
-    groups = param_groups(model, train.lr, train.weight_decay, train.head_lr,
-                          train.layerwise_lr_decay)
-    # frozen parameters (LoRA's base weights) are left out of the groups
-    trainable = sum(p.numel() for group in groups for p in group["params"])
-    optimizer = build(registry, context.optimizer, param_groups=groups, lr=train.lr)
-    loader = train_loader(splits["train"], train.batch_size, experiment.seed,
-                          tokenizer.pad_token_id, context.batching, context.token_budget,
-                          run.world, pad_to_multiple=context.pad_to_multiple, **context.loader)
-    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=context.grad_scaler)
+    trainer = build_trainer(experiment, registry, device, backbone, pos_weight)
+    loss, model, context = trainer.loss, trainer.model, trainer.context
+    optimizer, scaler, trainable = trainer.optimizer, trainer.scaler, trainer.trainable
+    run.telemetry = trainer.telemetry
+    loader = trainer.loader(splits["train"], tokenizer.pad_token_id, run.world)
     steps = -(-len(loader) // train.grad_accum_steps) * train.epochs
     scheduler = build(registry, train.scheduler, optimizer=optimizer, num_training_steps=steps)
     console.print(f"[bold]{experiment.name}[/bold]: {len(prepared.corpus.posts)} posts, "
