@@ -9,15 +9,13 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cm.testing import TINY_RUN
 from cm.train.distributed import RankSlices, World
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 # dropout off: with it, each rank draws its own masks and the runs differ by design
-SMALL = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
-         "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
-         "train.epochs=2", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]",
-         "model.tiny.dropout=0.0", "model.head.dropout=0.0"]
+SMALL = [*TINY_RUN, "train.epochs=2", "model.tiny.dropout=0.0", "model.head.dropout=0.0"]
 
 
 def cm_run(launcher, tmp_path, name):

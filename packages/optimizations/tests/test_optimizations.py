@@ -14,13 +14,11 @@ from cm.errors import UserError
 from cm.model.backbone import load_backbone
 from cm.optimization import Telemetry, TrainContext, resolve
 from cm.registry import get_registry
+from cm.testing import TINY_RUN
 from cm.train import engine
 from cm.train.batches import encode_split, train_loader
 
 DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
-SMALL = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
-         "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
-         "train.epochs=1", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]"]
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +27,7 @@ def cache(tmp_path_factory, monkeypatch):
 
 
 def small(tmp_path, *more):
-    return load_experiment(DEMO, [*SMALL, f"output_dir={tmp_path}", *more])
+    return load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}", *more])
 
 
 def run(experiment):

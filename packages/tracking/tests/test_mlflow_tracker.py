@@ -19,14 +19,13 @@ from cm.config import load_experiment
 from cm.data.prepare import prepare
 from cm.hookspecs import hookimpl
 from cm.registry import get_registry
+from cm.testing import TINY_RUN
 from cm.train import engine
 from cm_tracking.mlflow_tracker import dataset_digest
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "experiments" / "demo.toml"
-SMALL = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
-         "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
-         "train.epochs=2", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]"]
+SMALL = [*TINY_RUN, "train.epochs=2"]
 
 
 @pytest.fixture(autouse=True)

@@ -15,14 +15,13 @@ from rich.console import Console
 from cm.config import load_experiment
 from cm.data.demo import DEMO_ROOT
 from cm.errors import UserError
+from cm.testing import TINY_RUN
 from cm.train import engine
 from cm_tracking.replay import replay
 
 ROOT = Path(__file__).resolve().parents[3]
 CM = Path(sys.executable).parent / "cm"
-SMALL = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
-         "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
-         "train.epochs=2", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]"]
+SMALL = [*TINY_RUN, "train.epochs=2"]
 
 
 def quiet():
