@@ -50,7 +50,8 @@ class Optimization:
         self.options = options
 
     def unavailable(self, device: str) -> str | None:
-        """Why this cannot run on ``device`` ("cpu", "cuda", ...), or None when it can."""
+        """Why this cannot run on a ``device`` of this type ("cpu", "cuda", "mps": the type
+        only, also when the run's device is "cuda:1" under torchrun), or None when it can."""
         return None
 
     def apply(self, context: TrainContext) -> None:
@@ -67,12 +68,16 @@ class Telemetry:
 
 def resolve(requested: dict, registry, device: str) -> tuple[list, list[Telemetry]]:
     """Build the requested optimizations, drop (auto) or refuse (strict) the unavailable and
-    conflicting ones; returns (active optimizations in request order, telemetry rows)."""
+    conflicting ones; returns (active optimizations in request order, telemetry rows).
+    ``device`` may name an index ("cuda:1" under torchrun): plugins are asked about its type."""
+    import torch
+
+    kind = torch.device(device).type
     active, rows = [], []
     for name, spec in requested.items():
         optimization = registry.get("optimization", name).build(spec.options)
         optimization.name = name
-        reason = optimization.unavailable(device)
+        reason = optimization.unavailable(kind)
         clash = next((o.name for o in active if name in o.conflicts
                       or o.name in optimization.conflicts), None)
         if reason is None and clash is not None:

@@ -2,6 +2,7 @@
 memory speeds host-to-GPU copies (CUDA only, ignored elsewhere)."""
 
 import attrs
+import torch
 from attrs.validators import ge
 
 from cm.optimization import Optimization, OptimizationOptions
@@ -17,7 +18,8 @@ class LoaderOptions(OptimizationOptions):
 class Loader(Optimization):
     def apply(self, context):
         options = self.options
+        cuda = torch.device(context.device).type == "cuda"
         context.loader.update(num_workers=options.num_workers,
-                              pin_memory=options.pin_memory and context.device == "cuda",
+                              pin_memory=options.pin_memory and cuda,
                               persistent_workers=options.persistent_workers
                               and options.num_workers > 0)

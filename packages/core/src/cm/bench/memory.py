@@ -19,7 +19,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def label(device: str) -> str:
-    if device == "cuda":
+    if torch.device(device).type == "cuda":
         return "peak CUDA memory allocated (MiB)"
     return "peak RSS growth (MiB, sampled every 5 ms)"
 
@@ -35,14 +35,15 @@ class PeakMemory:
     """``with PeakMemory(device) as peak: ...`` then ``peak.mib`` (None when unknown)."""
 
     def __init__(self, device: str, period_s: float = 0.005):
-        self.device, self.period_s = device, period_s
+        self.cuda = torch.device(device).type == "cuda"
+        self.period_s = period_s
         self.mib = None
         self._start = self._peak = None
         self._stop = threading.Event()
         self._thread = None
 
     def __enter__(self):
-        if self.device == "cuda":
+        if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             return self
@@ -59,7 +60,7 @@ class PeakMemory:
                 self._peak = rss
 
     def __exit__(self, *exc):
-        if self.device == "cuda":
+        if self.cuda:
             torch.cuda.synchronize()
             self.mib = torch.cuda.max_memory_allocated() / 2**20
         elif self._thread is not None:

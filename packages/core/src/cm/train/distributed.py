@@ -39,7 +39,7 @@ def start(device: str) -> tuple[World, str]:
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
     return World(dist.get_rank(), dist.get_world_size()), device
 
 
@@ -78,7 +78,7 @@ def wrap(model, world: World, device: str):
     """The model DDP trains (the plain model when alone); checkpoints save the plain one."""
     if world.size == 1:
         return model
-    ids = [torch.device(device).index] if device.startswith("cuda") else None
+    ids = [torch.device(device).index] if torch.device(device).type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
@@ -97,6 +97,6 @@ def sum_across(values, world: World, device: str):
     if world.size == 1:
         return values
     tensor = torch.as_tensor(values, dtype=torch.float64)
-    tensor = tensor.to(device) if device.startswith("cuda") else tensor
+    tensor = tensor.to(device) if torch.device(device).type == "cuda" else tensor
     dist.all_reduce(tensor)
     return tensor.cpu().numpy()
