@@ -109,12 +109,14 @@ def problems(tmp_path, configs=CONFIGS, *overrides) -> str:
 
 
 def test_bench_table_errors_name_the_key(tmp_path):
-    message = problems(tmp_path, CONFIGS, "bench.exampels=3", "bench.rounds=0",
-                       "bench.warmup=true", "bench.threads=0")
+    """[bench] goes through the experiment's decoder: the same messages, keys and passes
+    (unknown keys and types first, then ranges)."""
+    message = problems(tmp_path, CONFIGS, "bench.exampels=3", "bench.warmup=true")
     assert "$.bench.exampels: unknown key; did you mean 'examples'?" in message
-    assert "$.bench.rounds: must be >= 1, got 0" in message
-    assert "$.bench.warmup: expected an integer, got True" in message
-    assert "$.bench.threads: must be >= 1, got 0" in message
+    assert "$.bench.warmup: expected integer, got boolean True" in message
+    message = problems(tmp_path, CONFIGS, "bench.rounds=0", "bench.threads=0")
+    assert "$.bench.rounds: 'rounds' must be >= 1: 0" in message
+    assert "$.bench.threads: 'threads' must be >= 1: 0" in message
 
 
 def test_configuration_errors_name_the_configuration_and_key(tmp_path):
@@ -127,8 +129,8 @@ name = "packing"
 [[bench.configs]]
 name = "reference"
 [[bench.configs]]
-name = "x"
-sett = {}
+name = "bad key"
+set = { "" = 1 }
 """
     message = problems(tmp_path, configs)
     assert "$.bench.configs[0] (packing): $.optimizations.packng.name: 'packng' is not a " \
@@ -136,7 +138,10 @@ sett = {}
     assert "did you mean 'packing'?" in message
     assert "$.bench.configs[1].name: 'packing' is used twice" in message
     assert "$.bench.configs[2].name: 'reference': names starting with 'reference'" in message
-    assert "$.bench.configs[3].sett: unknown key; did you mean 'set'?" in message
+    assert "$.bench.configs[3].name: 'name' must match regex" in message
+    assert "$.bench.configs[3].set: '': expected a dotted key" in message
+    message = problems(tmp_path, '[[bench.configs]]\nname = "x"\nsett = {}\n')
+    assert "$.bench.configs[0].sett: unknown key; did you mean 'set'?" in message
 
 
 def test_a_file_without_a_bench_table_is_refused(tmp_path):
@@ -150,7 +155,7 @@ def test_cli_reports_bench_errors_with_exit_code_2(tmp_path):
     result = CliRunner().invoke(cli, ["bench", str(bench_file(tmp_path)),
                                       "--set", "bench.examples=0"])
     assert result.exit_code == 2
-    assert "$.bench.examples: must be >= 1, got 0" in result.output
+    assert "$.bench.examples: 'examples' must be >= 1: 0" in result.output
 
 
 def tiny_config(**changes) -> DebertaV2Config:

@@ -16,11 +16,11 @@ from rich.console import Console
 
 from cm.config import load_experiment
 from cm.config.dump import flatten, to_dict
-from cm.config.load import load_raw
+from cm.config.load import load_raw, set_keys
 from cm.errors import UserError
 from cm.registry import get_registry
 from cm_tracking.sweep import run_sweep
-from cm_tracking.sweep_space import baseline_params, check_space, config_values, with_values
+from cm_tracking.sweep_space import baseline_params, check_space, config_values
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "experiments" / "demo.toml"
@@ -221,7 +221,7 @@ def test_cli_reports_a_bad_space_without_a_traceback(tmp_path):
 def test_a_sampled_component_name_keeps_the_sampled_options():
     raw = {"train": {"scheduler": {"name": "linear", "warmup_ratio": 0.1}}}
     values = {"train.scheduler.warmup_ratio": 0.05, "train.scheduler.name": "cosine"}
-    assert with_values(raw, values) == {"train": {"scheduler": {"name": "cosine",
+    assert set_keys(raw, values) == {"train": {"scheduler": {"name": "cosine",
                                                                 "warmup_ratio": 0.05}}}
 
 

@@ -22,14 +22,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from cm.config.decode import decode
-from cm.config.load import load_raw
+from cm.config.load import load_raw, set_keys
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm.registry import get_registry
 from cm.train.engine import run_experiment
 from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker, clip
 from cm_tracking.sweep_report import finish_sweep
-from cm_tracking.sweep_space import baseline_params, check_space, suggest, with_values
+from cm_tracking.sweep_space import baseline_params, check_space, suggest
 from cm_tracking.sweep_study import open_study, parent_run, redact
 
 STATES = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED",
@@ -133,7 +133,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
             "cm.sampler": json.dumps(sweep.sampler_args)}
     tracking = {"tracking_uri": sweep.tracker.uri, "tags": tags,
                 "experiment_name": sweep.tracker.options.experiment_name or sweep.experiment.name}
-    raw = with_values(with_values(sweep.raw, values),
+    raw = set_keys(set_keys(sweep.raw, values),
                       {"output_dir": str(output_dir), "tracking.mlflow": tracking})
     try:
         experiment = decode(raw, source=f"{sweep.source} (trial {trial.number})")

@@ -10,7 +10,8 @@ from optuna.trial import TrialState
 
 from cm.config.decode import decode
 from cm.config.dump import dumps
-from cm_tracking.sweep_space import config_values, with_values
+from cm.config.load import set_keys
+from cm_tracking.sweep_space import config_values
 
 
 def finish_sweep(sweep) -> dict:
@@ -49,7 +50,7 @@ def trial_summary(trial) -> dict | None:
 
 def best_config(sweep, best) -> str:
     """The base experiment with the best trial's values, without [hpo]: ``cm run`` it."""
-    experiment = decode(with_values(sweep.raw, config_values(best.params, sweep.hpo.space)),
+    experiment = decode(set_keys(sweep.raw, config_values(best.params, sweep.hpo.space)),
                         source=sweep.source)
     return (f"# best trial {best.number} of study {sweep.study.study_name}: "
             f"{sweep.hpo.metric} = {best.value:.6g}\n" + dumps(experiment))

@@ -8,26 +8,13 @@ import json
 
 from cm.config.decode import ConfigError, decode, key_path
 from cm.config.dump import flatten, to_dict
-from cm.config.load import merge, parse_key
+from cm.config.load import set_keys
 
 SCALARS = (bool, int, float, str)
 
 
 def space_path(key: str) -> str:
     return "$.hpo" + key_path("space") + key_path(key)
-
-
-def with_values(raw: dict, values: dict) -> dict:
-    """``raw`` with each dotted key set to its value (the ``--set`` semantics). Component
-    names go first: a new name replaces its table, which must not drop sampled options."""
-    result = dict(raw)
-    for key, value in sorted(values.items(), key=lambda item: not item[0].endswith(".name")):
-        *parents, leaf = parse_key(key)
-        patch = {leaf: value}
-        for part in reversed(parents):
-            patch = {part: patch}
-        result = merge(result, patch)
-    return result
 
 
 def candidates(param) -> list:
@@ -46,7 +33,7 @@ def check_space(raw: dict, space: dict, source: str, registry) -> None:
     for key, param in space.items():
         for value in candidates(param):
             try:
-                decode(with_values(raw, {key: value}), source=source, registry=registry)
+                decode(set_keys(raw, {key: value}), source=source, registry=registry)
             except ConfigError as exc:
                 problems.append(f"{space_path(key)}: setting it to {value!r} fails: "
                                 f"{exc.problems[0]} — fix the key or the bounds/choices")

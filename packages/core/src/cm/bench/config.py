@@ -12,25 +12,59 @@
     name = "packing-bf16"
     set = { "optimizations.packing" = {}, "optimizations.bf16" = {} }
 
+The ``[bench]`` table is decoded by the experiment's own strict decoder (``BenchTable``).
 Each configuration is the experiment with its ``set`` overrides applied (dotted keys, as
 ``--set``), decoded as strictly as ``cm run`` does. The plain Hugging Face reference runs at
 each precision the configurations use and is named ``reference`` (fp32) or
 ``reference-<precision>``, so configuration names may not start with ``reference``.
 """
 
-import re
+from typing import Any
 
 import attrs
+from attrs import field
+from attrs.validators import ge, matches_re, min_len, optional
 
-from cm.config.decode import ConfigError, decode
-from cm.config.load import load_raw, merge, parse_key
+from cm.config.decode import ConfigError, decode, structure
+from cm.config.load import BadKey, load_raw, set_keys
 from cm.errors import UserError
-from cm.registry import get_registry, suggest
+from cm.registry import get_registry
 
-DEFAULTS = {"examples": 256, "warmup": 2, "rounds": 1, "output_dir": "benchmarks/results",
-            "vocab_size": None, "threads": None}
-MINIMUM = {"examples": 1, "warmup": 0, "rounds": 1, "vocab_size": 1, "threads": 1}
-CONFIG_KEYS = ("name", "set")
+
+@attrs.frozen
+class BenchEntry:
+    """One ``[[bench.configs]]`` table: a name and the dotted keys it sets."""
+
+    name: str = field(validator=matches_re(r"[A-Za-z0-9][A-Za-z0-9_.+-]*"))
+    set: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class BenchTable:
+    """The ``[bench]`` table."""
+
+    configs: list[BenchEntry] = field(validator=min_len(1))
+    examples: int = field(default=256, validator=ge(1))
+    warmup: int = field(default=2, validator=ge(0))
+    rounds: int = field(default=1, validator=ge(1))
+    output_dir: str = field(default="benchmarks/results", validator=min_len(1))
+    vocab_size: int | None = field(default=None, validator=optional(ge(1)))
+    threads: int | None = field(default=None, validator=optional(ge(1)))
+
+    def check(self):
+        seen = set()
+        for i, entry in enumerate(self.configs):
+            if entry.name.startswith("reference"):
+                yield f"configs[{i}].name", (f"{entry.name!r}: names starting with "
+                                             "'reference' are kept for the plain Hugging "
+                                             "Face reference rows")
+            if entry.name in seen:
+                yield f"configs[{i}].name", f"{entry.name!r} is used twice; names must be unique"
+            seen.add(entry.name)
+
+    def settings(self) -> dict:
+        """Everything but the configurations, as written to results.json."""
+        return {k: v for k, v in attrs.asdict(self).items() if k != "configs"}
 
 
 @attrs.frozen
@@ -44,13 +78,8 @@ class Config:
 class Bench:
     source: str
     experiment: object  # the file without [bench]: what the references are built from
+    table: BenchTable
     configs: tuple[Config, ...]
-    examples: int
-    warmup: int
-    rounds: int
-    output_dir: str
-    vocab_size: int | None
-    threads: int | None
 
 
 def load_bench(path, overrides=(), registry=None) -> Bench:
@@ -58,93 +87,36 @@ def load_bench(path, overrides=(), registry=None) -> Bench:
     every problem of the ``[bench]`` table is reported at once, each with its key."""
     registry = registry or get_registry()
     raw = load_raw(path, overrides)
-    table = raw.pop("bench", None)
     source = str(path)
-    if not isinstance(table, dict):
+    if not isinstance(raw.get("bench"), dict):
         raise UserError(f"{source}: no [bench] table; add one with a list of configurations, "
                         'e.g. [[bench.configs]] name = "packing" set = { '
                         '"optimizations.packing" = {} }')
+    written = raw.pop("bench")
     experiment = decode(raw, source=source, registry=registry)
-    problems = []
-    settings = _settings(table, problems)
+    table, problems = structure(written, BenchTable, registry, "$.bench")
+    if table is None:
+        raise ConfigError(source, problems)
     configs = []
-    listed = table.get("configs")
-    if not isinstance(listed, list) or not listed:
-        problems.append("$.bench.configs: required: a non-empty array of tables "
-                        "([[bench.configs]] with a name and optional set)")
-        listed = []
-    names = set()
-    for i, entry in enumerate(listed):
-        where = f"$.bench.configs[{i}]"
-        config = _config(entry, where, names, raw, source, registry, problems)
+    for i, entry in enumerate(table.configs):
+        config = _config(entry, f"$.bench.configs[{i}]", raw, source, registry, problems)
         if config is not None:
             configs.append(config)
     if problems:
         raise ConfigError(source, problems)
-    return Bench(source, experiment, tuple(configs), **settings)
+    return Bench(source, experiment, table, tuple(configs))
 
 
-def _settings(table, problems) -> dict:
-    settings = dict(DEFAULTS)
-    for key, value in table.items():
-        if key == "configs":
-            continue
-        if key not in DEFAULTS:
-            problems.append(f"$.bench.{key}: unknown key"
-                            + (suggest(key, [*DEFAULTS, "configs"])
-                               or f" (known: {', '.join([*DEFAULTS, 'configs'])})"))
-        elif key == "output_dir":
-            if isinstance(value, str) and value:
-                settings[key] = value
-            else:
-                problems.append(f"$.bench.output_dir: expected a path string, got {value!r}")
-        elif not isinstance(value, int) or isinstance(value, bool):
-            problems.append(f"$.bench.{key}: expected an integer, got {value!r}")
-        elif value < MINIMUM[key]:
-            problems.append(f"$.bench.{key}: must be >= {MINIMUM[key]}, got {value}")
-        else:
-            settings[key] = value
-    return settings
-
-
-def _config(entry, where, names, raw, source, registry, problems) -> Config | None:
-    if not isinstance(entry, dict):
-        problems.append(f"{where}: expected a table with name and set, got {entry!r}")
-        return None
-    for key in entry:
-        if key not in CONFIG_KEYS:
-            problems.append(f"{where}.{key}: unknown key"
-                            + (suggest(key, CONFIG_KEYS) or " (known: name, set)"))
-    name, overrides = entry.get("name"), entry.get("set", {})
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name):
-        problems.append(f"{where}.name: required: letters, digits and _ . + - "
-                        f"(got {name!r})")
-        return None
-    if name.startswith("reference"):
-        problems.append(f"{where}.name: {name!r}: names starting with 'reference' are kept "
-                        "for the plain Hugging Face reference rows")
-    if name in names:
-        problems.append(f"{where}.name: {name!r} is used twice; names must be unique")
-    names.add(name)
-    if not isinstance(overrides, dict):
-        problems.append(f"{where}.set: expected a table of dotted keys to values, e.g. "
-                        '{ "optimizations.packing" = {} }')
-        return None
-    patched = raw
-    for key, value in overrides.items():
-        try:
-            *parents, leaf = parse_key(key)
-        except UserError:
-            problems.append(f'{where}.set."{key}": expected a dotted key like train.lr')
-            return None
-        patch = {leaf: value}
-        for part in reversed(parents):
-            patch = {part: patch}
-        patched = merge(patched, patch)
+def _config(entry, where, raw, source, registry, problems) -> Config | None:
     try:
-        experiment = decode(patched, source=f"{source} ({where[2:]}, {name})",
+        patched = set_keys(raw, entry.set)
+    except BadKey as exc:
+        problems.append(f"{where}.set: {exc}")
+        return None
+    try:
+        experiment = decode(patched, source=f"{source} ({where[2:]}, {entry.name})",
                             registry=registry)
     except ConfigError as exc:
-        problems.extend(f"{where} ({name}): {problem}" for problem in exc.problems)
+        problems.extend(f"{where} ({entry.name}): {problem}" for problem in exc.problems)
         return None
-    return Config(name, dict(overrides), experiment)
+    return Config(entry.name, dict(entry.set), experiment)

@@ -23,7 +23,7 @@ def output_directory(bench, device: dict) -> Path:
     """``<bench.output_dir>/<device>-<timestamp>``, never an existing folder."""
     slug = "cpu" if device["type"] == "cpu" else "gpu-" + re.sub(
         r"[^a-z0-9]+", "-", device["name"].lower()).strip("-")
-    base = Path(bench.output_dir) / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = Path(bench.table.output_dir) / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
     directory, n = base, 1
     while directory.exists():
         directory, n = Path(f"{base}-{n}"), n + 1
@@ -52,8 +52,7 @@ def assemble(bench, measured: dict) -> dict:
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__},
         "git": git_state(),
-        "bench": {"examples": bench.examples, "warmup": bench.warmup, "rounds": bench.rounds,
-                  "vocab_size": bench.vocab_size, "threads": bench.threads},
+        "bench": bench.table.settings(),
         "memory_measure": memory_label(measured["device"]["type"]),
         "configs": [{"name": c.name, "set": c.overrides} for c in bench.configs],
         "experiment": dumps(bench.experiment),

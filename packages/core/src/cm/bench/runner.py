@@ -1,7 +1,7 @@
 """Measure every configuration of a bench, and the plain Hugging Face reference at each
 precision they use, on the same training examples.
 
-Fairness: every row trains one pass over the same ``bench.examples`` examples of the train
+Fairness: every row trains one pass over the same ``bench.table.examples`` examples of the train
 split (a seeded draw, repeated when the split is smaller), tokenized once by cm's encoder;
 only the grouping into batches differs (random, bucketed, packed). Rows see the same real
 tokens, so samples/s and tokens/s compare directly. ``warmup`` untimed batches come first.
@@ -145,13 +145,15 @@ class Runner:
         tokenizer = load_tokenizer(experiment, prepared)
         split = encode_split("train", prepared.split("train"), tokenizer, experiment.data,
                              cache_root() / "encoded")
-        warm = self.bench.warmup * experiment.train.batch_size
-        order = draw(len(split.encoded), max(self.bench.examples, warm), experiment.seed)
-        return split, subset(split, order[:self.bench.examples]), subset(split, order[:warm])
+        table = self.bench.table
+        warm = table.warmup * experiment.train.batch_size
+        order = draw(len(split.encoded), max(table.examples, warm), experiment.seed)
+        return split, subset(split, order[:table.examples]), subset(split, order[:warm])
 
     def pad_vocab(self, model):
-        if self.bench.vocab_size and self.bench.vocab_size > model.config.vocab_size:
-            model.resize_token_embeddings(self.bench.vocab_size, mean_resizing=False)
+        vocab_size = self.bench.table.vocab_size
+        if vocab_size and vocab_size > model.config.vocab_size:
+            model.resize_token_embeddings(vocab_size, mean_resizing=False)
 
     def measure_cm(self, config, progress) -> Measured:
         experiment, device = config.experiment, self.device
@@ -235,19 +237,19 @@ def _features(split: SplitData) -> list[dict]:
 
 
 def run_bench(bench, registry, console) -> dict:
-    """Measure every row ``bench.rounds`` times; returns the device and one summary per row
+    """Measure every row ``bench.table.rounds`` times; returns the device and one summary per row
     (references first), each with its ratio to the reference at its precision."""
     device = resolve_device(bench.experiment.train.device)
-    if bench.threads:
-        torch.set_num_threads(bench.threads)
+    if bench.table.threads:
+        torch.set_num_threads(bench.table.threads)
     runner = Runner(bench, registry, device, console)
     measured, precisions = {}, {}
     with progress_bar(console) as progress:
-        for round_ in range(1, bench.rounds + 1):
+        for round_ in range(1, bench.table.rounds + 1):
             jobs = [partial(runner.measure_cm, config) for config in bench.configs]
             jobs += [partial(runner.measure_reference, p) for p in precisions]
             # each round starts further down the list, so no row always runs last
-            shift = (round_ - 1) * len(jobs) // bench.rounds
+            shift = (round_ - 1) * len(jobs) // bench.table.rounds
             for job in jobs[shift:] + jobs[:shift]:
                 _record(measured, job(progress), progress, round_, bench)
             for precision in dict.fromkeys(runs[0].precision for runs in measured.values()):
@@ -273,7 +275,7 @@ def run_bench(bench, registry, console) -> dict:
 
 def _record(measured, row: Measured, progress, round_, bench):
     measured.setdefault(row.name, []).append(row)
-    progress.console.print(f"round {round_}/{bench.rounds} {row.name}: "
+    progress.console.print(f"round {round_}/{bench.table.rounds} {row.name}: "
                            f"{row.examples / row.seconds:.1f} samples/s")
     gc.collect()
     if torch.cuda.is_available():

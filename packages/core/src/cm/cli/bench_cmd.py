@@ -19,8 +19,8 @@ def bench(experiment_file, overrides):
     spec = load_bench(experiment_file, overrides, registry)
     console = Console()
     console.print(f"[bold]cm bench[/bold] {experiment_file}: {len(spec.configs)} "
-                  f"configuration(s) + reference, {spec.examples} examples each, "
-                  f"{spec.rounds} round(s)")
+                  f"configuration(s) + reference, {spec.table.examples} examples each, "
+                  f"{spec.table.rounds} round(s)")
     result = assemble(spec, run_bench(spec, registry, console))
     paths = write_results(result, output_directory(spec, result["device"]))
     console.print(table(result))

@@ -194,17 +194,23 @@ def _finish(obj, registry, path, problems):
     return attrs.evolve(obj, **changes) if changes else obj
 
 
-def decode(raw: dict, source="<config>", registry: Registry | None = None) -> Experiment:
-    """Decode a merged raw dict (no ``base`` key left) into a fully resolved Experiment."""
-    registry = registry or get_registry()
+def structure(raw, cls, registry: Registry, path="$"):
+    """``raw`` decoded strictly into the attrs class ``cls``: returns (object, problems),
+    each problem a ``$.path: message`` line; the object is None when structuring failed."""
     converter = make_converter(registry)
     with attrs.validators.disabled():
         try:
-            experiment = converter.structure(raw, Experiment)
+            obj = converter.structure(raw, cls)
         except Exception as exc:  # noqa: BLE001 - turned into path-shaped problems
-            raise ConfigError(source, _problems(exc, "$")) from None
+            return None, list(_problems(exc, path))
         problems = []
-        experiment = _finish(experiment, registry, "$", problems)
+        obj = _finish(obj, registry, path, problems)
+    return obj, problems
+
+
+def decode(raw: dict, source="<config>", registry: Registry | None = None) -> Experiment:
+    """Decode a merged raw dict (no ``base`` key left) into a fully resolved Experiment."""
+    experiment, problems = structure(raw, Experiment, registry or get_registry())
     if problems:
         raise ConfigError(source, problems)
     return experiment

@@ -55,12 +55,16 @@ def read_with_bases(path: Path, chain=()) -> dict:
     return merge(read_with_bases(base_path, (*chain, path)), raw)
 
 
+class BadKey(UserError):
+    """A dotted key that cannot be split into table names."""
+
+
 def parse_key(dotted: str) -> list[str]:
     """``a.b."c.d"`` -> ``["a", "b", "c.d"]``."""
     parts = [m.group(1) if m.group(1) is not None else m.group(2)
              for m in _KEY_PART.finditer(dotted)]
     if not parts or "".join(parts) == "" or any(p == "" for p in parts):
-        raise UserError(f"--set {dotted!r}: expected a dotted key like train.lr")
+        raise BadKey(f"{dotted!r}: expected a dotted key like train.lr")
     return parts
 
 
@@ -73,19 +77,35 @@ def parse_value(text: str):
         return text
 
 
-def apply_overrides(raw: dict, overrides) -> dict:
-    """Apply ``key=value`` overrides to a raw config dict (returns a new dict)."""
+def set_keys(raw: dict, values) -> dict:
+    """``raw`` with each dotted key set to its value (``values``: a dict or (key, value)
+    pairs); returns a new dict. The one patcher behind ``--set``, bench configurations and
+    sweep trials. Component names go first: a new name replaces its table, which must not
+    drop options set beside it."""
+    items = list(values.items() if isinstance(values, dict) else values)
     result = dict(raw)
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise UserError(f"--set {item!r}: expected key=value, e.g. --set train.lr=3e-5")
-        *parents, leaf = parse_key(key.strip())
-        patch = {leaf: parse_value(text.strip())}
+    for key, value in sorted(items, key=lambda item: not item[0].endswith(".name")):
+        *parents, leaf = parse_key(key)
+        patch = {leaf: value}
         for part in reversed(parents):
             patch = {part: patch}
         result = merge(result, patch)
     return result
+
+
+def apply_overrides(raw: dict, overrides) -> dict:
+    """Apply ``key=value`` overrides to a raw config dict (returns a new dict)."""
+    pairs = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. --set train.lr=3e-5")
+        try:
+            parse_key(key.strip())
+        except BadKey as exc:
+            raise UserError(f"--set {exc}") from None
+        pairs.append((key.strip(), parse_value(text.strip())))
+    return set_keys(raw, pairs)
 
 
 def load_raw(path, overrides=()) -> dict:
@@ -97,4 +117,4 @@ def load_experiment(path, overrides=(), registry=None) -> Experiment:
     return decode(load_raw(path, overrides), source=str(path), registry=registry)
 
 
-__all__ = ["ConfigError", "apply_overrides", "load_experiment", "load_raw", "merge"]
+__all__ = ["ConfigError", "apply_overrides", "load_experiment", "load_raw", "merge", "set_keys"]
