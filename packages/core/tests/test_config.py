@@ -270,3 +270,14 @@ def test_any_valid_config_survives_show_then_parse(raw, registry, tmp_path_facto
 
 def test_experiment_type_is_exported():
     assert sys.modules["cm.config"].Experiment is Experiment
+
+
+def test_split_ratios_are_checked_by_the_one_rule_split_posts_uses(registry):
+    from cm.data.splits import split_posts
+
+    with pytest.raises(ConfigError) as info:
+        decode({"data": {"split": [0.5, 0.2, 0.2]}}, "exp.toml", registry)
+    with pytest.raises(UserError) as direct:
+        split_posts(["p1"], {}, (0.5, 0.2, 0.2))
+    assert info.value.problems == [f"$.data.split: {direct.value}"]
+    assert str(direct.value).startswith("split ratios must sum to 1")

@@ -12,6 +12,8 @@ import attrs
 from attrs import field, frozen
 from attrs.validators import ge, gt, in_, le, lt
 
+from cm.data.splits import ratios_problem
+
 
 @frozen
 class Spec:
@@ -55,12 +57,9 @@ class TrackerSpec(Spec):
 
 
 def _ratios(instance, attribute, value):
-    if any(v < 0 for v in value) or abs(sum(value) - 1.0) > 1e-6 or value[0] <= 0:
-        raise ValueError(
-            f"'{attribute.name}' must be three non-negative ratios (train, val, test) "
-            f"summing to 1 with train > 0, e.g. [0.8, 0.1, 0.1]; got {list(value)}",
-            attribute,
-        )
+    problem = ratios_problem(value)
+    if problem:
+        raise ValueError(problem, attribute)
 
 
 def _name(instance, attribute, value):

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -148,21 +148,20 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def pairs_digest(pairs: Sequence[tuple[str, str]]) -> str:
-    """sha256 over the pair texts in order (length-prefixed, so boundaries cannot collide)."""
+def texts_digest(texts: Iterable[str]) -> str:
+    """sha256 over the texts in order (length-prefixed, so boundaries cannot collide)."""
     digest = hashlib.sha256()
-    for pair in pairs:
-        for text in pair:
-            data = text.encode("utf-8")
-            digest.update(len(data).to_bytes(8, "little"))
-            digest.update(data)
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
     return digest.hexdigest()
 
 
 def cache_key(pairs, tokenizer, max_length: int, truncation: str, stride: int) -> str:
     parts = [
         FORMAT_VERSION,
-        pairs_digest(pairs),
+        texts_digest(text for pair in pairs for text in pair),
         tokenizer_fingerprint(tokenizer),
         max_length,
         truncation,

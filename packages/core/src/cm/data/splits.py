@@ -17,21 +17,30 @@ from cm.errors import UserError
 SPLITS = ("train", "val", "test")
 
 
-def validate_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
-    """Check (train, val, test) ratios: three non-negative numbers summing to 1, train > 0."""
+def ratios_problem(values: Sequence[float]) -> str | None:
+    """What is wrong with (train, val, test) ratios, or None: the one check behind
+    ``data.split`` in a config and ``split_posts``."""
     try:
-        values = tuple(float(r) for r in ratios)
+        values = tuple(float(r) for r in values)
     except (TypeError, ValueError):
-        raise UserError(f"split ratios must be numbers, got {ratios!r}") from None
+        return f"split ratios must be numbers, got {values!r}"
     if len(values) != 3:
-        raise UserError(f"split ratios must be 3 numbers (train, val, test), got {values}")
+        return f"split ratios must be 3 numbers (train, val, test), got {values}"
     if not all(math.isfinite(r) and r >= 0 for r in values):
-        raise UserError(f"split ratios must be finite and >= 0, got {values}; e.g. 0.8, 0.1, 0.1")
+        return f"split ratios must be finite and >= 0, got {values}; e.g. [0.8, 0.1, 0.1]"
     if abs(sum(values) - 1.0) > 1e-6:
-        raise UserError(f"split ratios must sum to 1, got {values} (sum {sum(values)})")
+        return f"split ratios must sum to 1, got {values} (sum {sum(values)})"
     if values[0] <= 0:
-        raise UserError(f"the train ratio must be > 0, got {values}")
-    return values
+        return f"the train ratio must be > 0, got {values}"
+    return None
+
+
+def validate_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
+    """The ratios as floats; a UserError when ``ratios_problem`` finds one."""
+    problem = ratios_problem(ratios)
+    if problem:
+        raise UserError(problem)
+    return tuple(float(r) for r in ratios)
 
 
 def _stratum(ids: frozenset[str]) -> str:

@@ -31,6 +31,7 @@ import torch
 from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model, DebertaV2Tokenizer
 
 from cm.config.schema import TinyBackbone
+from cm.data.encode import texts_digest
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +131,6 @@ def _run_trainer(corpus: list[str], vocab_size: int) -> bytes:
     return out.getvalue()
 
 
-def corpus_digest(texts: Iterable[str]) -> str:
-    """sha256 over the texts in order (length-prefixed, so boundaries cannot collide)."""
-    digest = hashlib.sha256()
-    for text in texts:
-        data = text.encode("utf-8")
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
-    return digest.hexdigest()
-
-
 def cached_tokenizer(texts: Iterable[str], cache_root: Path, vocab_size: int = 8000):
     """train_tokenizer, memoised on disk by (texts, vocab_size, FORMAT_VERSION).
 
@@ -148,7 +139,7 @@ def cached_tokenizer(texts: Iterable[str], cache_root: Path, vocab_size: int = 8
     """
     texts = list(texts)
     key = hashlib.sha256(
-        f"{FORMAT_VERSION}:{vocab_size}:{corpus_digest(texts)}".encode()
+        f"{FORMAT_VERSION}:{vocab_size}:{texts_digest(texts)}".encode()
     ).hexdigest()
     cache_root = Path(cache_root)
     final = cache_root / f"tokenizer-{key[:24]}"
