@@ -14,43 +14,56 @@ import pluggy
 hookspec = pluggy.HookspecMarker("cm")
 hookimpl = pluggy.HookimplMarker("cm")
 
+KINDS: dict[str, str] = {}  # component kind -> its registration hook; filled just below
 
-@hookspec
+
+def registration(kind):
+    """Declare the registration hook of one kind of component: the one place kind names
+    are written (the registry, the config schema and ``cm plugins`` read them here)."""
+
+    def declare(function):
+        KINDS[kind] = function.__name__
+        return hookspec(function)
+
+    return declare
+
+
+@registration("head")
 def register_heads(register):
     """Classification heads: factory(options, in_features, num_logits) -> nn.Module."""
 
 
-@hookspec
+@registration("pooling")
 def register_poolings(register):
     """Poolings: factory(options, hidden_size, num_layers) -> nn.Module with out_features."""
 
 
-@hookspec
+@registration("loss")
 def register_losses(register):
     """Losses: factory(options, pos_weight) -> loss module with num_logits."""
 
 
-@hookspec
+@registration("optimizer")
 def register_optimizers(register):
     """Optimizers: factory(options, param_groups, lr) -> torch.optim.Optimizer."""
 
 
-@hookspec
+@registration("scheduler")
 def register_schedulers(register):
     """LR schedulers: factory(options, optimizer, num_training_steps) -> LRScheduler."""
 
 
-@hookspec
+@registration("optimization")
 def register_optimizations(register):
     """Training/throughput optimizations: factory(options) -> cm.optimization.Optimization."""
 
 
-@hookspec
+@registration("dataset")
 def register_datasets(register):
     """Datasets: factory(options) -> cm.data.records.Corpus."""
 
 
-@hookspec
+@registration("tracker")
 def register_trackers(register):
     """Trackers: factory(options, experiment) -> object implementing lifecycle hooks."""
 

@@ -7,19 +7,8 @@ from collections.abc import Callable
 import attrs
 
 from cm.errors import PluginError
+from cm.hookspecs import KINDS
 from cm.plugins import PluginFailure, PluginInfo, Plugins, installed_plugins
-
-# kind -> its registration hook
-KINDS = {
-    "head": "register_heads",
-    "pooling": "register_poolings",
-    "loss": "register_losses",
-    "optimizer": "register_optimizers",
-    "scheduler": "register_schedulers",
-    "optimization": "register_optimizations",
-    "dataset": "register_datasets",
-    "tracker": "register_trackers",
-}
 
 
 @attrs.frozen

@@ -13,6 +13,7 @@ from attrs import field, frozen
 from attrs.validators import ge, gt, in_, le, lt
 
 from cm.data.splits import ratios_problem
+from cm.hookspecs import KINDS
 
 
 @frozen
@@ -23,37 +24,28 @@ class Spec:
     name: str
     options: Any = None
 
-
-class DatasetSpec(Spec):
-    kind = "dataset"
-
-
-class HeadSpec(Spec):
-    kind = "head"
-
-
-class PoolingSpec(Spec):
-    kind = "pooling"
+    def __init_subclass__(cls, kind: str, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind not in KINDS:
+            raise TypeError(f"{cls.__name__}: {kind!r} is not a kind declared in cm.hookspecs "
+                            f"(known: {', '.join(KINDS)})")
+        cls.kind = kind
 
 
-class LossSpec(Spec):
-    kind = "loss"
+def spec_class(kind: str) -> type[Spec]:
+    """The ``Spec`` subclass for one kind of component declared in ``cm.hookspecs``."""
+    name = f"{kind.title()}Spec"
+    return type(name, (Spec,), {"__module__": __name__, "__qualname__": name}, kind=kind)
 
 
-class OptimizerSpec(Spec):
-    kind = "optimizer"
-
-
-class SchedulerSpec(Spec):
-    kind = "scheduler"
-
-
-class OptimizationSpec(Spec):
-    kind = "optimization"
-
-
-class TrackerSpec(Spec):
-    kind = "tracker"
+DatasetSpec = spec_class("dataset")
+HeadSpec = spec_class("head")
+PoolingSpec = spec_class("pooling")
+LossSpec = spec_class("loss")
+OptimizerSpec = spec_class("optimizer")
+SchedulerSpec = spec_class("scheduler")
+OptimizationSpec = spec_class("optimization")
+TrackerSpec = spec_class("tracker")
 
 
 def _ratios(instance, attribute, value):
