@@ -71,19 +71,37 @@ def test_sample_label_matrix(sample_root):
 def test_sample_sentence_pairs(sample_root):
     corpus = load_redsm5_root(sample_root)
     pairs, counts = build_pairs_counted(corpus, level="sentence")
-    assert len(pairs) == 25
-    assert sum(p.label for p in pairs) == 21
-    assert counts == {
-        "special_case_sentences": 0,
-        "merged_sentence_rows": 0,
-        "conflicting_labels": 0,
-    }
-    double = [p for p in pairs if p.sentence_id == "s_329_224_0"]
-    assert sorted(p.criterion_id for p in double) == ["A.1", "A.7"]
-    first = corpus.annotations[0]
-    assert (pairs[0].text, pairs[0].sentence_id, pairs[0].criterion_id) == (
-        first.sentence_text, "s_1270_9_6", "A.4",
-    )  # fmt: skip
+    assert len(pairs) % 9 == 0 and len({p.sentence_id for p in pairs}) == len(pairs) // 9
+    positives = {(p.post_id, p.criterion_id) for p in pairs if p.label}
+    # the sample is paraphrased: no annotated sentence occurs in its post, each is added as
+    # a sentence of its own, so the positive (post, criterion) cells are the post level's
+    assert positives == SAMPLE_POSITIVES
+    assert counts["annotated_sentences_not_in_post"] == 21
+    share = sum(p.label for p in pairs) / len(pairs)
+    assert share < 0.05  # no longer mostly positive: all the other sentences are negatives
+    for pair in (p for p in pairs if ":x" not in p.sentence_id):
+        post = next(p for p in corpus.posts if p.post_id == pair.post_id)
+        assert pair.text in post.text and pair.text == pair.text.strip()
+
+
+def test_sentence_pairs_label_annotated_sentences_and_count_mismatches():
+    post = Post("p1", "I sleep all day. Work is fine. I can't eat; food tastes of nothing.")
+    annotations = [
+        Annotation("p1", "p1_0", "I sleep all day.", "SLEEP_ISSUES", 1, ""),
+        Annotation("p1", "p1_1", "Work is fine.", "FATIGUE", 0, ""),  # status 0: negative
+        Annotation("p1", "p1_2", "food tastes of nothing.", "APPETITE_CHANGE", 1, ""),
+        Annotation("p1", "p1_3", "Not in the post.", "ANHEDONIA", 1, ""),
+        Annotation("p1", "p1_4", "I sleep all day.", "SPECIAL_CASE", 1, ""),
+    ]
+    pairs, counts = build_pairs_counted(_corpus([post], annotations), "sentence")
+    assert [p.text for p in pairs[::9]] == [
+        "I sleep all day.", "Work is fine.", "I can't eat; food tastes of nothing.",
+        "Not in the post."]
+    assert sorted((p.sentence_id, p.criterion_id) for p in pairs if p.label) == [
+        ("p1:0", "A.4"), ("p1:2", "A.3"), ("p1:x0", "A.2")]  # split differently: marks its
+    # sentence; not in the post: a sentence of its own
+    assert counts == {"annotated_sentences_split_differently": 1,
+                      "annotated_sentences_not_in_post": 1}
 
 
 def test_unannotated_post_gives_nine_negatives():
@@ -99,25 +117,6 @@ def test_special_case_never_labels_and_is_counted():
     corpus = _corpus([Post("p1", "text")], annotations)
     assert label_matrix(corpus) == {"p1": frozenset({"A.6"})}
     assert sum(p.label for p in build_pairs(corpus)) == 1
-    pairs, counts = build_pairs_counted(corpus, level="sentence")
-    assert [(p.sentence_id, p.criterion_id, p.label) for p in pairs] == [("p1_1", "A.6", 1)]
-    assert counts["special_case_sentences"] == 1
-
-
-def test_repeated_sentence_judgements_merge_to_positive():
-    annotations = [
-        Annotation("p1", "p1_0", "s", "FATIGUE", 0, "a"),
-        Annotation("p1", "p1_0", "s", "FATIGUE", 1, "b"),
-        Annotation("p1", "p1_0", "s", "FATIGUE", 1, "c"),
-        Annotation("p1", "p1_1", "t", "FATIGUE", 0, ""),
-    ]
-    pairs, counts = build_pairs_counted(_corpus([Post("p1", "x")], annotations), "sentence")
-    assert [(p.sentence_id, p.label) for p in pairs] == [("p1_0", 1), ("p1_1", 0)]
-    assert counts == {
-        "special_case_sentences": 0,
-        "merged_sentence_rows": 2,
-        "conflicting_labels": 1,
-    }
 
 
 def test_status_zero_rows_do_not_make_positives():

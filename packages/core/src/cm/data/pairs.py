@@ -1,8 +1,9 @@
 """Turn a Corpus into cross-encoder pairs (text x criterion) with binary labels.
 
 Post level asks "does this post show criterion X anywhere?"; every post is paired with every
-criterion so unannotated pairs become explicit negatives. Sentence level asks the same of the
-annotated sentence only, which is what the annotators actually judged.
+criterion so unannotated pairs become explicit negatives. Sentence level asks it of every
+sentence of every post (segmented by cm.data.sentences): the annotated status-1 sentences are
+the positives, all other sentences the negatives.
 """
 
 from __future__ import annotations
@@ -57,30 +58,30 @@ def _post_pairs(corpus: Corpus) -> list[PairSample]:
 
 
 def _sentence_pairs(corpus: Corpus) -> tuple[list[PairSample], dict[str, int]]:
-    """One pair per (post, sentence, criterion); repeated judgements keep the positive one."""
-    criteria = {c.id: c.text for c in corpus.criteria}
-    merged: dict[tuple[str, str, str], PairSample] = {}
-    counts = {"special_case_sentences": 0, "merged_sentence_rows": 0, "conflicting_labels": 0}
-    for ann in corpus.annotations:
-        criterion = SYMPTOM_TO_CRITERION.get(ann.symptom)
-        if criterion is None:
-            counts["special_case_sentences"] += 1
-            continue
-        key = (ann.post_id, ann.sentence_id, criterion)
-        pair = PairSample(
-            post_id=ann.post_id,
-            criterion_id=criterion,
-            text=ann.sentence_text,
-            criterion_text=criteria[criterion],
-            label=ann.status,
-            sentence_id=ann.sentence_id,
+    """One pair per (post, segmenter sentence, criterion): positive when the sentence overlaps
+    a status-1 annotation of that criterion, negative otherwise (status-0 and unannotated
+    sentences alike). ``sentence_id`` is ``<post_id>:<index of the sentence in its post>``;
+    a status-1 sentence not found in its post follows its post's sentences as
+    ``<post_id>:x<n>``, positive for the criteria annotated on it."""
+    from cm.data.sentences import corpus_sentences  # pysbd loads only for sentence level
+
+    view = corpus_sentences(corpus)
+    pairs = [
+        PairSample(
+            post_id=post.post_id,
+            criterion_id=criterion.id,
+            text=post.text[span.start:span.end],
+            criterion_text=criterion.text,
+            label=int(i in view.positive.get((post.post_id, criterion.id), ())),
+            sentence_id=f"{post.post_id}:{i}",
         )
-        previous = merged.get(key)
-        if previous is None:
-            merged[key] = pair
-            continue
-        counts["merged_sentence_rows"] += 1
-        if previous.label != pair.label:
-            counts["conflicting_labels"] += 1
-            merged[key] = pair if pair.label else previous
-    return list(merged.values()), counts
+        for post in corpus.posts
+        for i, span in enumerate(view.spans[post.post_id])
+        for criterion in corpus.criteria
+    ]
+    for n, ((post_id, text), positive) in enumerate(sorted(view.unplaced.items())):
+        pairs.extend(PairSample(post_id, c.id, text, c.text, int(c.id in positive),
+                                f"{post_id}:x{n}") for c in corpus.criteria)
+    counts = {"annotated_sentences_split_differently": view.counts["split_differently"],
+              "annotated_sentences_not_in_post": view.counts["not_in_post"]}
+    return pairs, counts
