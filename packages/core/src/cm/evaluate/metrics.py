@@ -18,7 +18,7 @@ import numpy as np
 AGGREGATIONS = ("max", "mean")
 
 
-def _checked(labels: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
+def checked(labels: Any, probs: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validate one set of pairs early: silent broadcasting or NaN would give wrong metrics."""
     y = np.asarray(labels)
     p = np.asarray(probs, dtype=float)
@@ -57,7 +57,7 @@ def pair_metrics(labels: Any, probs: Any, threshold: float = 0.5) -> dict[str, f
     ``roc_auc`` and ``pr_auc`` (average precision) are undefined when the labels hold one class
     only; the keys are then left out (rather than NaN, which JSON cannot carry).
     """
-    y, p = _checked(labels, probs)
+    y, p = checked(labels, probs)
     pred = (p >= threshold).astype(np.int64)
     tp, fp, fn = (int(c) for c in _counts(y, pred))
     n, positives = len(y), int(y.sum())
@@ -91,7 +91,7 @@ def tune_threshold(labels: Any, probs: Any) -> float:
     consecutive distinct probabilities plus 0.5; ties go to the candidate closest to 0.5 (then
     the lower one), so a flat optimum does not drift to an extreme.
     """
-    y, p = _checked(labels, probs)
+    y, p = checked(labels, probs)
     distinct = np.unique(p)
     candidates = np.unique(np.append(distinct[:-1] + np.diff(distinct) / 2, 0.5))
     pos, neg = np.sort(p[y == 1]), np.sort(p[y == 0])
@@ -105,21 +105,25 @@ def tune_threshold(labels: Any, probs: Any) -> float:
 
 
 def _natural_key(value: Hashable) -> list[Any]:
-    """Sort "A.2" before "A.10" (plain string order would not)."""
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(value))]
+
+
+def natural_sorted(values) -> list:
+    """Sorted so that "A.2" comes before "A.10" (plain string order would not)."""
+    return sorted(values, key=_natural_key)
 
 
 def per_criterion(
     criterion_ids: Sequence[Hashable], labels: Any, probs: Any, threshold: float
 ) -> dict[str, dict[str, float]]:
     """Precision/recall/F1 of the match class, positives (support) and pairs, per criterion."""
-    y, p = _checked(labels, probs)
+    y, p = checked(labels, probs)
     ids = np.asarray([str(c) for c in criterion_ids], dtype=object)
     if len(ids) != len(y):
         raise ValueError(f"{len(ids)} criterion ids for {len(y)} pairs")
     pred = (p >= threshold).astype(np.int64)
     out = {}
-    for cid in sorted(set(ids), key=_natural_key):
+    for cid in natural_sorted(set(ids)):
         mask = ids == cid
         precision, recall, f1 = _prf(*_counts(y[mask], pred[mask]))
         out[cid] = {
@@ -147,7 +151,7 @@ def post_level(
     with no true and no predicted criterion scores 0). Every post must carry each criterion
     exactly once, otherwise the vectors would be silently wrong.
     """
-    y, p = _checked(labels, probs)
+    y, p = checked(labels, probs)
     if not len(post_ids) == len(criterion_ids) == len(y):
         sizes = f"{len(post_ids)} post ids, {len(criterion_ids)} criterion ids, {len(y)} pairs"
         raise ValueError(f"lengths differ: {sizes}")
