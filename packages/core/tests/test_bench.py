@@ -102,6 +102,30 @@ def test_a_reference_runs_at_each_precision_used(tmp_path):
     assert all(len(r["samples_per_s_rounds"]) == 2 for r in rows)
 
 
+def test_an_interrupted_bench_keeps_the_rows_it_measured(tmp_path, monkeypatch):
+    from cm.bench.runner import Runner
+
+    measure = Runner.measure_cm
+
+    def stop_at_packing(self, config, progress):
+        if config.name == "packing":
+            raise RuntimeError("the machine went away")
+        return measure(self, config, progress)
+
+    monkeypatch.setattr(Runner, "measure_cm", stop_at_packing)
+    result = CliRunner().invoke(cli, ["bench", str(bench_file(tmp_path))])
+    assert result.exit_code != 0
+    [directory] = (tmp_path / "results").iterdir()
+    rows = json.loads((directory / "results.json").read_text())["rows"]
+    # cm rows come first in round 1, before the reference: measured, ratio not yet known
+    assert [(r["name"], r["ratio_vs_reference"]) for r in rows] == [("cm", None),
+                                                                   ("bucketing", None)]
+    assert rows[0]["samples_per_s"] > 0
+    report = (directory / "results.md").read_text()
+    assert "| bucketing | fp32 |" in report and "| n/a | n/a |" in report
+    assert "**Partial** (interrupted, or still running): not measured: packing" in report
+
+
 def problems(tmp_path, configs=CONFIGS, *overrides) -> str:
     with pytest.raises(UserError) as caught:
         load_bench(bench_file(tmp_path, configs), overrides)

@@ -66,9 +66,11 @@ def cells(row: dict) -> list[str]:
             f"{row['tokens_per_s']:,.0f}", f"{row['padding_waste']:.1%}",
             "n/a" if memory is None else f"{memory:,.0f}",
             "n/a" if row["mfu"] is None else f"{row['mfu']:.1%}",
-            f"{row['ratio_vs_reference']:.2f}x",
-            "n/a" if row["ratio_vs_reference_cpu_time"] is None
-            else f"{row['ratio_vs_reference_cpu_time']:.2f}x"]
+            _ratio(row["ratio_vs_reference"]), _ratio(row["ratio_vs_reference_cpu_time"])]
+
+
+def _ratio(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
 def markdown(result: dict) -> str:
@@ -88,6 +90,14 @@ def markdown(result: dict) -> str:
         "|" + "|".join("---" if i < 2 else "---:" for i in range(len(COLUMNS))) + "|",
     ]
     lines += ["| " + " | ".join(cells(row)) + " |" for row in result["rows"]]
+    missing = [c["name"] for c in result["configs"]
+               if c["name"] not in {row["name"] for row in result["rows"]}]
+    fewer = [row["name"] for row in result["rows"]
+             if len(row["samples_per_s_rounds"]) < bench["rounds"]]
+    if missing or fewer:
+        lines += ["", f"**Partial** (interrupted, or still running): not measured: "
+                      f"{', '.join(missing) or 'none'}; fewer than {bench['rounds']} rounds: "
+                      f"{', '.join(fewer) or 'none'}."]
     lines += [
         "",
         "tokens/s counts real tokens (padding excluded); padding waste = computed tokens "
@@ -108,7 +118,9 @@ def plot(result: dict, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = result["rows"]
+    rows = [row for row in result["rows"] if row["ratio_vs_reference"] is not None]
+    if not rows:  # an interrupted bench before its first reference: nothing to compare
+        return
     fig = Figure(figsize=(7, 0.45 * len(rows) + 1.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -131,7 +143,7 @@ def write_results(result: dict, directory: Path) -> dict:
     paths["json"].write_text(json.dumps(result, indent=2) + "\n")
     paths["md"].write_text(markdown(result))
     plot(result, paths["png"])
-    return paths
+    return {kind: path for kind, path in paths.items() if path.exists()}
 
 
 def table(result: dict) -> Table:

@@ -236,14 +236,23 @@ def _features(split: SplitData) -> list[dict]:
              "labels": int(label)} for e, label in zip(split.encoded, labels, strict=True)]
 
 
-def run_bench(bench, registry, console) -> dict:
+def run_bench(bench, registry, console, on_row=None) -> dict:
     """Measure every row ``bench.table.rounds`` times; returns the device and one summary per row
-    (references first), each with its ratio to the reference at its precision."""
+    (references first), each with its ratio to the reference at its precision.
+    ``on_row(result so far)`` after each measured row, so an interrupted bench keeps what it
+    measured (ratios are None until the reference of their precision is measured)."""
     device = resolve_device(bench.experiment.train.device)
     if bench.table.threads:
         torch.set_num_threads(bench.table.threads)
     runner = Runner(bench, registry, device, console)
+    device_name = _device_name(device)
     measured, precisions = {}, {}
+
+    def record(row, progress, round_):
+        _record(measured, row, progress, round_, bench)
+        if on_row:
+            on_row(summary(measured, device, device_name))
+
     with progress_bar(console) as progress:
         for round_ in range(1, bench.table.rounds + 1):
             jobs = [partial(runner.measure_cm, config) for config in bench.configs]
@@ -251,24 +260,27 @@ def run_bench(bench, registry, console) -> dict:
             # each round starts further down the list, so no row always runs last
             shift = (round_ - 1) * len(jobs) // bench.table.rounds
             for job in jobs[shift:] + jobs[:shift]:
-                _record(measured, job(progress), progress, round_, bench)
+                record(job(progress), progress, round_)
             for precision in dict.fromkeys(runs[0].precision for runs in measured.values()):
                 if precision not in precisions:  # first round: the references it needs
                     precisions[precision] = True
-                    _record(measured, runner.measure_reference(precision, progress),
-                            progress, round_, bench)
-    device_name = _device_name(device)
+                    record(runner.measure_reference(precision, progress), progress, round_)
+    return summary(measured, device, device_name)
+
+
+def summary(measured: dict, device: str, device_name: str) -> dict:
+    """The device and one summarized row per measured name, references first, each with
+    its ratios to the reference at its precision (None while that one is unmeasured)."""
     rows = [summarize(runs, device, device_name) for runs in measured.values()]
     rows.sort(key=lambda row: row["kind"] != "reference")
-    baseline = {row["precision"]: row["samples_per_s"] for row in rows
-                if row["kind"] == "reference"}
-    per_cpu_s = {row["precision"]: row["samples_per_cpu_s"] for row in rows
-                 if row["kind"] == "reference"}
+    references = {row["precision"]: row for row in rows if row["kind"] == "reference"}
     for row in rows:
-        row["ratio_vs_reference"] = row["samples_per_s"] / baseline[row["precision"]]
+        reference = references.get(row["precision"])
+        row["ratio_vs_reference"] = (row["samples_per_s"] / reference["samples_per_s"]
+                                     if reference else None)
         row["ratio_vs_reference_cpu_time"] = (
-            row["samples_per_cpu_s"] / per_cpu_s[row["precision"]]
-            if row["samples_per_cpu_s"] else None)
+            row["samples_per_cpu_s"] / reference["samples_per_cpu_s"]
+            if reference and row["samples_per_cpu_s"] else None)
     return {"device": {"type": device, "name": device_name,
                        "torch_threads": torch.get_num_threads()}, "rows": rows}
 

@@ -21,7 +21,14 @@ def bench(experiment_file, overrides):
     console.print(f"[bold]cm bench[/bold] {experiment_file}: {len(spec.configs)} "
                   f"configuration(s) + reference, {spec.table.examples} examples each, "
                   f"{spec.table.rounds} round(s)")
-    result = assemble(spec, run_bench(spec, registry, console))
-    paths = write_results(result, output_directory(spec, result["device"]))
+    directory = None
+
+    def write(measured):  # after every row: an interrupted bench keeps what it measured
+        nonlocal directory
+        directory = directory or output_directory(spec, measured["device"])
+        return write_results(assemble(spec, measured), directory)
+
+    result = assemble(spec, run_bench(spec, registry, console, on_row=write))
+    paths = write_results(result, directory)
     console.print(table(result))
     console.print("results: " + ", ".join(str(p) for p in paths.values()))
