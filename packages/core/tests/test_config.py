@@ -281,3 +281,12 @@ def test_split_ratios_are_checked_by_the_one_rule_split_posts_uses(registry):
         split_posts(["p1"], {}, (0.5, 0.2, 0.2))
     assert info.value.problems == [f"$.data.split: {direct.value}"]
     assert str(direct.value).startswith("split ratios must sum to 1")
+
+
+def test_a_component_table_in_the_wrong_place_points_to_the_right_one(registry):
+    raw = {"model": {"loss": {"name": "focal"}}, "train": {"optimization": {"bf16": {}}}}
+    with pytest.raises(ConfigError) as info:
+        decode(raw, "exp.toml", registry)
+    assert info.value.problems == [
+        "$.model.loss: unknown key; a loss goes in [train.loss]",
+        "$.train.optimization: unknown key; an optimization goes in [optimizations.<name>]"]

@@ -4,10 +4,13 @@ import importlib.metadata as md
 import textwrap
 
 import pytest
+from click.testing import CliRunner
 
+from cm.cli.main import cli
+from cm.cli.plugins_cmd import listing
 from cm.errors import PluginError
 from cm.plugins import discover, installed_plugins
-from cm.registry import UnknownComponent, build_registry
+from cm.registry import UnknownComponent, build_registry, get_registry
 
 GOOD = """
 import attrs
@@ -110,16 +113,120 @@ def test_hook_that_raises_is_isolated_and_rolled_back(site):
     assert "register_heads raised RuntimeError: boom while registering" in failure.error
 
 
-def test_duplicate_component_names_name_both_providers(site):
+def test_every_duplicate_name_is_a_failure_of_the_later_plugin(site):
     add, path = site
     add("cm-good", "1.0", "good", "cm_test_good4", GOOD)
-    add("cm-copycat", "0.1", "copycat", "cm_test_copycat", DUPLICATE)
+    add("cm-copycat", "0.1", "later", "cm_test_copycat", DUPLICATE + """
+@hookimpl
+def register_poolings(register):
+    register("first", object)
+    register("second", lambda options, **kw: "second")
+""")
+    # plugins register in the order of their entry-point names: 'good' before 'later'
+    registry = build_registry(discover(entry_points(path)))
+    assert registry.get("head", "tiny_head").provider.distribution == "cm-good"  # first kept
+    assert registry.get("pooling", "first").provider.distribution == "cm-good"
+    assert registry.get("pooling", "second").provider.distribution == "cm-copycat"
+    assert [(f.info.name, f.error) for f in registry.failures] == [
+        ("later", "head 'tiny_head' is already registered by good (cm-good 1.0); this one "
+                    "is left out: rename it, or disable this plugin with "
+                    "CM_DISABLE_PLUGINS=later"),
+        ("later", "pooling 'first' is already registered by good (cm-good 1.0); this one "
+                    "is left out: rename it, or disable this plugin with "
+                    "CM_DISABLE_PLUGINS=later")]
+    assert listing(registry)["components"]["head"][0]["plugin"] == "good"  # cm plugins works
+
+
+def test_a_misspelled_hook_fails_its_plugin(site):
+    add, path = site
+    add("cm-typo", "1.0", "typo", "cm_test_typo", """
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_head(register):
+    register("never", object)
+
+@hookimpl
+def register_losses(register):
+    register("not_registered_either", object)
+""")
+    plugins = discover(entry_points(path))
+    assert "typo" not in plugins.loaded
+    [failure] = plugins.failures
+    assert failure.error.startswith("register_head is not a cm hook; did you mean "
+                                    "'register_heads'? (hooks: ")
+    assert build_registry(plugins).names("loss") == []
+
+
+def test_options_defaults_must_decode_as_declared(site):
+    add, path = site
+    add("cm-stringly", "1.0", "stringly", "cm_test_stringly", """
+import attrs
+from cm.hookspecs import hookimpl
+
+@attrs.frozen
+class Options:
+    width: int = "128"
+
+@hookimpl
+def register_heads(register):
+    register("stringly", object, options=Options)
+""")
+    registry = build_registry(discover(entry_points(path)))
+    assert registry.names("head") == []
+    [failure] = registry.failures
+    assert failure.error == (
+        "register_heads raised TypeError: head 'stringly': the defaults of Options do not "
+        "decode as its own fields declare ($.width: expected integer, got string '128'); "
+        "fix the default or the annotation")
+
+
+LACKING = """
+from torch import nn
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_poolings(register):
+    register("flat", lambda options, hidden_size, num_layers: nn.Identity())
+
+@hookimpl
+def register_losses(register):
+    register("plain", lambda options, pos_weight: nn.BCEWithLogitsLoss())
+"""
+
+
+def test_a_component_lacking_its_contract_fails_naming_the_plugin(site):
+    add, path = site
+    add("cm-lacking", "0.2", "lacking", "cm_test_lacking", LACKING)
+    registry = build_registry(discover(entry_points(path)))
     with pytest.raises(PluginError) as info:
-        build_registry(discover(entry_points(path)))
-    message = str(info.value)
-    assert "head 'tiny_head' is registered twice" in message
-    assert "cm-good 1.0" in message and "cm-copycat 0.1" in message
-    assert "CM_DISABLE_PLUGINS=" in message
+        registry.get("pooling", "flat").build(hidden_size=8, num_layers=1)
+    assert str(info.value) == (
+        "pooling 'flat' from plugin lacking (cm-lacking 0.2): its factory returned Identity, "
+        "which lacks out_features (required of every pooling: see cm.contracts.Pooling); fix "
+        "the plugin, or disable it with CM_DISABLE_PLUGINS=lacking")
+    with pytest.raises(PluginError, match="which lacks num_logits, probabilities "):
+        registry.get("loss", "plain").build(pos_weight=None)
+
+
+def test_cm_plugins_verbose_shows_where_a_plugin_failed(site, monkeypatch):
+    add, path = site
+    add("cm-halfway", "2.0", "halfway", "cm_test_halfway2", BROKEN_HOOK)
+    monkeypatch.setenv("CM_PLUGINS", "halfway")
+    installed_plugins.cache_clear()
+    get_registry.cache_clear()
+    try:
+        plain = CliRunner().invoke(cli, ["plugins"])
+        verbose = CliRunner().invoke(cli, ["plugins", "--verbose"])
+    finally:
+        installed_plugins.cache_clear()
+        get_registry.cache_clear()
+    assert plain.exit_code == 0 and verbose.exit_code == 0
+    assert "failed plugin halfway (cm-halfway 2.0): register_heads raised RuntimeError" \
+        in plain.output
+    assert "Traceback" not in plain.output and "--verbose" in plain.output
+    assert "Traceback (most recent call last)" in verbose.output
+    assert 'cm_test_halfway2.py", line 7, in register_heads' in verbose.output
 
 
 def test_allowlist_and_blocklist(site):

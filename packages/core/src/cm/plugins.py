@@ -11,11 +11,13 @@ Environment: ``CM_PLUGINS=a,b`` loads only the named entry points (allowlist);
 import functools
 import importlib.metadata as md
 import os
+import traceback
 
 import attrs
 import pluggy
 
 from cm import hookspecs
+from cm.errors import suggest
 
 GROUP = "cm"
 
@@ -36,6 +38,7 @@ class PluginInfo:
 class PluginFailure:
     info: PluginInfo
     error: str
+    traceback: str = ""  # where it failed, for ``cm plugins --verbose``
 
 
 @attrs.define
@@ -80,12 +83,29 @@ def discover(entry_points=None, allow=None, block=frozenset()) -> Plugins:
             plugins.failures.append(PluginFailure(info, error))
             continue
         try:
-            manager.register(entry_point.load(), name=info.name)
+            plugin = entry_point.load()
+            manager.register(plugin, name=info.name)
         except Exception as exc:  # noqa: BLE001 - any import error must not take cm down
-            plugins.failures.append(PluginFailure(info, f"{type(exc).__name__}: {exc}"))
+            plugins.failures.append(PluginFailure(info, f"{type(exc).__name__}: {exc}",
+                                                  traceback.format_exc()))
+            continue
+        unknown = unknown_hooks(manager, plugin)
+        if unknown:
+            manager.unregister(plugin)
+            plugins.failures.append(PluginFailure(info, "; ".join(unknown)))
             continue
         plugins.loaded[info.name] = info
     return plugins
+
+
+def unknown_hooks(manager, plugin) -> list[str]:
+    """A line for each ``@hookimpl`` of ``plugin`` that no cm hookspec declares (a misspelled
+    hook would otherwise never be called)."""
+    known = [name for name in vars(hookspecs) if hasattr(getattr(hookspecs, name), "cm_spec")]
+    return [f"{caller.name} is not a cm hook{suggest(caller.name, known)} "
+            f"(hooks: {', '.join(sorted(known))})"
+            for caller in manager.get_hookcallers(plugin) or () if not caller.has_spec()]
+
 
 
 @functools.cache

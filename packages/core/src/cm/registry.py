@@ -1,12 +1,13 @@
 """The component registry: plugins call ``register(name, factory, options=OptionsClass)``."""
 
-import difflib
 import functools
+import traceback
 from collections.abc import Callable
 
 import attrs
 
-from cm.errors import PluginError
+from cm.contracts import REQUIRED, missing_members
+from cm.errors import PluginError, suggest
 from cm.hookspecs import KINDS
 from cm.plugins import PluginFailure, PluginInfo, Plugins, installed_plugins
 
@@ -25,14 +26,18 @@ class Component:
     provider: PluginInfo
 
     def build(self, options=None, **kwargs):
-        """Call the factory with its options (defaults when None) and runtime arguments."""
-        return self.factory(self.options() if options is None else options, **kwargs)
-
-
-def suggest(name, known):
-    """A ``; did you mean 'x'?`` hint, or an empty string when nothing is close."""
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+        """Call the factory with its options (defaults when None) and runtime arguments;
+        a result lacking what its kind's contract requires fails naming the plugin."""
+        built = self.factory(self.options() if options is None else options, **kwargs)
+        protocol = REQUIRED.get(self.kind)
+        missing = missing_members(built, protocol) if protocol else []
+        if missing:
+            raise PluginError(
+                f"{self.kind} {self.name!r} from plugin {self.provider}: its factory returned "
+                f"{type(built).__name__}, which lacks {', '.join(missing)} (required of every "
+                f"{self.kind}: see cm.contracts.{protocol.__name__}); fix the plugin, or "
+                f"disable it with CM_DISABLE_PLUGINS={self.provider.name}")
+        return built
 
 
 class UnknownComponent(PluginError, ValueError):
@@ -69,27 +74,47 @@ class Registry:
         return sorted(self.components[kind])
 
 
-def _registrar(kind, table, provider, added):
+def _registrar(kind, table, provider, added, clashes):
     def register(name, factory, options=NoOptions):
         if not isinstance(name, str) or not name:
             raise TypeError(f"{kind} name must be a non-empty string, got {name!r}")
         if not attrs.has(options):
             raise TypeError(f"{kind} {name!r}: options must be an attrs class, got {options!r}")
         if name in table:
-            raise PluginError(
-                f"{kind} {name!r} is registered twice: by {table[name].provider} and by "
-                f"{provider}; uninstall one of them or disable one with "
-                f"CM_DISABLE_PLUGINS={provider.name}"
-            )
+            clashes.append(f"{kind} {name!r} is already registered by {table[name].provider}; "
+                           f"this one is left out: rename it, or disable this plugin with "
+                           f"CM_DISABLE_PLUGINS={provider.name}")
+            return
+        problems = default_problems(options)
+        if problems:
+            raise TypeError(f"{kind} {name!r}: the defaults of {options.__name__} do not "
+                            f"decode as its own fields declare ({'; '.join(problems)}); "
+                            "fix the default or the annotation")
         table[name] = Component(kind, name, factory, options, provider)
         added.append(name)
 
     return register
 
 
+def default_problems(options) -> list[str]:
+    """Why ``options()`` written as TOML would not decode again, as ``$.field: message``
+    lines (``width: int = "128"`` would be written ``width = "128"`` and then refused)."""
+    from cm.config.decode import structure  # decode reads the registry: import it here
+    from cm.config.dump import to_dict
+
+    try:
+        defaults = options()
+    except Exception as exc:  # noqa: BLE001 - reported with the component's name
+        return [f"{options.__name__}() fails: {type(exc).__name__}: {exc}; every option "
+                "needs a valid default"]
+    empty = Registry({kind: {} for kind in KINDS}, Plugins(None))
+    return structure(to_dict(defaults), options, empty)[1]
+
+
 def build_registry(plugins: Plugins) -> Registry:
-    """Ask every plugin to register its components; a plugin whose hook raises is recorded
-    as failed and its half-registered components removed. Duplicate names are an error."""
+    """Ask every plugin to register its components. A plugin whose hook raises is recorded
+    as failed and its half-registered components removed; a name already taken is recorded
+    as that plugin's failure (the first provider keeps it) and the others go on."""
     components = {kind: {} for kind in KINDS}
     for kind, hook_name in KINDS.items():
         table = components[kind]
@@ -97,16 +122,15 @@ def build_registry(plugins: Plugins) -> Registry:
             provider = plugins.loaded.get(impl.plugin_name) or PluginInfo(
                 impl.plugin_name, "unknown", "unknown"
             )
-            added = []
+            added, clashes = [], []
             try:
-                impl.function(register=_registrar(kind, table, provider, added))
-            except PluginError:
-                raise
+                impl.function(register=_registrar(kind, table, provider, added, clashes))
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
                 for name in added:
                     del table[name]
                 error = f"{hook_name} raised {type(exc).__name__}: {exc}"
-                plugins.failures.append(PluginFailure(provider, error))
+                plugins.failures.append(PluginFailure(provider, error, traceback.format_exc()))
+            plugins.failures.extend(PluginFailure(provider, clash) for clash in clashes)
     return Registry(components, plugins)
 
 

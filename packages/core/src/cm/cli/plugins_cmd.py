@@ -6,6 +6,7 @@ import typing
 import attrs
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cm.registry import KINDS, get_registry
@@ -64,7 +65,7 @@ def listing(registry) -> dict:
         },
         "failures": [
             {"plugin": f.info.name, "distribution": f.info.distribution,
-             "version": f.info.version, "error": f.error}
+             "version": f.info.version, "error": f.error, "traceback": f.traceback}
             for f in registry.failures
         ],
         "excluded": [str(info) for info in registry.plugins.excluded],
@@ -74,7 +75,9 @@ def listing(registry) -> dict:
 @click.command()
 @click.option("--kind", type=click.Choice(list(KINDS)), help="Only this kind of component.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(kind, as_json):
+@click.option("--verbose", "-v", is_flag=True, help="Show where each failed plugin failed "
+              "(its traceback).")
+def plugins(kind, as_json, verbose):
     """List registered components grouped by kind, their provider and their options.
 
     Plugins are entry points of group 'cm'. CM_PLUGINS=a,b loads only those plugins;
@@ -101,6 +104,11 @@ def plugins(kind, as_json):
         console.print(table)
     for failure in data["failures"]:
         console.print(f"[red]failed plugin[/red] {failure['plugin']} "
-                      f"({failure['distribution']} {failure['version']}): {failure['error']}")
+                      f"({failure['distribution']} {failure['version']}): "
+                      f"{escape(failure['error'])}", highlight=False)
+        if verbose and failure["traceback"]:
+            console.print(failure["traceback"], markup=False, highlight=False, soft_wrap=True)
+    if data["failures"] and not verbose:
+        console.print("(cm plugins --verbose shows where they failed)")
     if data["excluded"]:
         console.print("excluded by CM_PLUGINS / CM_DISABLE_PLUGINS: " + ", ".join(data["excluded"]))

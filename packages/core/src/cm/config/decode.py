@@ -15,8 +15,8 @@ import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
 
 from cm.config.schema import Experiment, Spec
-from cm.errors import UserError
-from cm.registry import Registry, get_registry, suggest
+from cm.errors import UserError, suggest
+from cm.registry import Registry, get_registry
 
 
 class ConfigError(UserError):
@@ -135,6 +135,32 @@ def _note_key(exc):
     return ""
 
 
+def component_tables(cls=Experiment, prefix="") -> dict[str, tuple[str, str]]:
+    """Where each kind of component is configured, by the key a user writes for it:
+    ``{"loss": ("loss", "train.loss"), "optimizations": ("optimization",
+    "optimizations.<name>"), ...}`` (read off the schema)."""
+    tables = {}
+    for name, tp in typing.get_type_hints(cls).items():
+        args = typing.get_args(tp)
+        if isinstance(tp, type) and issubclass(tp, Spec):
+            tables[name] = (tp.kind, f"{prefix}{name}")
+        elif typing.get_origin(tp) is dict and issubclass(args[1], Spec):
+            tables[name] = (args[1].kind, f"{prefix}{name}.<name>")
+        elif attrs.has(tp):
+            tables.update(component_tables(tp, f"{prefix}{name}."))
+    for kind, table in list(tables.values()):
+        tables.setdefault(kind, (kind, table))
+    return tables
+
+
+def _misplaced(path, key):
+    """``; a loss goes in [train.loss]`` when ``key`` names a component table elsewhere."""
+    kind, table = component_tables().get(key, (None, None))
+    if kind is None or f"$.{table}".startswith(f"{path}.{key}"):
+        return ""
+    return f"; a{'n' if kind[0] in 'aeiou' else ''} {kind} goes in [{table}]"
+
+
 def _problems(exc, path, cls=None):
     """Flatten a cattrs exception tree into ``$.path: message`` lines."""
     path += _note_key(exc)
@@ -142,7 +168,7 @@ def _problems(exc, path, cls=None):
         known = [f.name for f in attrs.fields(exc.cl)]
         listing = f" (known: {', '.join(known)})" if known else " (this takes no options)"
         for key in sorted(exc.extra_fields):
-            hint = suggest(key, known) or listing
+            hint = _misplaced(path, key) or suggest(key, known) or listing
             yield f"{path}.{key}: unknown key{hint}"
     elif isinstance(exc, BaseExceptionGroup):
         for sub in exc.exceptions:
