@@ -1,12 +1,16 @@
 """Docs that must stay true: every hook is documented, every CLI command is in the contract."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from cm import hookspecs
 from cm.cli.main import cli
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+EXAMPLE_TESTS = ROOT / "examples" / "cm-plugin-example" / "tests" / "test_plugin.py"
 
 
 def hook_names():
@@ -27,3 +31,19 @@ def test_every_command_is_in_the_cli_contract():
     contract = (DOCS / "cli.md").read_text()
     for name in cli.commands:
         assert f"## `cm {name}" in contract, name
+
+
+def test_the_plugin_tests_in_the_docs_run_outside_the_repo(tmp_path):
+    """docs/plugins.md shows the example plugin's whole test file; copied into a folder
+    outside the repo, it passes with nothing but the installed packages and their fixtures
+    (this is also where the suite runs the example's tests)."""
+    assert not tmp_path.is_relative_to(ROOT)
+    text = (DOCS / "plugins.md").read_text()
+    block = text.split("## Testing a plugin", 1)[1].split("```python\n", 1)[1].split("```")[0]
+    assert block == EXAMPLE_TESTS.read_text()
+    (tmp_path / "test_plugin.py").write_text(block)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "test_plugin.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"\b4 passed\b", done.stdout), done.stdout[-3000:]

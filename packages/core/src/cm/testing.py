@@ -1,7 +1,84 @@
-"""For tests of cm and of plugins written for it: ``--set`` overrides that shrink the demo
-experiment to a DeBERTaV3-shaped run training in seconds on CPU (one layer, hidden 32,
-64-token pairs, one epoch, 40/30/30 splits so val and test hold enough positives)."""
+"""Test helpers for cm and for plugins written for it, installed as a pytest plugin (entry
+point ``cm`` of group ``pytest11``): any project with cm-core installed gets these fixtures.
+
+- ``tiny_experiment(*sets, **tables)`` -> a decoded ``Experiment``: the demo experiment
+  shipped in cm-core (``DEMO_EXPERIMENT``, offline tiny DeBERTaV3, cm's synthetic posts),
+  shrunk by ``TINY_RUN``, writing under the test's ``tmp_path``; then your ``--set``
+  strings (``"model.head.name=my_head"``) and tables (``model={"head": {...}}``).
+- ``run_tiny(experiment, **kwargs)`` -> the finished ``Run`` of ``cm run`` (metrics,
+  artifacts, telemetry); keyword arguments go to ``run_experiment`` (``listeners=...``).
+- ``train_context(*sets, **tables)`` -> a ``TrainContext`` as an optimization's ``apply``
+  receives it: the tiny experiment, the cross-encoder built on CPU, nothing applied yet.
+
+``TINY_RUN`` is a list of ``--set`` overrides that make the demo a DeBERTaV3-shaped run
+training in seconds on CPU (one layer, hidden 32, 64-token pairs, one epoch, 40/30/30 splits
+so val and test hold enough positives). Heavy modules are imported inside the fixtures, so
+the plugin costs nothing at pytest start.
+"""
+
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
 
 TINY_RUN = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
             "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
             "train.epochs=1", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]"]
+
+DEMO_EXPERIMENT = Path(str(files("cm") / "data" / "demo_data" / "demo.toml"))
+
+
+def make_tiny_experiment(output_dir, *sets, registry=None, **tables):
+    """The shipped demo experiment shrunk by TINY_RUN, writing under ``output_dir``, with
+    ``sets`` (``key=value`` strings) and ``tables`` (top-level keys merged in) applied."""
+    from cm.config.decode import decode
+    from cm.config.load import apply_overrides, load_raw, set_keys
+
+    raw = load_raw(DEMO_EXPERIMENT, [*TINY_RUN, f"output_dir={output_dir}"])
+    raw = set_keys(apply_overrides(raw, sets), tables)
+    return decode(raw, source=f"{DEMO_EXPERIMENT} (tiny)", registry=registry)
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path):
+    """``tiny_experiment(*sets, **tables)`` -> a decoded tiny Experiment (see the module)."""
+
+    def make(*sets, **tables):
+        return make_tiny_experiment(tmp_path / "outputs", *sets, **tables)
+
+    return make
+
+
+@pytest.fixture
+def run_tiny():
+    """``run_tiny(experiment, **kwargs)`` -> the finished Run of ``cm run``."""
+    from cm.train.engine import run_experiment
+
+    return run_experiment
+
+
+@pytest.fixture
+def train_context(tiny_experiment):
+    """``train_context(*sets, **tables)`` -> a TrainContext ready for ``apply``."""
+    return lambda *sets, **tables: build_train_context(tiny_experiment(*sets, **tables))
+
+
+def build_train_context(experiment, device="cpu"):
+    """What ``Optimization.apply`` receives for ``experiment``: the model is built as
+    ``cm run`` builds it (tokenizer trained on the train posts, cached), with none of the
+    experiment's optimizations applied."""
+    import attrs
+
+    from cm.data.prepare import cache_root, prepare
+    from cm.model.backbone import load_backbone
+    from cm.registry import get_registry
+    from cm.train.engine import build_trainer
+
+    registry = get_registry()
+    prepared = prepare(experiment, registry)
+    backbone, _ = load_backbone(experiment.model.backbone, texts=prepared.tokenizer_texts(),
+                                tiny=experiment.model.tiny, cache_root=cache_root(),
+                                seed=experiment.seed)
+    plain = attrs.evolve(experiment, optimizations={})
+    trainer = build_trainer(plain, registry, device, backbone, pos_weight=1.0)
+    return attrs.evolve(trainer.context, experiment=experiment)

@@ -4,7 +4,9 @@
     backbone/           the backbone's config (weights come from model.safetensors)
     tokenizer/          the tokenizer files
     experiment.toml     the resolved experiment
-    meta.json           decision threshold, criteria, num_logits, the metrics at save time
+    meta.json           decision threshold, criteria, num_logits, the metrics at save time,
+                        and ``providers``: which distribution provided each component, so
+                        loading where a plugin is missing names the package to install
 """
 
 import json
@@ -17,8 +19,10 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from cm.config.decode import decode
 from cm.config.dump import dumps
 from cm.config.load import read_toml
+from cm.config.schema import Spec
 from cm.errors import UserError
 from cm.model.crossencoder import build_cross_encoder
+from cm.registry import get_registry
 
 
 @attrs.frozen
@@ -29,8 +33,10 @@ class Checkpoint:
     meta: dict
 
 
-def save_checkpoint(directory: Path, model, tokenizer, experiment, meta: dict) -> Path:
+def save_checkpoint(directory: Path, model, tokenizer, experiment, meta: dict,
+                    registry=None) -> Path:
     directory = Path(directory)
+    meta = {**meta, "providers": providers(experiment, registry or get_registry())}
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in plain_state_dict(model).items()}
     save_file(state, directory / "model.safetensors")
@@ -61,6 +67,44 @@ def plain_state_dict(model) -> dict:
     return state
 
 
+def used_components(obj, path="$"):
+    """(path, Spec) for every component an experiment names: ``$.model.head``, ..."""
+    if isinstance(obj, Spec):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from used_components(value, f"{path}.{key}")
+    elif attrs.has(type(obj)):
+        for field in attrs.fields(type(obj)):
+            yield from used_components(getattr(obj, field.name), f"{path}.{field.name}")
+
+
+def providers(experiment, registry) -> dict:
+    """Config path -> kind, name and the plugin distribution that provided it."""
+    found = {}
+    for path, spec in used_components(experiment):
+        component = registry.components[spec.kind].get(spec.name)
+        info = component.provider if component else None
+        found[path] = {"kind": spec.kind, "name": spec.name,
+                       "plugin": getattr(info, "name", "unknown"),
+                       "distribution": getattr(info, "distribution", "unknown"),
+                       "version": getattr(info, "version", "unknown")}
+    return found
+
+
+def missing_providers(recorded: dict, registry) -> list[str]:
+    """A line naming the package to install for each recorded component not registered."""
+    lines = []
+    for path, p in recorded.items():
+        if p["name"] in registry.components[p["kind"]]:
+            continue
+        install = (f"pip install '{p['distribution']}=={p['version']}'"
+                   if p["distribution"] != "unknown" else "its plugin is not known")
+        lines.append(f"{path}: {p['kind']} {p['name']!r} comes from {p['distribution']} "
+                     f"{p['version']} (plugin {p['plugin']}): {install}")
+    return lines
+
+
 def _dequantized(layer):
     """A linear layer's weight in float; QLoRA's 4-bit (bitsandbytes) weights dequantized."""
     if hasattr(layer.weight, "quant_state"):
@@ -78,14 +122,16 @@ def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
     if missing:
         raise UserError(f"{directory} is not a cm checkpoint (missing: {', '.join(missing)}); "
                         "pass the checkpoint/ folder written by `cm run`")
+    registry = registry or get_registry()
+    meta = json.loads((directory / "meta.json").read_text())
+    missing = missing_providers(meta.get("providers", {}), registry)
+    if missing:
+        raise UserError(f"{directory}: this checkpoint needs components that are not "
+                        "installed here:\n" + "\n".join(f"  {line}" for line in missing))
     experiment = decode(read_toml(directory / "experiment.toml"),
                         str(directory / "experiment.toml"), registry)
-    meta = json.loads((directory / "meta.json").read_text())
     backbone = AutoModel.from_config(AutoConfig.from_pretrained(directory / "backbone"))
-    from cm.registry import get_registry
-
-    model = build_cross_encoder(experiment, registry or get_registry(), backbone,
-                                meta["num_logits"])
+    model = build_cross_encoder(experiment, registry, backbone, meta["num_logits"])
     model.load_state_dict(load_file(directory / "model.safetensors"))
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(directory / "tokenizer")
