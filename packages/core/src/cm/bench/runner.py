@@ -237,10 +237,10 @@ def _features(split: SplitData) -> list[dict]:
 
 
 def run_bench(bench, registry, console, on_row=None) -> dict:
-    """Measure every row ``bench.table.rounds`` times; returns the device and one summary per row
-    (references first), each with its ratio to the reference at its precision.
-    ``on_row(result so far)`` after each measured row, so an interrupted bench keeps what it
-    measured (ratios are None until the reference of their precision is measured)."""
+    """Measure every row ``bench.table.rounds`` times; returns the device and one summary per
+    row (references first), each with its ratio to the reference at its precision (measured
+    right after the first row of that precision). ``on_row(result so far)`` after each
+    measured row, so an interrupted bench keeps what it measured."""
     device = resolve_device(bench.experiment.train.device)
     if bench.table.threads:
         torch.set_num_threads(bench.table.threads)
@@ -252,6 +252,9 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
         _record(measured, row, progress, round_, bench)
         if on_row:
             on_row(summary(measured, device, device_name))
+        if row.precision not in precisions:  # round 1: its reference next, so ratios exist
+            precisions[row.precision] = True
+            record(runner.measure_reference(row.precision, progress), progress, round_)
 
     with progress_bar(console) as progress:
         for round_ in range(1, bench.table.rounds + 1):
@@ -261,10 +264,6 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
             shift = (round_ - 1) * len(jobs) // bench.table.rounds
             for job in jobs[shift:] + jobs[:shift]:
                 record(job(progress), progress, round_)
-            for precision in dict.fromkeys(runs[0].precision for runs in measured.values()):
-                if precision not in precisions:  # first round: the references it needs
-                    precisions[precision] = True
-                    record(runner.measure_reference(precision, progress), progress, round_)
     return summary(measured, device, device_name)
 
 
