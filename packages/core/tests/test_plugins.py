@@ -279,3 +279,52 @@ def register_losses(register):
     registry = build_registry(discover(entry_points(path)))
     assert registry.names("loss") == []
     assert "options must be an attrs class" in registry.failures[0].error
+
+
+LAZY = """
+import attrs
+from cm.hookspecs import hookimpl
+
+@attrs.frozen
+class Options:
+    width: int = 3
+
+@hookimpl
+def register_heads(register):
+    register("lazy_head", "cm_test_lazy_impl:make", options=Options)
+"""
+
+LAZY_IMPL = """
+BUILT = []
+
+def make(options, **kwargs):
+    BUILT.append(options.width)
+    return options.width * 2
+"""
+
+
+def test_a_module_attr_factory_is_imported_only_when_built(site):
+    import sys
+
+    add, path = site
+    add("cm-lazy", "1.0", "lazy", "cm_test_lazy", LAZY)
+    (path / "cm_test_lazy_impl.py").write_text(LAZY_IMPL)
+    head = build_registry(discover(entry_points(path))).get("head", "lazy_head")
+    assert "cm_test_lazy_impl" not in sys.modules
+    assert head.build(None) == 6
+    assert sys.modules["cm_test_lazy_impl"].BUILT == [3]
+
+
+@pytest.mark.parametrize("factory", ["no_colon", "module:", ":attr", "module:not-a-name", 3])
+def test_a_factory_must_be_callable_or_a_module_attr_string(site, factory):
+    add, path = site
+    add("cm-bad", "1.0", "bad", f"cm_test_bad_{abs(hash(str(factory)))}", f"""
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_losses(register):
+    register("bad", {factory!r})
+""")
+    registry = build_registry(discover(entry_points(path)))
+    assert registry.names("loss") == []
+    assert "factory must be a callable or a 'module:attr' string" in registry.failures[0].error

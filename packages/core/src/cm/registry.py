@@ -1,6 +1,11 @@
-"""The component registry: plugins call ``register(name, factory, options=OptionsClass)``."""
+"""The component registry: plugins call ``register(name, factory, options=OptionsClass)``.
+
+``factory`` is a callable or a ``"module:attr"`` string imported when the component is first
+built: ``cm plugins`` and ``cm config`` then list and validate every component (they only
+need the attrs options classes) without importing torch."""
 
 import functools
+import importlib
 import traceback
 from collections.abc import Callable
 
@@ -17,18 +22,27 @@ class NoOptions:
     """Options class of a component that takes no options."""
 
 
+def load_factory(factory):
+    """A callable as is; ``"module:attr"`` imported (the module is imported once by Python)."""
+    if callable(factory):
+        return factory
+    module, _, attr = factory.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 @attrs.frozen
 class Component:
     kind: str
     name: str
-    factory: Callable
+    factory: Callable | str
     options: type
     provider: PluginInfo
 
     def build(self, options=None, **kwargs):
         """Call the factory with its options (defaults when None) and runtime arguments;
         a result lacking what its kind's contract requires fails naming the plugin."""
-        built = self.factory(self.options() if options is None else options, **kwargs)
+        factory = load_factory(self.factory)
+        built = factory(self.options() if options is None else options, **kwargs)
         protocol = REQUIRED.get(self.kind)
         missing = missing_members(built, protocol) if protocol else []
         if missing:
@@ -78,6 +92,9 @@ def _registrar(kind, table, provider, added, clashes):
     def register(name, factory, options=NoOptions):
         if not isinstance(name, str) or not name:
             raise TypeError(f"{kind} name must be a non-empty string, got {name!r}")
+        if not (callable(factory) or _is_reference(factory)):
+            raise TypeError(f"{kind} {name!r}: factory must be a callable or a 'module:attr' "
+                            f"string, got {factory!r}")
         if not attrs.has(options):
             raise TypeError(f"{kind} {name!r}: options must be an attrs class, got {options!r}")
         if name in table:
@@ -109,6 +126,13 @@ def default_problems(options) -> list[str]:
                 "needs a valid default"]
     empty = Registry({kind: {} for kind in KINDS}, Plugins(None))
     return structure(to_dict(defaults), options, empty)[1]
+
+
+def _is_reference(factory):
+    if not isinstance(factory, str):
+        return False
+    module, colon, attr = factory.partition(":")
+    return bool(colon and module and attr.isidentifier())
 
 
 def build_registry(plugins: Plugins) -> Registry:

@@ -1,22 +1,28 @@
-"""The ``heads`` entry point of group ``cm``: registers the heads and poolings."""
+"""The ``heads`` entry point of group ``cm``: registers the heads and poolings.
+
+Factories are ``"module:attr"`` strings, imported (with torch) when a model is built."""
 
 from cm.hookspecs import hookimpl
-from cm_heads import heads, poolings
+from cm_heads import options
+
+HEADS = "cm_heads.heads"
+POOLINGS = "cm_heads.poolings"
 
 
 @hookimpl
 def register_heads(register):
-    register("linear", heads.linear_head, options=heads.LinearHeadOptions)
-    register("mlp", heads.mlp_head, options=heads.MLPHeadOptions)
+    register("linear", f"{HEADS}:linear_head", options=options.LinearHeadOptions)
+    register("mlp", f"{HEADS}:mlp_head", options=options.MLPHeadOptions)
 
 
 @hookimpl
 def register_poolings(register):
-    register("cls", poolings.ClsPooling, options=poolings.NoPoolingOptions)
-    register("mean", poolings.MeanPooling, options=poolings.NoPoolingOptions)
-    register("max", poolings.MaxPooling, options=poolings.NoPoolingOptions)
-    register("cls_mean", poolings.ClsMeanPooling, options=poolings.NoPoolingOptions)
-    register("attention", poolings.AttentionPooling, options=poolings.AttentionPoolingOptions)
-    register(
-        "weighted_layers", poolings.WeightedLayersPooling, options=poolings.WeightedLayersOptions
-    )
+    none = options.NoPoolingOptions
+    register("cls", f"{POOLINGS}:ClsPooling", options=none)
+    register("mean", f"{POOLINGS}:MeanPooling", options=none)
+    register("max", f"{POOLINGS}:MaxPooling", options=none)
+    register("cls_mean", f"{POOLINGS}:ClsMeanPooling", options=none)
+    register("attention", f"{POOLINGS}:AttentionPooling",
+             options=options.AttentionPoolingOptions)
+    register("weighted_layers", f"{POOLINGS}:WeightedLayersPooling",
+             options=options.WeightedLayersOptions)

@@ -12,14 +12,11 @@ Each module also says ``needs_all_hidden``: whether the model must run the backb
 ``output_hidden_states=True`` (only ``weighted_layers`` does).
 """
 
-from typing import Literal
-
 import torch
-from attrs import field, frozen
-from attrs.validators import ge, in_, optional
 from torch import nn
 
 from cm.errors import UserError
+from cm_heads.options import AttentionPoolingOptions, NoPoolingOptions, WeightedLayersOptions
 
 
 def _keep(mask: torch.Tensor) -> torch.Tensor:
@@ -40,11 +37,6 @@ def masked_max(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     cannot win even against very negative states (and -inf never reaches the graph)."""
     lowest = torch.finfo(hidden.dtype).min
     return torch.where(_keep(mask), hidden, lowest).amax(dim=1)
-
-
-@frozen
-class NoPoolingOptions:
-    """``cls``, ``mean``, ``max`` and ``cls_mean`` have nothing to tune."""
 
 
 class ClsPooling(nn.Module):
@@ -95,13 +87,6 @@ class ClsMeanPooling(nn.Module):
         return torch.cat([hidden[:, 0], masked_mean(hidden, mask)], dim=-1)
 
 
-@frozen
-class AttentionPoolingOptions:
-    # None: one Linear(H, 1) scores each token. An int d: Linear(H, d) -> tanh -> Linear(d, 1),
-    # the additive attention of Bahdanau et al., for scores that are not linear in the state.
-    hidden_dim: int | None = field(default=None, validator=optional(ge(1)))
-
-
 class AttentionPooling(nn.Module):
     """A learned scalar score per token, softmax over real tokens, weighted sum of states."""
 
@@ -140,15 +125,6 @@ class AttentionPooling(nn.Module):
         states = torch.where(_keep(mask), hidden, 0.0)
         weights = self._weights(states, mask).unsqueeze(-1)
         return (weights * states).sum(dim=1).to(hidden.dtype)
-
-
-@frozen
-class WeightedLayersOptions:
-    # How many of the last hidden states to mix; all_hidden holds the embeddings output plus
-    # every layer, so a 12-layer backbone allows up to 13.
-    layers: int = field(default=4, validator=ge(1))
-    # Token reduction applied to every mixed layer: its [CLS] state, or the masked mean.
-    reduce: Literal["cls", "mean"] = field(default="cls", validator=in_(("cls", "mean")))
 
 
 class WeightedLayersPooling(nn.Module):

@@ -12,19 +12,11 @@ so LoRA adapters on ``query_proj``/``key_proj``/``value_proj`` would be silently
 """
 
 import importlib.util
-from typing import Literal
 
-import attrs
 import torch
 
 from cm.errors import UserError
-from cm.optimization import Optimization, OptimizationOptions
-
-
-@attrs.frozen
-class AttentionOptions(OptimizationOptions):
-    backend: Literal["eager", "disentangled_flash"] = "eager"
-    kernel: Literal["triton", "torch"] = "triton"  # disentangled_flash only
+from cm.optimization import Optimization
 
 
 class Attention(Optimization):

@@ -1,12 +1,10 @@
 """Training batches with less padding: length bucketing, or sequence packing (several pairs
 per row with a block-diagonal mask; exact for DeBERTaV3, which has no absolute positions)."""
 
-import attrs
-from attrs.validators import ge, optional
 
 from cm.errors import UserError
 from cm.model.packed import check_packable
-from cm.optimization import Optimization, OptimizationOptions
+from cm.optimization import Optimization
 
 
 class Bucketing(Optimization):
@@ -16,12 +14,6 @@ class Bucketing(Optimization):
 
     def apply(self, context):
         context.batching = "bucketing"
-
-
-@attrs.frozen
-class PackingOptions(OptimizationOptions):
-    # tokens per packed row; default data.max_length, so no row is longer than unpacked ones
-    token_budget: int | None = attrs.field(default=None, validator=optional(ge(16)))
 
 
 class Packing(Optimization):

@@ -1,17 +1,9 @@
 """Gradient (activation) checkpointing: recompute encoder layers' activations in the backward
 pass instead of storing them; less memory for about a third more compute."""
 
-import attrs
-from attrs.validators import ge
 
 from cm.errors import UserError
-from cm.optimization import Optimization, OptimizationOptions
-
-
-@attrs.frozen
-class CheckpointingOptions(OptimizationOptions):
-    every_n_layers: int = attrs.field(default=1, validator=ge(1))  # >1 trades memory for speed
-    offload: bool = False  # keep the saved activations in pinned host memory (CUDA only)
+from cm.optimization import Optimization
 
 
 class GradientCheckpointing(Optimization):

@@ -1,18 +1,9 @@
 """DataLoader tuning: worker processes prepare batches while the model trains; pinned
 memory speeds host-to-GPU copies (CUDA only, ignored elsewhere)."""
 
-import attrs
 import torch
-from attrs.validators import ge
 
-from cm.optimization import Optimization, OptimizationOptions
-
-
-@attrs.frozen
-class LoaderOptions(OptimizationOptions):
-    num_workers: int = attrs.field(default=2, validator=ge(0))
-    pin_memory: bool = True
-    persistent_workers: bool = True
+from cm.optimization import Optimization
 
 
 class Loader(Optimization):

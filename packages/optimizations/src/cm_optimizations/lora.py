@@ -12,31 +12,11 @@ compute in bf16 (frozen base weights in ~0.5 byte per parameter), then adds the 
 """
 
 import importlib.util
-from typing import Literal
 
-import attrs
 import torch
-from attrs.validators import and_, ge, gt, lt, min_len
 
 from cm.errors import UserError
-from cm.optimization import Optimization, OptimizationOptions
-
-ATTENTION = ["query_proj", "key_proj", "value_proj"]  # DeBERTa's names
-
-
-@attrs.frozen
-class LoRAOptions(OptimizationOptions):
-    r: int = attrs.field(default=8, validator=ge(1))
-    alpha: float = attrs.field(default=16.0, validator=gt(0))
-    dropout: float = attrs.field(default=0.1, validator=and_(ge(0.0), lt(1.0)))
-    target_modules: list[str] = attrs.field(default=attrs.Factory(lambda: list(ATTENTION)),
-                                            validator=min_len(1))
-    include_dense: bool = False  # also the feed-forward and attention-output `dense` layers
-
-
-@attrs.frozen
-class QLoRAOptions(LoRAOptions):
-    quant_type: Literal["nf4", "fp4"] = "nf4"
+from cm.optimization import Optimization
 
 
 def _missing(package: str, pip_name: str) -> str | None:

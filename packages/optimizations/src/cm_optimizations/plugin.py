@@ -1,36 +1,32 @@
-"""Registration of the built-in optimizations."""
+"""Registration of the built-in optimizations.
+
+Factories are ``"module:attr"`` strings, imported (with torch) when a run requests them."""
 
 from cm.hookspecs import hookimpl
 from cm.optimization import OptimizationOptions
-from cm_optimizations import (
-    amp,
-    attention,
-    batching,
-    channels_last,
-    checkpointing,
-    loader,
-    lora,
-    optimizer,
-    tf32,
-    torch_compile,
-)
+from cm_optimizations import options
+
+PACKAGE = "cm_optimizations"
 
 
 @hookimpl
 def register_optimizations(register):
-    register("bf16", amp.BF16, options=OptimizationOptions)
-    register("fp16", amp.FP16, options=OptimizationOptions)
-    register("tf32", tf32.TF32, options=OptimizationOptions)
-    register("attention", attention.Attention, options=attention.AttentionOptions)
-    register("gradient_checkpointing", checkpointing.GradientCheckpointing,
-             options=checkpointing.CheckpointingOptions)
-    register("fused_adamw", optimizer.FusedAdamW, options=OptimizationOptions)
-    register("adamw_8bit", optimizer.AdamW8bit, options=OptimizationOptions)
-    register("lora", lora.LoRA, options=lora.LoRAOptions)
-    register("qlora", lora.QLoRA, options=lora.QLoRAOptions)
-    register("compile", torch_compile.Compile, options=torch_compile.CompileOptions)
-    register("cuda_graphs", torch_compile.CUDAGraphs, options=torch_compile.CUDAGraphsOptions)
-    register("channels_last", channels_last.ChannelsLast, options=OptimizationOptions)
-    register("bucketing", batching.Bucketing, options=OptimizationOptions)
-    register("packing", batching.Packing, options=batching.PackingOptions)
-    register("loader", loader.Loader, options=loader.LoaderOptions)
+    def add(name, factory, options=OptimizationOptions):
+        register(name, f"{PACKAGE}.{factory}", options=options)
+
+    add("bf16", "amp:BF16")
+    add("fp16", "amp:FP16")
+    add("tf32", "tf32:TF32")
+    add("attention", "attention:Attention", options.AttentionOptions)
+    add("gradient_checkpointing", "checkpointing:GradientCheckpointing",
+        options.CheckpointingOptions)
+    add("fused_adamw", "optimizer:FusedAdamW")
+    add("adamw_8bit", "optimizer:AdamW8bit")
+    add("lora", "lora:LoRA", options.LoRAOptions)
+    add("qlora", "lora:QLoRA", options.QLoRAOptions)
+    add("compile", "torch_compile:Compile", options.CompileOptions)
+    add("cuda_graphs", "torch_compile:CUDAGraphs", options.CUDAGraphsOptions)
+    add("channels_last", "channels_last:ChannelsLast")
+    add("bucketing", "batching:Bucketing")
+    add("packing", "batching:Packing", options.PackingOptions)
+    add("loader", "loader:Loader", options.LoaderOptions)

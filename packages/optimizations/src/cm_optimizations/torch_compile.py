@@ -18,25 +18,10 @@ overhead (large for small batches); they need fixed shapes and memory addresses,
 static padding, no packing (its row and segment counts vary per batch) and CUDA.
 """
 
-from typing import Literal
 
-import attrs
 import torch
-from attrs.validators import ge
 
-from cm.optimization import Optimization, OptimizationOptions
-
-
-@attrs.frozen
-class CompileOptions(OptimizationOptions):
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
-    dynamic: bool = False  # true: one shape-polymorphic graph, no length padding
-    pad_to_multiple: int = attrs.field(default=64, validator=ge(1))
-
-
-@attrs.frozen
-class CUDAGraphsOptions(OptimizationOptions):
-    pad_to_multiple: int = attrs.field(default=64, validator=ge(1))
+from cm.optimization import Optimization
 
 
 def compile_training(context, mode, dynamic, multiple):

@@ -8,9 +8,9 @@ the caller does not know it; ReDSM5 criteria are mostly negatives, hence the wei
 
 import torch
 import torch.nn.functional as F
-from attrs import field, frozen
-from attrs.validators import and_, deep_iterable, ge, gt, le, lt, max_len, min_len, optional
 from torch import nn
+
+from cm.builtin.options import BCEOptions, FocalOptions, WeightedCEOptions
 
 
 def _single(logits):
@@ -20,13 +20,6 @@ def _single(logits):
     if logits.dim() == 1:
         return logits
     raise ValueError(f"expected logits of shape [N, 1], got {list(logits.shape)}")
-
-
-@frozen
-class BCEOptions:
-    # Use the caller's train-split n_neg/n_pos; an explicit pos_weight wins over it.
-    auto_pos_weight: bool = True
-    pos_weight: float | None = field(default=None, validator=optional(gt(0.0)))
 
 
 class BCELoss(nn.Module):
@@ -54,18 +47,6 @@ def bce(options: BCEOptions, pos_weight: float | None) -> BCELoss:
     if options.pos_weight is not None:
         return BCELoss(options.pos_weight)
     return BCELoss(pos_weight if options.auto_pos_weight else None)
-
-
-@frozen
-class WeightedCEOptions:
-    # [no match, match] weights: [1, pos_weight] from the train split unless class_weights
-    # is given; either way normalised to mean 1.
-    auto_class_weights: bool = True
-    class_weights: list[float] | None = field(
-        default=None,
-        validator=optional(deep_iterable(gt(0.0), and_(min_len(2), max_len(2)))),
-    )
-    label_smoothing: float = field(default=0.0, validator=[ge(0.0), lt(1.0)])
 
 
 def normalised(weights):
@@ -102,13 +83,6 @@ def weighted_ce(options: WeightedCEOptions, pos_weight: float | None) -> Weighte
     if weights is None and options.auto_class_weights and pos_weight is not None:
         weights = [1.0, pos_weight]
     return WeightedCELoss(weights, options.label_smoothing)
-
-
-@frozen
-class FocalOptions:
-    gamma: float = field(default=2.0, validator=ge(0.0))
-    # Weight of the positive class (1 - alpha for negatives); None = unweighted.
-    alpha: float | None = field(default=0.25, validator=optional([ge(0.0), le(1.0)]))
 
 
 class FocalLoss(nn.Module):

@@ -9,10 +9,9 @@ import importlib
 import re
 
 import torch
-from attrs import Factory, field, frozen
-from attrs.validators import and_, deep_iterable, ge, gt, lt, max_len, min_len
 from torch import nn
 
+from cm.builtin.options import AdamW8bitOptions, AdamWOptions
 from cm.errors import UserError
 
 _LAYER = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
@@ -81,32 +80,6 @@ def param_groups(
             }
         groups[key]["params"].append(param)
     return list(groups.values())
-
-
-def _betas():
-    return field(
-        default=Factory(lambda: [0.9, 0.999]),
-        validator=deep_iterable(and_(ge(0.0), lt(1.0)), and_(min_len(2), max_len(2))),
-    )
-
-
-def _eps():
-    return field(default=1e-8, validator=gt(0.0))
-
-
-@frozen
-class AdamWOptions:
-    betas: list[float] = _betas()
-    eps: float = _eps()
-    # torch's single-kernel step, on CUDA and (torch >= 2.4) CPU; optimizations.fused_adamw
-    # turns it on.
-    fused: bool = False
-
-
-@frozen
-class AdamW8bitOptions:
-    betas: list[float] = _betas()
-    eps: float = _eps()
 
 
 def _params(groups):

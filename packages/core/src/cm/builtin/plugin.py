@@ -1,28 +1,35 @@
-"""The ``core`` entry point of group ``cm``: registers cm-core's built-in components."""
+"""The ``core`` entry point of group ``cm``: registers cm-core's built-in components.
 
-from cm.builtin import losses, optimizers, schedulers
+Factories are ``"module:attr"`` strings, imported when a run builds them, so listing and
+validating (``cm plugins``, ``cm config``) never import torch."""
+
+from cm.builtin import options
 from cm.data import datasets
 from cm.hookspecs import hookimpl
+
+LOSSES = "cm.builtin.losses"
+OPTIMIZERS = "cm.builtin.optimizers"
+SCHEDULERS = "cm.builtin.schedulers"
 
 
 @hookimpl
 def register_losses(register):
-    register("bce", losses.bce, options=losses.BCEOptions)
-    register("weighted_ce", losses.weighted_ce, options=losses.WeightedCEOptions)
-    register("focal", losses.focal, options=losses.FocalOptions)
+    register("bce", f"{LOSSES}:bce", options=options.BCEOptions)
+    register("weighted_ce", f"{LOSSES}:weighted_ce", options=options.WeightedCEOptions)
+    register("focal", f"{LOSSES}:focal", options=options.FocalOptions)
 
 
 @hookimpl
 def register_optimizers(register):
-    register("adamw", optimizers.adamw, options=optimizers.AdamWOptions)
-    register("adamw_8bit", optimizers.adamw_8bit, options=optimizers.AdamW8bitOptions)
+    register("adamw", f"{OPTIMIZERS}:adamw", options=options.AdamWOptions)
+    register("adamw_8bit", f"{OPTIMIZERS}:adamw_8bit", options=options.AdamW8bitOptions)
 
 
 @hookimpl
 def register_schedulers(register):
-    register("linear", schedulers.linear, options=schedulers.WarmupOptions)
-    register("cosine", schedulers.cosine, options=schedulers.CosineOptions)
-    register("constant", schedulers.constant, options=schedulers.WarmupOptions)
+    register("linear", f"{SCHEDULERS}:linear", options=options.WarmupOptions)
+    register("cosine", f"{SCHEDULERS}:cosine", options=options.CosineOptions)
+    register("constant", f"{SCHEDULERS}:constant", options=options.WarmupOptions)
 
 
 @hookimpl

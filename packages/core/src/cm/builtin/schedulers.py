@@ -9,21 +9,9 @@ step 0 to 1 at the end of warmup (the HuggingFace convention), which is ``ceil(w
 
 import math
 
-from attrs import field, frozen
-from attrs.validators import ge, le, lt
 from torch.optim.lr_scheduler import LambdaLR
 
-
-@frozen
-class WarmupOptions:
-    warmup_ratio: float = field(default=0.1, validator=[ge(0.0), lt(1.0)])
-
-
-@frozen
-class CosineOptions:
-    warmup_ratio: float = field(default=0.1, validator=[ge(0.0), lt(1.0)])
-    # Final LR as a fraction of the peak: the half-cosine ends here rather than at 0.
-    min_lr_ratio: float = field(default=0.0, validator=[ge(0.0), le(1.0)])
+from cm.builtin.options import CosineOptions, WarmupOptions
 
 
 def warmup_steps(warmup_ratio: float, num_training_steps: int) -> int:

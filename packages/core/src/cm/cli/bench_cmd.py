@@ -1,13 +1,8 @@
 """``cm bench``: measure optimization configurations side by side."""
 
 import click
-from rich.console import Console
 
-from cm.bench.config import load_bench
-from cm.bench.report import assemble, output_directory, table, write_results
-from cm.bench.runner import run_bench
 from cm.cli.options import experiment_argument
-from cm.registry import get_registry
 
 
 @click.command()
@@ -15,6 +10,13 @@ from cm.registry import get_registry
 def bench(experiment_file, overrides):
     """Benchmark the configurations in EXPERIMENT_FILE's [bench] table against a plain
     Hugging Face training loop: samples/s, real tokens/s, padding waste, peak memory, MFU."""
+    from rich.console import Console
+
+    from cm.bench.config import load_bench
+    from cm.bench.report import assemble, output_directory, table, write_results
+    from cm.bench.runner import run_bench
+    from cm.registry import get_registry
+
     registry = get_registry()
     spec = load_bench(experiment_file, overrides, registry)
     console = Console()

@@ -8,7 +8,6 @@ from rich.table import Table
 
 from cm.cli.options import experiment_argument, load
 from cm.data.prepare import SPLITS, load_tokenizer, prepare
-from cm.data.stats import data_stats
 
 
 @click.group()
@@ -21,6 +20,8 @@ def data():
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stats(experiment_file, overrides, as_json):
     """Posts, pairs and positives per criterion and split; token lengths; padding waste."""
+    from cm.data.stats import data_stats
+
     experiment = load(experiment_file, overrides)
     prepared = prepare(experiment)
     report = data_stats(experiment, prepared, load_tokenizer(experiment, prepared))
