@@ -239,3 +239,39 @@ def test_logs_to_a_tracking_server_with_the_checkpoint(tmp_path, server):
         assert (checkpoint / name).read_bytes() == (
             run.directory / "checkpoint" / name).read_bytes()
     assert (tmp_path / "art").is_dir()
+
+
+def test_step_metrics_reach_the_store_within_15_seconds(tmp_path):
+    """Buffered step metrics are sent at the first step and then whenever 15 s have passed
+    (a clock injected, so nothing here waits or depends on the machine's speed)."""
+    from types import SimpleNamespace
+
+    from cm_tracking.mlflow_tracker import FLUSH_SECONDS, MlflowTracker
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment = tiny(tmp_path, uri)
+    tracker = get_registry().get("tracker", "mlflow").build(
+        experiment.tracking["mlflow"].options, experiment=experiment)
+    assert isinstance(tracker, MlflowTracker)
+    now = [1000.0]
+    tracker.clock = lambda: now[0]
+    (tmp_path / "run").mkdir()
+    run = SimpleNamespace(experiment=experiment, directory=tmp_path / "run", device="cpu",
+                          epoch=1, metrics={}, telemetry=[])
+    tracker.run_started(run=run)
+    client = MlflowClient(tracking_uri=uri)
+
+    def seen():
+        return [m.step for m in client.get_metric_history(tracker.run_id, "train/loss")]
+
+    tracker.step_ended(run=run, step=1, metrics={"train/loss": 0.9})
+    assert seen() == [1]
+    now[0] += FLUSH_SECONDS - 1
+    tracker.step_ended(run=run, step=2, metrics={"train/loss": 0.8})
+    assert seen() == [1]  # buffered: not one round trip per step
+    now[0] += 1
+    tracker.step_ended(run=run, step=3, metrics={"train/loss": 0.7})
+    assert sorted(seen()) == [1, 2, 3]
+    run_id = tracker.run_id
+    tracker.run_finished(run=run, status="FINISHED", error=None)
+    assert client.get_run(run_id).info.status == "FINISHED"

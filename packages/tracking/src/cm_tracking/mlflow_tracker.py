@@ -40,6 +40,7 @@ from cm_tracking.options import MlflowOptions, tracking_uri
 VERSIONED = ("torch", "transformers", "mlflow")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 DIGEST_TAG = "cm.dataset.sha256."  # + file name: the SHA-256 of each dataset file
+FLUSH_SECONDS = 15.0  # buffered step metrics are sent at least this often: live curves
 
 
 class MlflowTracker:
@@ -54,6 +55,8 @@ class MlflowTracker:
         self.run_id = None  # its MLflow run id
         self.logged = set()  # metric keys logged so far
         self.pending = []  # step metrics, sent in batches (not one round trip per step)
+        self.clock = time.monotonic  # tests inject their own
+        self.flushed_at = None  # clock() of the last send; None: the first step goes at once
 
     def _ours(self, run) -> bool:
         return self.run_id is not None and run is self.run
@@ -146,11 +149,13 @@ class MlflowTracker:
         items = [Metric(k, float(v), stamp, int(step)) for k, v in loggable(metrics).items()]
         self.pending.extend(items)
         self.logged.update(m.key for m in items)
-        if send or len(self.pending) >= MAX_METRICS_PER_BATCH:
+        due = self.flushed_at is None or self.clock() - self.flushed_at >= FLUSH_SECONDS
+        if send or due or len(self.pending) >= MAX_METRICS_PER_BATCH:
             self._flush()
 
     def _flush(self):
         items, self.pending = self.pending, []
+        self.flushed_at = self.clock()
         for i in range(0, len(items), MAX_METRICS_PER_BATCH):
             self.client.log_batch(self.run_id, metrics=items[i:i + MAX_METRICS_PER_BATCH])
 
