@@ -1,5 +1,6 @@
 """Docs that must stay true: every hook is documented, every CLI command is in the contract."""
 
+import inspect
 import re
 import subprocess
 import sys
@@ -22,9 +23,23 @@ def test_there_are_hooks():
     assert "register_heads" in hook_names() and "run_finished" in hook_names()
 
 
-def test_every_hook_is_documented():
-    documented = set(re.findall(r"^### `(\w+)", (DOCS / "plugins.md").read_text(), re.M))
-    assert set(hook_names()) == documented
+def test_every_hook_is_documented_with_its_arguments():
+    """datasette's habit: each hookspec has a ``### `name(arguments)` `` section in
+    docs/plugins.md whose argument names are the hookspec's own."""
+    documented = dict(re.findall(r"^### `(\w+)\(([^)]*)\)`", (DOCS / "plugins.md").read_text(),
+                                 re.M))
+    expected = {name: ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
+                for name in hook_names()}
+    assert documented == expected
+
+
+def test_every_hook_has_a_test():
+    """... and a test named ``test_hook_<name>`` somewhere in the tests."""
+    sources = "\n".join(path.read_text() for pattern in ("packages/*/tests/*.py", "tests/*.py")
+                        for path in ROOT.glob(pattern))
+    untested = [name for name in hook_names()
+                if not re.search(rf"^def test_hook_{name}\b", sources, re.M)]
+    assert untested == []
 
 
 def test_every_command_is_in_the_cli_contract():

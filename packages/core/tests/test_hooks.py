@@ -1,0 +1,227 @@
+"""Every hook, as cm calls it: one tiny run whose components all come from a recording
+plugin (wrapping cm's own) and whose tracker and plugin record every lifecycle call.
+tests/test_docs.py requires a ``test_hook_<name>`` for every hookspec."""
+
+import inspect
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from cm import contracts
+from cm.hookspecs import hookimpl
+from cm.optimization import Optimization, OptimizationOptions, TrainContext
+from cm.plugins import discover
+from cm.registry import build_registry
+from cm.testing import make_tiny_experiment
+from cm.train.engine import run_experiment
+
+LIFECYCLE = ("run_started", "step_ended", "epoch_ended", "evaluated", "run_finished")
+
+
+class Listener:
+    """Records each lifecycle call as (hook, arguments)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def seen(self, hook):
+        return [arguments for name, arguments in self.calls if name == hook]
+
+    @hookimpl
+    def run_started(self, run):
+        self.calls.append(("run_started", {"run": run}))
+
+    @hookimpl
+    def step_ended(self, run, step, metrics):
+        self.calls.append(("step_ended", {"run": run, "step": step, "metrics": metrics}))
+
+    @hookimpl
+    def epoch_ended(self, run, epoch, metrics):
+        self.calls.append(("epoch_ended", {"run": run, "epoch": epoch, "metrics": metrics}))
+
+    @hookimpl
+    def evaluated(self, run, split, metrics, artifacts):
+        self.calls.append(("evaluated", {"run": run, "split": split, "metrics": metrics,
+                                         "artifacts": artifacts}))
+
+    @hookimpl
+    def run_finished(self, run, status, error):
+        self.calls.append(("run_finished", {"run": run, "status": status, "error": error}))
+
+
+class Recording(Listener):
+    """Registers one component of every kind, named ``rec``, each built by cm's own."""
+
+    def __init__(self, builtin):
+        super().__init__()
+        self.builtin = builtin
+        self.built = defaultdict(list)  # kind -> (keyword arguments, result) per build
+        self.trackers = []
+
+    def wrap(self, kind, name):
+        def factory(options, **kwargs):
+            result = self.builtin.get(kind, name).build(None, **kwargs)
+            self.built[kind].append((kwargs, result))
+            return result
+
+        return factory
+
+    @hookimpl
+    def register_heads(self, register):
+        register("rec", self.wrap("head", "linear"))
+
+    @hookimpl
+    def register_poolings(self, register):
+        register("rec", self.wrap("pooling", "mean"))
+
+    @hookimpl
+    def register_losses(self, register):
+        register("rec", self.wrap("loss", "bce"))
+
+    @hookimpl
+    def register_optimizers(self, register):
+        register("rec", self.wrap("optimizer", "adamw"))
+
+    @hookimpl
+    def register_schedulers(self, register):
+        register("rec", self.wrap("scheduler", "linear"))
+
+    @hookimpl
+    def register_datasets(self, register):
+        register("rec", self.wrap("dataset", "demo"))
+
+    @hookimpl
+    def register_optimizations(self, register):
+        def factory(options, **kwargs):
+            optimization = Applied(options)
+            self.built["optimization"].append((kwargs, optimization))
+            return optimization
+
+        register("rec", factory, options=OptimizationOptions)
+
+    @hookimpl
+    def register_trackers(self, register):
+        def factory(options, **kwargs):
+            tracker = Listener()
+            self.built["tracker"].append((kwargs, tracker))
+            return tracker
+
+        register("rec", factory)
+
+
+class Applied(Optimization):
+    def apply(self, context):
+        self.context = context
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    builtin = build_registry(discover())
+    plugins = discover()
+    recording = Recording(builtin)
+    plugins.manager.register(recording, name="recording")
+    registry = build_registry(plugins)
+    rec = {"name": "rec"}
+    experiment = make_tiny_experiment(
+        tmp_path_factory.mktemp("hooks"), registry=registry,
+        data={"dataset": rec}, model={"head": rec, "pooling": rec},
+        train={"loss": rec, "optimizer": rec, "scheduler": rec, "epochs": 2},
+        optimizations={"rec": {}}, tracking={"rec": {}})
+    run = run_experiment(experiment, registry=registry)
+    return recording, run
+
+
+def arguments_of(factory_protocol) -> list[str]:
+    """The keyword arguments a contracts.*Factory lists after ``options``."""
+    return list(inspect.signature(factory_protocol.__call__).parameters)[2:]
+
+
+def built(recorded, kind, protocol):
+    recording, _ = recorded
+    [(kwargs, result)] = recording.built[kind]
+    assert sorted(kwargs) == sorted(arguments_of(protocol))
+    return kwargs, result
+
+
+def test_hook_register_heads(recorded):
+    kwargs, head = built(recorded, "head", contracts.HeadFactory)
+    assert kwargs["num_logits"] == 1
+    assert kwargs["in_features"] == recorded[0].built["pooling"][0][1].out_features == 32
+
+
+def test_hook_register_poolings(recorded):
+    kwargs, pooling = built(recorded, "pooling", contracts.PoolingFactory)
+    assert kwargs == {"hidden_size": 32, "num_layers": 1}
+    assert isinstance(pooling, contracts.Pooling)
+
+
+def test_hook_register_losses(recorded):
+    kwargs, loss = built(recorded, "loss", contracts.LossFactory)
+    assert kwargs["pos_weight"] > 1  # negatives outnumber positives in the demo's train split
+    assert isinstance(loss, contracts.Loss)
+
+
+def test_hook_register_optimizers(recorded):
+    kwargs, optimizer = built(recorded, "optimizer", contracts.OptimizerFactory)
+    assert kwargs["lr"] == 1e-3 and optimizer.param_groups
+
+
+def test_hook_register_schedulers(recorded):
+    kwargs, _ = built(recorded, "scheduler", contracts.SchedulerFactory)
+    assert kwargs["optimizer"] is recorded[0].built["optimizer"][0][1]
+    assert kwargs["num_training_steps"] == len(recorded[0].seen("step_ended"))
+
+
+def test_hook_register_datasets(recorded):
+    kwargs, corpus = built(recorded, "dataset", contracts.DatasetFactory)
+    assert kwargs == {} and len(corpus.posts) == 300
+
+
+def test_hook_register_optimizations(recorded):
+    kwargs, optimization = built(recorded, "optimization", contracts.OptimizationFactory)
+    assert isinstance(optimization.context, TrainContext)
+    assert [row.status for row in recorded[1].telemetry] == ["active"]
+
+
+def test_hook_register_trackers(recorded):
+    kwargs, tracker = built(recorded, "tracker", contracts.TrackerFactory)
+    assert kwargs["experiment"] is recorded[1].experiment
+    assert [name for name, _ in tracker.calls if name in ("run_started", "run_finished")] \
+        == ["run_started", "run_finished"]
+
+
+@pytest.mark.parametrize("who", ["plugin", "tracker"])
+def test_hook_run_started(recorded, who):
+    [call] = listener(recorded, who).seen("run_started")
+    assert call["run"] is recorded[1] and Path(call["run"].directory).is_dir()
+
+
+def test_hook_step_ended(recorded):
+    steps = recorded[0].seen("step_ended")
+    assert [call["step"] for call in steps] == list(range(1, len(steps) + 1))
+    assert {"train/loss", "train/lr"} <= set(steps[0]["metrics"])
+
+
+def test_hook_epoch_ended(recorded):
+    epochs = recorded[0].seen("epoch_ended")
+    assert [call["epoch"] for call in epochs] == [1, 2]
+    assert 0.0 <= epochs[0]["metrics"]["val/macro_f1"] <= 1.0
+
+
+def test_hook_evaluated(recorded):
+    calls = recorded[0].seen("evaluated")
+    assert [call["split"] for call in calls] == ["val", "test"]
+    assert calls[1]["metrics"]["macro_f1"] == recorded[1].metrics["test/macro_f1"]
+    assert all(Path(path).exists() for path in calls[1]["artifacts"].values())
+
+
+@pytest.mark.parametrize("who", ["plugin", "tracker"])
+def test_hook_run_finished(recorded, who):
+    [call] = listener(recorded, who).seen("run_finished")
+    assert (call["status"], call["error"]) == ("FINISHED", None)
+    assert listener(recorded, who).calls[-1][0] == "run_finished"
+
+
+def listener(recorded, who):
+    return recorded[0] if who == "plugin" else recorded[0].built["tracker"][0][1]
