@@ -4,17 +4,13 @@ availability and conflicts on this CPU, and the ones that run here, run for real
 import importlib.util
 import json
 import math
-import os
-from pathlib import Path
 
 import attrs
 import pytest
 import torch
 from click.testing import CliRunner
-from rich.console import Console
 
 from cm.cli.main import cli
-from cm.config import load_experiment
 from cm.data.prepare import prepare
 from cm.errors import UserError
 from cm.model.backbone import load_backbone
@@ -22,12 +18,11 @@ from cm.model.checkpoint import load_checkpoint, save_checkpoint
 from cm.model.crossencoder import build_cross_encoder
 from cm.optimization import Telemetry, TrainContext, resolve
 from cm.registry import get_registry
-from cm.testing import TINY_RUN
-from cm.train import engine
+from cm.testing import make_tiny_experiment as small
+from cm.testing import run_quietly as run
 from cm.train.batches import encode_split, train_loader
 from cm.train.evaluation import score, split_metrics
 
-DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
 ALL = {"bf16", "fp16", "tf32", "attention", "gradient_checkpointing", "fused_adamw",
        "adamw_8bit", "lora", "qlora", "compile", "cuda_graphs", "channels_last", "bucketing",
        "packing", "loader"}
@@ -35,19 +30,6 @@ needs_peft = pytest.mark.skipif(importlib.util.find_spec("peft") is None,
                                 reason="peft is not installed (pip install peft)")
 needs_flash = pytest.mark.skipif(importlib.util.find_spec("disentangled_flash") is None,
                                  reason="pip install disentangled-flash")
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
-
-
-def small(tmp_path, *more):
-    return load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}", *more])
-
-
-def run(experiment):
-    return engine.run_experiment(experiment, console=Console(file=open(os.devnull, "w")))  # noqa: SIM115
 
 
 def resolved(tmp_path, *optimizations, device="cpu"):

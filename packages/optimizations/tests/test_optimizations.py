@@ -1,37 +1,18 @@
 """Optimization plugins through the real engine on a very small DeBERTaV3-shaped model."""
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
-from rich.console import Console
 
-from cm.config import load_experiment
 from cm.data.prepare import prepare
 from cm.errors import UserError
 from cm.model.backbone import load_backbone
 from cm.optimization import Telemetry, TrainContext, resolve
 from cm.registry import get_registry
-from cm.testing import TINY_RUN
-from cm.train import engine
+from cm.testing import make_tiny_experiment as small
+from cm.testing import run_quietly as run
 from cm.train.batches import encode_split, train_loader
-
-DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
-
-
-def small(tmp_path, *more):
-    return load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}", *more])
-
-
-def run(experiment):
-    return engine.run_experiment(experiment, console=Console(file=open(os.devnull, "w")))  # noqa: SIM115
 
 
 def test_cuda_only_optimization_is_an_error_when_strict(tmp_path):

@@ -6,7 +6,8 @@ point ``cm`` of group ``pytest11``): any project with cm-core installed gets the
   shrunk by ``TINY_RUN``, writing under the test's ``tmp_path``; then your ``--set``
   strings (``"model.head.name=my_head"``) and tables (``model={"head": {...}}``).
 - ``run_tiny(experiment, **kwargs)`` -> the finished ``Run`` of ``cm run`` (metrics,
-  artifacts, telemetry); keyword arguments go to ``run_experiment`` (``listeners=...``).
+  artifacts, telemetry), printing nothing unless given a ``console``; keyword arguments go
+  to ``run_experiment``.
 - ``train_context(*sets, **tables)`` -> a ``TrainContext`` as an optimization's ``apply``
   receives it: the tiny experiment, the cross-encoder built on CPU, nothing applied yet.
 
@@ -49,12 +50,20 @@ def tiny_experiment(tmp_path):
     return make
 
 
+def run_quietly(experiment, **kwargs):
+    """``cm.train.engine.run_experiment`` printing nothing unless given a ``console``."""
+    from rich.console import Console
+
+    from cm.train.engine import run_experiment
+
+    kwargs.setdefault("console", Console(quiet=True))
+    return run_experiment(experiment, **kwargs)
+
+
 @pytest.fixture
 def run_tiny():
     """``run_tiny(experiment, **kwargs)`` -> the finished Run of ``cm run``."""
-    from cm.train.engine import run_experiment
-
-    return run_experiment
+    return run_quietly
 
 
 @pytest.fixture
