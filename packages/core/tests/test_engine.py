@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from rich.console import Console
@@ -46,9 +45,12 @@ def test_same_seed_same_metrics(tmp_path):
     assert scores(other) != scores(first)
 
 
+MEASURED = ("train/samples_per_s", "system/peak_memory_mb")  # vary run to run; not scores
+
+
 def scores(run):
     """Metrics without the measured ones (throughput, memory), which vary between runs."""
-    return {k: v for k, v in run.metrics.items() if k not in engine.MEASURED}
+    return {k: v for k, v in run.metrics.items() if k not in MEASURED}
 
 
 def test_outputs_and_reload_give_identical_predictions(tmp_path):
@@ -79,9 +81,11 @@ def test_outputs_and_reload_give_identical_predictions(tmp_path):
 
 
 def test_threshold_is_tuned_on_validation_labels_only(tmp_path, monkeypatch):
+    from cm.train import evaluation
+
     seen = []
-    original = engine.tune_threshold
-    monkeypatch.setattr(engine, "tune_threshold",
+    original = evaluation.tune_threshold
+    monkeypatch.setattr(evaluation, "tune_threshold",
                         lambda labels, probs: seen.append(labels.copy()) or original(labels,
                                                                                      probs))
     experiment = small(tmp_path)
@@ -107,7 +111,7 @@ def test_windows_truncation_scores_every_pair_once_and_predict_names_the_evidenc
     assert len(short) == len(long) == 9
     assert all("evidence_window" not in r for r in short)
     from cm.data.encode import encode_pairs
-    from cm.predict import _post_ids
+    from cm.predict import post_token_ids
 
     data, tokenizer = checkpoint.experiment.data, checkpoint.tokenizer
     post_tokens = tokenizer(long_post, add_special_tokens=False)["input_ids"]
@@ -117,7 +121,7 @@ def test_windows_truncation_scores_every_pair_once_and_predict_names_the_evidenc
                                data.max_length, "windows", data.stride)
         assert len(windows) > 1
         start, end = map(int, row["evidence_tokens"].split("-"))
-        assert post_tokens[start:end] == _post_ids(windows[row["evidence_window"]])
+        assert post_tokens[start:end] == post_token_ids(windows[row["evidence_window"]])
         assert row["evidence_text"].strip()
 
 
@@ -201,34 +205,71 @@ def test_cuda_request_without_a_gpu_is_a_clear_error():
         engine.resolve_device("cuda")
 
 
-def test_failed_run_reports_failed_to_hooks(tmp_path):
-    events = []
+class Recorder:
+    """A listener that writes down every lifecycle call it hears, with the run's name."""
 
-    class Recorder:
-        from cm.hookspecs import hookimpl
+    from cm.hookspecs import hookimpl
 
-        @hookimpl
-        def run_finished(self, run, status, error):
-            events.append((status, type(error).__name__))
+    def __init__(self):
+        self.events = []
 
-    manager = get_registry().plugins.manager
+    @hookimpl
+    def run_started(self, run):
+        self.events.append(("run_started", run.experiment.name))
+
+    @hookimpl
+    def step_ended(self, run, step, metrics):
+        self.events.append(("step_ended", run.experiment.name, step))
+
+    @hookimpl
+    def epoch_ended(self, run, epoch, metrics):
+        self.events.append(("epoch_ended", run.experiment.name, epoch))
+
+    @hookimpl
+    def evaluated(self, run, split, metrics, artifacts):
+        self.events.append(("evaluated", run.experiment.name, split))
+
+    @hookimpl
+    def run_finished(self, run, status, error):
+        self.events.append(("run_finished", run.experiment.name, status,
+                            type(error).__name__))
+
+
+def test_failed_run_reports_failed_to_its_listeners(tmp_path):
     recorder = Recorder()
-    manager.register(recorder)
-    try:
-        with pytest.raises(UserError):
-            engine.run_experiment(small(tmp_path, "train.optimizer.name=adamw_8bit"),
-                                  console=quiet())
-    finally:
-        manager.unregister(recorder)
-    assert events == [("FAILED", "UserError")]
-    assert np.isfinite(1.0)
+    with pytest.raises(UserError):
+        engine.run_experiment(small(tmp_path, "train.optimizer.name=adamw_8bit"),
+                              console=quiet(), listeners=[recorder])
+    assert recorder.events == [("run_started", "demo"),
+                               ("run_finished", "demo", "FAILED", "UserError")]
+
+
+def test_a_listener_hears_its_own_run_only_and_the_installed_plugins_stay_as_they_were(
+        tmp_path):
+    manager = get_registry().plugins.manager
+    installed = manager.list_name_plugin()
+    first, second = Recorder(), Recorder()
+    run = engine.run_experiment(small(tmp_path, "name='first'"), console=quiet(),
+                                listeners=[first])
+    engine.run_experiment(small(tmp_path, "name='second'"), console=quiet(),
+                          listeners=[second])
+    assert manager.list_name_plugin() == installed
+    assert {event[1] for event in first.events} == {"first"}
+    assert {event[1] for event in second.events} == {"second"}
+    kinds = [event[0] for event in first.events]
+    steps = [event[2] for event in first.events if event[0] == "step_ended"]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert steps == list(range(1, len(steps) + 1)) and steps
+    assert [e[2] for e in first.events if e[0] == "epoch_ended"] == list(
+        range(1, run.experiment.train.epochs + 1))
+    assert [e[2] for e in first.events if e[0] == "evaluated"] == ["val", "test"]
+    assert first.events[-1] == ("run_finished", "first", "FINISHED", "NoneType")
 
 
 def test_nonfinite_loss_stops_the_run_with_the_fix(tmp_path):
-    from types import SimpleNamespace
-
     from cm.optimization import TrainContext
-    from cm.train.loop import progress_bar, train_epoch
+    from cm.train.loop import Loop, progress_bar, train_epoch
+    from cm.train.trainer import Trainer
 
     class Diverged(torch.nn.Module):  # what a model whose weights overflowed returns
         def __init__(self):
@@ -243,21 +284,22 @@ def test_nonfinite_loss_stops_the_run_with_the_fix(tmp_path):
     loader = [{"index": torch.arange(2), "labels": torch.tensor([0, 1])}] * 2
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    run = engine.Run(None, tmp_path, "cpu", epoch=1)
-    hooks = SimpleNamespace(step_ended=lambda **_: None)
+    trainer = Trainer(loss, model, TrainContext(small(tmp_path), "cpu", model), optimizer,
+                      torch.amp.GradScaler("cpu", enabled=False), [], 1)
+    loop = Loop(trainer, model, scheduler, epoch=1)
     with progress_bar(quiet()) as progress, pytest.raises(
             UserError, match="the loss is nan at epoch 1, batch 1; lower train.lr"):
-        train_epoch(model, loss, loader, optimizer, scheduler, small(tmp_path).train,
-                    TrainContext(small(tmp_path), "cpu", model),
-                    torch.amp.GradScaler("cpu", enabled=False),
-                    progress, hooks, run, 0)
+        train_epoch(loop, loader, progress, "epoch 1")
 
 
-def test_nonfinite_loss_with_the_scaler_is_counted_not_averaged():
-    from cm.train.loop import check_nonfinite
+def test_nonfinite_loss_with_the_scaler_is_counted_not_averaged(tmp_path):
+    from cm.optimization import TrainContext
+    from cm.train.loop import Loop, check_nonfinite
+    from cm.train.trainer import Trainer
 
-    run = engine.Run(None, Path("."), "cpu")
     scaler = torch.amp.GradScaler("cpu", enabled=True)
-    check_nonfinite(float("inf"), scaler, run, 3)
-    check_nonfinite(float("nan"), scaler, run, 4)
-    assert run.metrics == {"train/nonfinite_losses": 2}
+    loop = Loop(Trainer(None, None, TrainContext(small(tmp_path), "cpu", None), None, scaler,
+                        [], 0), None, None)
+    check_nonfinite(loop, float("inf"), 3)
+    check_nonfinite(loop, float("nan"), 4)
+    assert loop.nonfinite_losses == 2

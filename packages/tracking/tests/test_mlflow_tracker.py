@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import attrs
 import pytest
 from mlflow import MlflowClient
 from rich.console import Console
@@ -18,10 +19,9 @@ from rich.console import Console
 from cm.config import load_experiment
 from cm.data.prepare import prepare
 from cm.hookspecs import hookimpl
-from cm.registry import get_registry
 from cm.testing import TINY_RUN
 from cm.train import engine
-from cm_tracking.mlflow_tracker import dataset_digest
+from cm_tracking.mlflow_tracker import MlflowTracker, dataset_digest
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "experiments" / "demo.toml"
@@ -39,9 +39,10 @@ def tiny(tmp_path, uri, *more):
                                   f"tracking.mlflow={{ tracking_uri = '{uri}' }}", *more])
 
 
-def run_quietly(experiment):
+def run_quietly(experiment, listeners=()):
     with open(os.devnull, "w") as sink:
-        return engine.run_experiment(experiment, console=Console(file=sink))
+        return engine.run_experiment(experiment, console=Console(file=sink),
+                                     listeners=listeners)
 
 
 def only_run(client, name="demo"):
@@ -67,6 +68,9 @@ def test_finished_run_is_logged_in_full(tmp_path, monkeypatch):
 
     assert logged.info.status == "FINISHED"
     assert logged.info.run_name == run.directory.name
+    assert run.links["mlflow"] == {"run_id": logged.info.run_id,
+                                   "experiment_id": logged.info.experiment_id,
+                                   "tracking_uri": uri}
     params = logged.data.params
     assert params["train.lr"] == "0.001"
     assert params["train.epochs"] == "2"
@@ -144,6 +148,22 @@ def test_finished_run_is_logged_in_full(tmp_path, monkeypatch):
     assert not [s for s in snippets if any(s in blob for blob in stored)]
 
 
+def test_the_tracker_logs_the_run_it_is_handed_without_checking_whose_it_is(tmp_path):
+    """A tracker hears only its own run (it is that run's listener), so it does not compare
+    identities: a run of another experiment object is logged all the same."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    experiment = tiny(tmp_path, uri)
+    tracker = MlflowTracker(experiment.tracking["mlflow"].options, experiment)
+    run = engine.Run(attrs.evolve(experiment, name="other"), tmp_path, "cpu", epoch=1)
+    tracker.run_started(run=run)
+    tracker.epoch_ended(run=run, epoch=1, metrics={"val/macro_f1": 0.25})
+    tracker.run_finished(run=run, status="FINISHED", error=None)
+    logged = MlflowClient(tracking_uri=uri).get_run(run.links["mlflow"]["run_id"])
+    assert logged.info.status == "FINISHED"
+    assert logged.data.metrics["val/macro_f1"] == 0.25
+    assert logged.data.tags["cm.experiment"] == "other"
+
+
 class CrashAtEpoch:
     """A plugin that raises at the end of an epoch, after the tracker has logged it."""
 
@@ -160,13 +180,8 @@ class CrashAtEpoch:
                                                (KeyboardInterrupt(), "KILLED")])
 def test_a_crashed_run_keeps_what_it_logged(tmp_path, error, status):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    manager = get_registry().plugins.manager
-    manager.register(CrashAtEpoch(error), name="crash")  # before the tracker: called after it
-    try:
-        with pytest.raises(type(error)):
-            run_quietly(tiny(tmp_path, uri, "name='broken'"))
-    finally:
-        manager.unregister(name="crash")
+    with pytest.raises(type(error)):  # a run's listeners hear each event after its trackers
+        run_quietly(tiny(tmp_path, uri, "name='broken'"), listeners=[CrashAtEpoch(error)])
     client = MlflowClient(tracking_uri=uri)
     logged = only_run(client, "broken")
     assert logged.info.status == status

@@ -52,7 +52,7 @@ def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) 
              for pid, text in posts for c in meta["criteria"]]
     split = encode_split("predict", pairs, checkpoint.tokenizer, data, _cache())
     model = checkpoint.model.to(device)
-    loss = _loss(experiment, meta)
+    loss = _loss(experiment)
     probs, evidence = score(model, loss, split, batch_size, checkpoint.tokenizer.pad_token_id,
                             device, data.window_aggregation)
     rows = []
@@ -66,12 +66,13 @@ def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) 
             start, end = _span(window, int(evidence[i]), data.max_length, data.stride)
             row.update(evidence_window=int(evidence[i]), evidence_tokens=f"{start}-{end}")
             if with_text:
-                row["evidence_text"] = checkpoint.tokenizer.decode(_post_ids(window))
+                row["evidence_text"] = checkpoint.tokenizer.decode(post_token_ids(window))
         rows.append(row)
     return rows
 
 
-def _post_ids(encoded):
+def post_token_ids(encoded):
+    """The post's token ids in one encoded pair (token type 1, the final [SEP] left out)."""
     types = np.array(encoded.token_type_ids)
     return [t for t, kind in zip(encoded.input_ids[:-1], types[:-1], strict=True) if kind == 1]
 
@@ -79,7 +80,7 @@ def _post_ids(encoded):
 def _span(encoded, window, max_length, stride):
     """The window's post tokens as [start, end) in the post's own tokenization: consecutive
     windows share exactly ``stride`` tokens, each holds the post budget."""
-    length = len(_post_ids(encoded))
+    length = len(post_token_ids(encoded))
     budget = max_length - (len(encoded.input_ids) - length)
     start = window * (budget - stride)
     return start, start + length
@@ -91,7 +92,7 @@ def _cache():
     return cache_root() / "encoded"
 
 
-def _loss(experiment, meta):
+def _loss(experiment):
     from cm.registry import get_registry
 
     spec = experiment.train.loss

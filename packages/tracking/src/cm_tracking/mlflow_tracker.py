@@ -44,53 +44,48 @@ FLUSH_SECONDS = 15.0  # buffered step metrics are sent at least this often: live
 
 
 class MlflowTracker:
-    """Starts its MLflow run at ``run_started`` and ends it at ``run_finished``."""
+    """Starts its MLflow run at ``run_started`` and ends it at ``run_finished``. Built for
+    one cm run and listening to that run alone; it publishes the MLflow ids on the run as
+    ``run.links["mlflow"]`` (``run_id``, ``experiment_id``, ``tracking_uri``)."""
 
     def __init__(self, options: MlflowOptions, experiment):
         self.options = options
         self.experiment = experiment
         self.uri = tracking_uri(options)
         self.client = MlflowClient(tracking_uri=self.uri)
-        self.run = None  # the cm Run this tracker follows
-        self.run_id = None  # its MLflow run id
+        self.run_id = None  # the MLflow run's id, once started
         self.logged = set()  # metric keys logged so far
         self.pending = []  # step metrics, sent in batches (not one round trip per step)
         self.clock = time.monotonic  # tests inject their own
         self.flushed_at = None  # clock() of the last send; None: the first step goes at once
 
-    def _ours(self, run) -> bool:
-        return self.run_id is not None and run is self.run
-
     @hookimpl
     def run_started(self, run):
-        if run.experiment is not self.experiment or self.run_id is not None:
-            return
         corpus = load_corpus(run.experiment)
         tags = {**run_tags(run), **dataset_tags(run.experiment, corpus), **self.options.tags}
-        started = self.client.create_run(self._experiment_id(), run_name=run.directory.name,
+        experiment_id = self.experiment_id()
+        started = self.client.create_run(experiment_id, run_name=run.directory.name,
                                          tags=clip(tags))
-        self.run, self.run_id = run, started.info.run_id
+        self.run_id = started.info.run_id
+        run.links["mlflow"] = {"run_id": self.run_id, "experiment_id": experiment_id,
+                               "tracking_uri": self.uri}
         self._log_params(params_of(run.experiment))
         self.client.log_inputs(self.run_id, datasets=[dataset_input(run.experiment, corpus)])
         self._artifact(run.directory / "config.toml")
 
     @hookimpl
     def step_ended(self, run, step, metrics):
-        if self._ours(run):
-            self._log_metrics(metrics, step, send=False)
+        self._log_metrics(metrics, step, send=False)
 
     @hookimpl
     def epoch_ended(self, run, epoch, metrics):
-        if self._ours(run):
-            self._log_metrics(metrics, epoch)
+        self._log_metrics(metrics, epoch)
 
     @hookimpl
     def evaluated(self, run, split, metrics, artifacts):
         """Final scores of the best checkpoint as ``{split}/{name}``; a key that already
         holds the per-epoch history (``val/...``) gets ``best/`` in front instead, so that
         history keeps one entry per epoch."""
-        if not self._ours(run):
-            return
         named = {}
         for key, value in metrics.items():
             name = f"{split}/{key}"
@@ -103,7 +98,7 @@ class MlflowTracker:
     @hookimpl
     def run_finished(self, run, status, error):
         """Whatever was logged stays; the status says how the run ended (Ctrl-C: KILLED)."""
-        if not self._ours(run):
+        if self.run_id is None:  # run_started failed before the MLflow run existed
             return
         try:
             self._flush()
@@ -121,9 +116,10 @@ class MlflowTracker:
         finally:
             final = status if status in STATUSES else "FAILED"
             self.client.set_terminated(self.run_id, status=final)
-            self.run = self.run_id = None
 
-    def _experiment_id(self) -> str:
+    def experiment_id(self) -> str:
+        """The MLflow experiment runs go to (the options' name, else the cm experiment's),
+        created when missing."""
         name = self.options.experiment_name or self.experiment.name
         found = self.client.get_experiment_by_name(name)
         if found is None:

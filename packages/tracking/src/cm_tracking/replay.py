@@ -75,7 +75,7 @@ def replay(run_id, *, uri=None, eval_only=False, allow_data_change=False, tolera
             from cm.train.engine import run_experiment
 
             run = run_experiment(experiment, console=console)
-    new_id = find_run(client, experiment, run.directory)
+    new_id = run.links["mlflow"]["run_id"]
     compared, differing = differences(original.data.metrics, run.metrics)
     outcome = Outcome(original.data.metrics[METRIC], run.metrics[METRIC], new_id, tolerance_pp,
                       compared, tuple(differing))
@@ -137,15 +137,6 @@ def tracked(experiment, uri, tags):
         options = attrs.evolve(options, tracking_uri=uri)
     tracking = {**experiment.tracking, "mlflow": attrs.evolve(spec, options=options)}
     return attrs.evolve(experiment, tracking=tracking)
-
-
-def find_run(client, experiment, directory) -> str:
-    """The MLflow run the tracker created for the cm run written to ``directory``."""
-    options = experiment.tracking["mlflow"].options
-    found = client.get_experiment_by_name(options.experiment_name or experiment.name)
-    runs = client.search_runs([found.experiment_id],
-                              filter_string=f"tags.`cm.output_dir` = '{directory}'")
-    return runs[0].info.run_id
 
 
 def differences(logged: dict, now: dict) -> tuple[int, list[str]]:

@@ -140,21 +140,17 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
     except UserError as exc:  # a combination of values the config rejects
         failed_run(sweep, trial, tags, exc)
         raise
-    hooks = TrialHooks(trial, experiment, sweep)
-    manager = get_registry().plugins.manager
-    manager.register(hooks, name=f"sweep-trial-{trial.number}")
+    hooks = TrialHooks(trial, sweep)
     shown = escape(", ".join(f"{k}={v}" for k, v in values.items()))
     try:
         with training_status(sweep, f"trial {trial.number} training: {shown}"):
-            run = run_experiment(experiment, console=sweep.trial_console)
+            run = run_experiment(experiment, console=sweep.trial_console, listeners=[hooks])
     except optuna.TrialPruned:
         hooks.mark("PRUNED", status="KILLED")
         raise
     except BaseException:
         hooks.mark("FAIL")
         raise
-    finally:
-        manager.unregister(hooks)
     hooks.mark("COMPLETE")
     if sweep.hpo.metric not in run.metrics:
         known = ", ".join(sorted(k for k in run.metrics if k.startswith("val")))
@@ -166,7 +162,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
 def failed_run(sweep, trial, tags, error):
     """A trial that never started training still gets its (failed) nested run."""
     client = sweep.tracker.client
-    created = client.create_run(sweep.tracker._experiment_id(), run_name=f"trial-{trial.number}",
+    created = client.create_run(sweep.tracker.experiment_id(), run_name=f"trial-{trial.number}",
                                 tags=clip({**tags, "cm.trial_state": "FAIL",
                                            "cm.error": f"{type(error).__name__}: {error}"}))
     trial.set_user_attr("mlflow_run_id", created.info.run_id)
@@ -179,21 +175,17 @@ def training_status(sweep, text):
 
 
 class TrialHooks:
-    """Registered for one trial: links its MLflow run, reports the metric per epoch and
-    prunes. ``trylast`` so the tracker has logged the epoch before a prune stops the run."""
+    """One trial's listener: links its MLflow run, reports the metric per epoch and
+    prunes. ``trylast`` so the tracker has logged the event (and published its run id on
+    ``run.links``) before this one reads it or a prune stops the run."""
 
-    def __init__(self, trial, experiment, sweep):
-        self.trial, self.experiment, self.sweep = trial, experiment, sweep
-        self.run = self.run_id = None
+    def __init__(self, trial, sweep):
+        self.trial, self.sweep = trial, sweep
+        self.run_id = None
 
     @hookimpl(trylast=True)
     def run_started(self, run):
-        if run.experiment is not self.experiment:
-            return
-        self.run = run
-        manager = get_registry().plugins.manager
-        self.run_id = next(p.run_id for p in manager.get_plugins()
-                           if isinstance(p, MlflowTracker) and p.run is run)
+        self.run_id = run.links["mlflow"]["run_id"]
         self.trial.set_user_attr("mlflow_run_id", self.run_id)
         self.trial.set_user_attr("cm.run_directory", str(run.directory))
         self.sweep.tracker.client.set_tag(self.run_id, "mlflow.runName",
@@ -202,7 +194,7 @@ class TrialHooks:
     @hookimpl(trylast=True)
     def epoch_ended(self, run, epoch, metrics):
         metric = self.sweep.hpo.metric
-        if run is not self.run or metric not in metrics:
+        if metric not in metrics:
             return
         self.trial.report(metrics[metric], epoch)
         if self.trial.should_prune():

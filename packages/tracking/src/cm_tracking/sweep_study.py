@@ -105,7 +105,7 @@ def parent_run(study, new: bool, experiment, tracker, url: str, sampler_args: di
                 "optuna.storage": redact(url), "mlflow.source.name": "cm sweep",
                 "mlflow.source.type": "LOCAL", "cm.experiment": experiment.name,
                 **git_tags(), **{f"cm.version.{k}": v for k, v in versions().items()}}
-        created = client.create_run(tracker._experiment_id(), tags=clip(tags),
+        created = client.create_run(tracker.experiment_id(), tags=clip(tags),
                                     run_name=f"sweep-{study.study_name}")
         run_id = created.info.run_id
         params = {**params_of(experiment), "optuna.pruner": json.dumps(

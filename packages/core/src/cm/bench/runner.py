@@ -31,12 +31,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cm.bench import reference
 from cm.bench.flops import peak_flops, train_flops
 from cm.bench.memory import PeakMemory
-from cm.data.prepare import cache_root, load_tokenizer, prepare
+from cm.data.prepare import cache_root, prepare
 from cm.data.splits import class_balance
-from cm.model.backbone import load_backbone
+from cm.model.backbone import experiment_tokenizer, load_backbone
 from cm.train.batches import SplitData, encode_split
-from cm.train.engine import build, build_trainer, resolve_device, seed_everything
-from cm.train.loop import train_epoch
+from cm.train.lifecycle import resolve_device, seed_everything
+from cm.train.loop import Loop, train_epoch
+from cm.train.trainer import build_trainer
 
 PRECISION = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 DTYPE = {name: dtype for dtype, name in PRECISION.items()}
@@ -86,31 +87,6 @@ class Counted:
         return sum(train_flops(config, lengths) for lengths in self.lengths)
 
 
-class _Quiet:
-    """Stands in for the Run and the lifecycle hooks that train_epoch reports to."""
-
-    epoch = 0
-
-    def __init__(self):
-        self.metrics = {}  # train_epoch counts skipped non-finite fp16 losses here
-
-    def step_ended(self, **_):
-        pass
-
-
-class _Named:
-    """A progress bar whose tasks carry the row's name instead of train_epoch's label."""
-
-    def __init__(self, progress, label):
-        self.progress, self.label = progress, label
-
-    def add_task(self, description, **kwargs):
-        return self.progress.add_task(self.label, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self.progress, name)
-
-
 def progress_bar(console):
     return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
@@ -142,7 +118,7 @@ class Runner:
         """The encoded train split and its (timed, warmup) subsets, the same for every row
         of the same data settings. Loaded before memory is measured: data is not training."""
         prepared = self.prepared(experiment)
-        tokenizer = load_tokenizer(experiment, prepared)
+        tokenizer = experiment_tokenizer(experiment, prepared)
         split = encode_split("train", prepared.split("train"), tokenizer, experiment.data,
                              cache_root() / "encoded")
         table = self.bench.table
@@ -157,7 +133,6 @@ class Runner:
 
     def measure_cm(self, config, progress) -> Measured:
         experiment, device = config.experiment, self.device
-        train = experiment.train
         seed_everything(experiment.seed)
         split, timed, warm = self.data(experiment)
         with PeakMemory(device) as peak:
@@ -167,24 +142,17 @@ class Runner:
             self.pad_vocab(backbone)
             trainer = build_trainer(experiment, self.registry, device, backbone,
                                     class_balance(split.pairs)[2])
-            loss, context, optimizer = trainer.loss, trainer.context, trainer.optimizer
-            telemetry, scaler = trainer.telemetry, trainer.scaler
             loaders = [trainer.loader(part, tokenizer.pad_token_id) for part in (warm, timed)]
-            scheduler = build(self.registry, train.scheduler, optimizer=optimizer,
-                              num_training_steps=sum(len(loader) for loader in loaders))
+            scheduler = trainer.scheduler(self.registry, sum(len(loader) for loader in loaders))
+            loop = Loop(trainer, trainer.context.model, scheduler)
             counted = Counted(loaders[1])
-            quiet = _Quiet()
-
-            def epoch(loader, label):
-                train_epoch(context.model, loss, loader, optimizer, scheduler, train, context,
-                            scaler, _Named(progress, label), quiet, quiet, 0)
-
-            seconds, cpu = self._timed(lambda: epoch(loaders[0], f"{config.name} warmup"),
-                                       lambda: epoch(counted, config.name))
-        return Measured(config.name, "cm", PRECISION[context.autocast_dtype],
+            seconds, cpu = self._timed(
+                lambda: train_epoch(loop, loaders[0], progress, f"{config.name} warmup"),
+                lambda: train_epoch(loop, counted, progress, config.name))
+        return Measured(config.name, "cm", PRECISION[trainer.context.autocast_dtype],
                         len(timed.encoded), counted.real, counted.cells, len(counted),
                         seconds, cpu, counted.flops(backbone.config), peak.mib,
-                        tuple(attrs.astuple(row) for row in telemetry))
+                        tuple(attrs.astuple(row) for row in trainer.telemetry))
 
     def measure_reference(self, precision: str, progress) -> Measured:
         experiment, device = self.bench.experiment, self.device
@@ -192,7 +160,7 @@ class Runner:
         name = "reference" if precision == "fp32" else f"reference-{precision}"
         seed_everything(experiment.seed)
         _, timed, warm = self.data(experiment)
-        tokenizer = load_tokenizer(experiment, self.prepared(experiment))
+        tokenizer = experiment_tokenizer(experiment, self.prepared(experiment))
         with PeakMemory(device) as peak:
             model = reference.reference_model(experiment, tokenizer, experiment.seed)
             self.pad_vocab(model)

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cm.cli.options import experiment_argument, load
-from cm.data.prepare import SPLITS, load_tokenizer, prepare
+from cm.data.prepare import SPLITS, prepare
 
 
 @click.group()
@@ -21,10 +21,11 @@ def data():
 def stats(experiment_file, overrides, as_json):
     """Posts, pairs and positives per criterion and split; token lengths; padding waste."""
     from cm.data.stats import data_stats
+    from cm.model.backbone import experiment_tokenizer
 
     experiment = load(experiment_file, overrides)
     prepared = prepare(experiment)
-    report = data_stats(experiment, prepared, load_tokenizer(experiment, prepared))
+    report = data_stats(experiment, prepared, experiment_tokenizer(experiment, prepared))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -1,4 +1,5 @@
 """ReDSM5 data: typed records, a strict loader, (post, criterion) pairs, grouped splits, demo set.
 
-Everything here is pure Python (no torch) so data problems surface before a model is built.
+Nothing here builds or loads a model (``cm.data`` imports nothing from ``cm.model``), so
+data problems surface before one is built; ``batching`` makes the torch batches.
 """

@@ -1,12 +1,12 @@
 """From a resolved experiment to what the engines consume: the corpus, its pairs, the split
-of every post, and a tokenizer. Shared by ``cm data stats``, ``cm run`` and ``cm bench``."""
+of every post. Shared by ``cm data stats``, ``cm run`` and ``cm bench``."""
 
 import os
 from pathlib import Path
 
 import attrs
 
-from cm.data.pairs import build_pairs_counted, label_matrix
+from cm.data.pairs import build_pairs, label_matrix
 from cm.data.records import Corpus, PairSample
 from cm.data.splits import SPLITS, split_posts
 from cm.registry import get_registry
@@ -43,18 +43,10 @@ def prepare(experiment, registry=None) -> Prepared:
     registry = registry or get_registry()
     spec = experiment.data.dataset
     corpus = registry.get("dataset", spec.name).build(spec.options)
-    pairs, skipped = build_pairs_counted(corpus, experiment.data.level)
+    pairs, skipped = build_pairs(corpus, experiment.data.level)
     split_of = split_posts([p.post_id for p in corpus.posts], label_matrix(corpus),
                            experiment.data.split, experiment.seed)
     return Prepared(corpus, tuple(pairs), split_of, {**corpus.skipped, **skipped})
 
 
-def load_tokenizer(experiment, prepared: Prepared):
-    """The backbone's tokenizer without loading its weights."""
-    from cm.model.backbone import load_tokenizer as load
-
-    return load(experiment.model.backbone, texts=prepared.tokenizer_texts(),
-                tiny=experiment.model.tiny, cache_root=cache_root())
-
-
-__all__ = ["SPLITS", "Prepared", "cache_root", "load_tokenizer", "prepare"]
+__all__ = ["SPLITS", "Prepared", "cache_root", "prepare"]

@@ -68,6 +68,15 @@ def load_tokenizer(
     return _load(name_or_dir, AutoTokenizer, _hub_offline_once())
 
 
+def experiment_tokenizer(experiment, prepared):
+    """The tokenizer of ``experiment``'s backbone, without its weights; the tiny model's
+    learns from ``prepared`` (a ``cm.data.prepare.Prepared``): criteria and train posts."""
+    from cm.data.prepare import cache_root
+
+    return load_tokenizer(experiment.model.backbone, texts=prepared.tokenizer_texts(),
+                          tiny=experiment.model.tiny, cache_root=cache_root())
+
+
 def _load(name_or_dir: str, auto, offline):
     """auto.from_pretrained on a local directory or a hub name, with actionable errors;
     offline() says whether the hub is out of reach (only asked for hub names)."""

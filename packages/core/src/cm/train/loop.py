@@ -1,13 +1,35 @@
-"""One training epoch: grad accumulation, clipping, scheduler, progress bar, step hooks."""
+"""The training loop: micro-steps (forward and backward of one batch) and optimizer steps
+(unscale, clip, step, schedule) every ``train.grad_accum_steps`` micro-steps.
+
+``Loop`` holds what trains and how far training got; nothing here knows about runs, hooks
+or files: ``train_epoch`` reports each optimizer step to an ``on_step`` callback."""
 
 import math
 import time
 
+import attrs
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cm.errors import UserError
 from cm.train.batches import to_device
+
+
+@attrs.define
+class Loop:
+    """What trains (a ``cm.train.trainer.Trainer`` and the module its steps call) and how
+    far it got."""
+
+    trainer: object
+    model: object  # trainer.context.model (compiled, LoRA ...), DDP-wrapped under torchrun
+    scheduler: object
+    epoch: int = 0
+    step: int = 0  # optimizer steps so far
+    nonfinite_losses: int = 0  # fp16 steps the scaler skipped
+
+    @property
+    def settings(self):
+        return self.trainer.context.experiment.train
 
 
 def progress_bar(console):
@@ -16,60 +38,70 @@ def progress_bar(console):
                     console=console, transient=False)
 
 
-def train_epoch(model, loss, loader, optimizer, scheduler, train, context, scaler, progress,
-                hooks, run, step) -> tuple[float, int]:
-    """Train one epoch; returns (mean loss, global step after it). Runs under autocast when
-    an AMP optimization set ``context.autocast_dtype``; fp16 steps go through ``scaler``,
-    which skips a step whose gradients hold inf/NaN (DeBERTa's fp16 attention overflows).
-    A non-finite loss is counted in ``run.metrics["train/nonfinite_losses"]`` and left out
-    of the mean when the scaler can skip its step; otherwise it stops the run."""
-    model.train()
-    device = context.device
-    autocast = torch.autocast(torch.device(device).type, dtype=context.autocast_dtype,
-                              enabled=context.autocast_dtype is not None)
-    task = progress.add_task(f"epoch {run.epoch}", total=len(loader), info="")
+def train_epoch(loop: Loop, loader, progress, label, on_step=None) -> float:
+    """Train one epoch over ``loader``; returns the mean of its finite losses.
+    ``on_step(step, metrics)`` is called after every optimizer step; ``progress`` (a rich
+    Progress) shows a bar named ``label``."""
+    loop.model.train()
+    task = progress.add_task(label, total=len(loader), info="")
     total, count, seen, started = 0.0, 0, 0, time.perf_counter()
-    accumulate = train.grad_accum_steps
-    optimizer.zero_grad(set_to_none=True)
+    loop.trainer.optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loader, start=1):
-        batch.pop("index")
-        batch = to_device(batch, device)
-        with autocast:
-            value = loss(model(batch).float(), batch["labels"])
-        scaler.scale(value / accumulate).backward()
-        item = value.item()
-        if math.isfinite(item):
-            total, count = total + item, count + 1
+        boundary = i % loop.settings.grad_accum_steps == 0 or i == len(loader)
+        value = micro_step(loop, batch)
+        if math.isfinite(value):
+            total, count = total + value, count + 1
         else:
-            check_nonfinite(item, scaler, run, i)
+            check_nonfinite(loop, value, i)
         seen += len(batch["labels"])
-        if i % accumulate == 0 or i == len(loader):
-            if train.max_grad_norm > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), train.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
+        if boundary:
+            lr = optimizer_step(loop)
             rate = seen / (time.perf_counter() - started)
-            lr = optimizer.param_groups[0]["lr"]
-            hooks.step_ended(run=run, step=step, metrics={
-                "train/loss": item, "train/lr": lr, "train/samples_per_s": rate})
-            progress.update(task, info=f"loss {total / count:.4f}  lr {lr:.2e}  "
+            if on_step is not None:
+                on_step(loop.step, {"train/loss": value, "train/lr": lr,
+                                    "train/samples_per_s": rate})
+            progress.update(task, info=f"loss {total / max(count, 1):.4f}  lr {lr:.2e}  "
                                        f"{rate:.1f} samples/s")
         progress.advance(task)
     if count == 0:
-        raise UserError(f"train: every loss of epoch {run.epoch} was inf/NaN; lower train.lr "
+        raise UserError(f"train: every loss of epoch {loop.epoch} was inf/NaN; lower train.lr "
                         "or use optimizations.bf16 instead of fp16")
-    return total / count, step
+    return total / count
 
 
-def check_nonfinite(value, scaler, run, batch):
+def micro_step(loop: Loop, batch) -> float:
+    """Forward and backward of one batch (under autocast when an AMP optimization set
+    ``context.autocast_dtype``); the gradients accumulate. Returns the batch's loss."""
+    trainer = loop.trainer
+    context = trainer.context
+    batch = to_device({k: v for k, v in batch.items() if k != "index"}, context.device)
+    with torch.autocast(torch.device(context.device).type, dtype=context.autocast_dtype,
+                        enabled=context.autocast_dtype is not None):
+        value = trainer.loss(loop.model(batch).float(), batch["labels"])
+    trainer.scaler.scale(value / loop.settings.grad_accum_steps).backward()
+    return value.item()
+
+
+def optimizer_step(loop: Loop) -> float:
+    """Clip, step (fp16: through the scaler, which skips a step whose gradients hold
+    inf/NaN), schedule, zero the gradients; returns the learning rate for the next step."""
+    trainer, max_norm = loop.trainer, loop.settings.max_grad_norm
+    optimizer, scaler = trainer.optimizer, trainer.scaler
+    if max_norm > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(loop.model.parameters(), max_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    loop.scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    loop.step += 1
+    return optimizer.param_groups[0]["lr"]
+
+
+def check_nonfinite(loop: Loop, value, batch):
     """fp16 with the scaler: count it (the scaler skips that step and lowers the scale).
     Without a scaler the weights would be corrupted: stop with the fix."""
-    if not scaler.is_enabled():
-        raise UserError(f"train: the loss is {value} at epoch {run.epoch}, batch {batch}; "
+    if not loop.trainer.scaler.is_enabled():
+        raise UserError(f"train: the loss is {value} at epoch {loop.epoch}, batch {batch}; "
                         "lower train.lr, set train.max_grad_norm, or check the data")
-    key = "train/nonfinite_losses"
-    run.metrics[key] = run.metrics.get(key, 0) + 1
+    loop.nonfinite_losses += 1
