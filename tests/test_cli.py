@@ -131,3 +131,20 @@ def test_data_stats_names_a_missing_dataset_root(tmp_path):
                 "--set", f"data.dataset.root={tmp_path / 'nowhere'}")
     assert result.returncode == 2
     assert "nowhere" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cm_tracking_adds_its_commands_through_the_hook_and_cm_runs_without_it(tmp_path):
+    listed = cm("--help")
+    assert "sweep" in listed.stdout and "replay" in listed.stdout
+    assert "--run-id" in cm("predict", "--help").stdout
+    without = {"CM_DISABLE_PLUGINS": "tracking"}  # as if cm-tracking were not installed
+    listed = cm("--help", env=without)
+    assert listed.returncode == 0, listed.stderr
+    assert "sweep" not in listed.stdout and "replay" not in listed.stdout
+    assert "--run-id" not in cm("predict", "--help", env=without).stdout
+    missing = cm("sweep", "experiments/hpo.toml", env=without)
+    assert missing.returncode == 2 and "No such command 'sweep'" in missing.stderr
+    run = cm("run", "experiments/demo.toml", "--dry-run", "--set", f"output_dir='{tmp_path}'",
+             "--set", "train.device='cpu'", env={**without, "CM_CACHE_DIR": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    assert "dry run finished" in run.stdout

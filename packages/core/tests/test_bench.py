@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from transformers import DebertaV2Config, DebertaV2Model
 
 from cm.bench.config import load_bench
-from cm.bench.flops import forward_flops, peak_flops, train_flops, train_flops_per_token
+from cm.bench.flops import forward_flops, peak_flops, train_flops
 from cm.cli.main import cli
 from cm.config.decode import ConfigError
 from cm.errors import UserError
@@ -201,7 +201,6 @@ def test_flops_match_a_hand_count():
     config = tiny_config()
     assert forward_flops(config, [7]) == 2 * per_layer
     assert train_flops(config, [7]) == 3 * 2 * per_layer
-    assert train_flops_per_token(config, 7) == 3 * 2 * per_layer / 7
     # the relative projections are paid once per forward, not once per sequence
     assert forward_flops(config, [7, 7]) == 2 * (16384 + 2 * (25088 + 3136 + 7168))
 

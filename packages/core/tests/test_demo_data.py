@@ -41,7 +41,7 @@ def test_loads_cleanly(demo):
     assert len(demo.posts) == 300
     assert [c.id for c in demo.criteria] == [f"A.{i}" for i in range(1, 10)]
     assert demo.skipped == {"duplicate_annotation_rows": 0}
-    assert len(build_pairs(demo)) == 300 * 9
+    assert len(build_pairs(demo)[0]) == 300 * 9
 
 
 def test_every_criterion_has_enough_positive_posts(demo):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cm.data.pairs import build_pairs, build_pairs_counted, label_matrix
+from cm.data.pairs import build_pairs, label_matrix
 from cm.data.records import Annotation, Corpus, Criterion, Post
 from cm.data.redsm5 import load_redsm5_root
 from cm.errors import UserError
@@ -38,7 +38,7 @@ def _corpus(posts, annotations):
 
 def test_sample_post_pairs_are_exact(sample_root):
     corpus = load_redsm5_root(sample_root)
-    pairs = build_pairs(corpus)
+    pairs, _ = build_pairs(corpus)
     assert len(pairs) == 17 * 9 == 153
     keys = [(p.post_id, p.criterion_id) for p in pairs]
     assert len(set(keys)) == 153
@@ -52,7 +52,7 @@ def test_sample_post_pairs_are_exact(sample_root):
 
 def test_sample_pairs_follow_post_then_criteria_order(sample_root):
     corpus = load_redsm5_root(sample_root)
-    pairs = build_pairs(corpus, level="post")
+    pairs, _ = build_pairs(corpus, level="post")
     assert [p.criterion_id for p in pairs[:9]] == [c.id for c in corpus.criteria]
     assert {p.post_id for p in pairs[:9]} == {corpus.posts[0].post_id}
     assert pairs[0].text == corpus.posts[0].text
@@ -70,7 +70,7 @@ def test_sample_label_matrix(sample_root):
 
 def test_sample_sentence_pairs(sample_root):
     corpus = load_redsm5_root(sample_root)
-    pairs, counts = build_pairs_counted(corpus, level="sentence")
+    pairs, counts = build_pairs(corpus, level="sentence")
     assert len(pairs) % 9 == 0 and len({p.sentence_id for p in pairs}) == len(pairs) // 9
     positives = {(p.post_id, p.criterion_id) for p in pairs if p.label}
     # the sample is paraphrased: no annotated sentence occurs in its post, each is added as
@@ -93,7 +93,7 @@ def test_sentence_pairs_label_annotated_sentences_and_count_mismatches():
         Annotation("p1", "p1_3", "Not in the post.", "ANHEDONIA", 1, ""),
         Annotation("p1", "p1_4", "I sleep all day.", "SPECIAL_CASE", 1, ""),
     ]
-    pairs, counts = build_pairs_counted(_corpus([post], annotations), "sentence")
+    pairs, counts = build_pairs(_corpus([post], annotations), "sentence")
     assert [p.text for p in pairs[::9]] == [
         "I sleep all day.", "Work is fine.", "I can't eat; food tastes of nothing.",
         "Not in the post."]
@@ -105,7 +105,7 @@ def test_sentence_pairs_label_annotated_sentences_and_count_mismatches():
 
 
 def test_unannotated_post_gives_nine_negatives():
-    pairs = build_pairs(_corpus([Post("p1", "text")], []))
+    pairs, _ = build_pairs(_corpus([Post("p1", "text")], []))
     assert [(p.criterion_id, p.label) for p in pairs] == [(f"A.{i}", 0) for i in range(1, 10)]
 
 
@@ -116,14 +116,14 @@ def test_special_case_never_labels_and_is_counted():
     ]
     corpus = _corpus([Post("p1", "text")], annotations)
     assert label_matrix(corpus) == {"p1": frozenset({"A.6"})}
-    assert sum(p.label for p in build_pairs(corpus)) == 1
+    assert sum(p.label for p in build_pairs(corpus)[0]) == 1
 
 
 def test_status_zero_rows_do_not_make_positives():
     annotations = [Annotation("p1", "p1_0", "s", "ANHEDONIA", 0, "")]
     corpus = _corpus([Post("p1", "x"), Post("p2", "y")], annotations)
     assert label_matrix(corpus) == {"p1": frozenset(), "p2": frozenset()}
-    assert sum(p.label for p in build_pairs(corpus)) == 0
+    assert sum(p.label for p in build_pairs(corpus)[0]) == 0
 
 
 def test_unknown_level():

@@ -328,3 +328,64 @@ def register_losses(register):
     registry = build_registry(discover(entry_points(path)))
     assert registry.names("loss") == []
     assert "factory must be a callable or a 'module:attr' string" in registry.failures[0].error
+
+
+COMMANDS = """
+import click
+from cm.hookspecs import hookimpl
+
+@click.command()
+def hello():
+    click.echo("hello from a plugin")
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(hello)
+"""
+
+COMMAND_CLASH = """
+import click
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(click.Command("run", callback=lambda: None))
+    cli.add_command(click.Command("extra", callback=lambda: None))
+"""
+
+COMMAND_CRASH = """
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    raise RuntimeError("no commands today")
+"""
+
+
+def test_plugins_add_commands_through_the_hook_and_a_broken_one_is_reported(site):
+    import click
+    from click.testing import CliRunner
+
+    from cm.plugins import add_commands
+
+    add, path = site
+    add("cm-hello", "1.0", "hello", "cm_test_hello", COMMANDS)
+    add("cm-clash", "1.0", "clash", "cm_test_clash", COMMAND_CLASH)
+    add("cm-crash", "1.0", "crash", "cm_test_crash", COMMAND_CRASH)
+    plugins = discover(entry_points(path))
+
+    @click.group()
+    def cli():
+        pass
+
+    run = click.Command("run", callback=lambda: click.echo("core run"))
+    cli.add_command(run)
+    add_commands(plugins, cli)
+    assert sorted(cli.commands) == ["hello", "run"]  # the clashing plugin's are put back
+    assert cli.commands["run"] is run
+    assert CliRunner().invoke(cli, ["hello"]).output == "hello from a plugin\n"
+    errors = {f.info.name: f.error for f in plugins.failures}
+    assert errors == {
+        "clash": "register_commands raised ValueError: it replaces the command(s) run; "
+                 "rename its own",
+        "crash": "register_commands raised RuntimeError: no commands today"}

@@ -51,7 +51,7 @@ def test_every_pair_follows_its_post(data, seed):
     ids, positives, ratios = data
     corpus = Corpus(tuple(Post(i, "t") for i in ids), (), tuple(Criterion(c, c) for c in CRITERIA))
     split = split_posts(ids, positives, ratios, seed)
-    pairs = build_pairs(corpus)
+    pairs, _ = build_pairs(corpus)
     by_split = {name: [p for p in pairs if split[p.post_id] == name] for name in SPLITS}
     assert sum(len(v) for v in by_split.values()) == len(pairs) == 3 * len(ids)
     posts_in = {name: {p.post_id for p in v} for name, v in by_split.items()}

@@ -6,7 +6,9 @@
 
 ``register(name, factory, options=OptionsClass)``: ``options`` is an attrs class whose
 fields are the component's TOML options (defaults, types and validators included).
-Lifecycle hooks are called by the engines on every registered plugin, trackers included.
+Lifecycle hooks (``run_started`` ... ``run_finished``) are called for each run on that run's
+listeners: the installed plugins that implement them, the run's trackers and the objects the
+caller passes (``run_experiment(..., listeners=[...])``).
 """
 
 import pluggy
@@ -66,6 +68,12 @@ def register_datasets(register):
 @registration("tracker")
 def register_trackers(register):
     """Trackers: factory(options, experiment) -> object implementing lifecycle hooks."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to ``cli``, the ``cm`` click.Group: ``cli.add_command(command)``. Called
+    once per process; import heavy modules inside the commands, not here."""
 
 
 @hookspec

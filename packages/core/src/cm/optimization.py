@@ -44,7 +44,7 @@ class Optimization:
     """Base class: override ``unavailable`` and ``apply``; list names in ``conflicts``."""
 
     conflicts: tuple[str, ...] = ()
-    name = "?"  # set by the engine to the registered name
+    name = "?"  # resolve() sets the name it is registered under
 
     def __init__(self, options: OptimizationOptions):
         self.options = options

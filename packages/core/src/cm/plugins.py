@@ -113,3 +113,24 @@ def installed_plugins() -> Plugins:
     """The installed plugins, loaded on first use and then reused (honours the env lists)."""
     allow = _names(os.environ.get("CM_PLUGINS")) or None
     return discover(allow=allow, block=_names(os.environ.get("CM_DISABLE_PLUGINS")))
+
+
+def add_commands(plugins: Plugins, cli) -> None:
+    """Let every plugin add its commands to ``cli`` (``register_commands``). A plugin whose
+    hook raises, or that replaces a command already there, is recorded as failed (the commands
+    are put back as they were before it) and the others go on."""
+    for impl in plugins.manager.hook.register_commands.get_hookimpls():
+        before = dict(cli.commands)
+        try:
+            impl.function(cli=cli)
+            replaced = sorted(n for n, c in before.items() if cli.commands.get(n) is not c)
+            if replaced:
+                raise ValueError(f"it replaces the command(s) {', '.join(replaced)}; rename "
+                                 "its own")
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take cm down
+            cli.commands.clear()
+            cli.commands.update(before)
+            info = plugins.loaded.get(impl.plugin_name) or PluginInfo(
+                impl.plugin_name, "unknown", "unknown")
+            error = f"register_commands raised {type(exc).__name__}: {exc}"
+            plugins.failures.append(PluginFailure(info, error))

@@ -1,4 +1,5 @@
-"""Registration of the built-in trackers: ``mlflow`` (see docs/tracking.md)."""
+"""The ``tracking`` entry point of group ``cm``: the ``mlflow`` tracker (see
+docs/tracking.md) and the commands ``cm sweep``, ``cm replay`` and ``cm predict --run-id``."""
 
 from cm.hookspecs import hookimpl
 from cm_tracking.options import MlflowOptions
@@ -14,3 +15,10 @@ def build_mlflow(options, experiment):
 @hookimpl
 def register_trackers(register):
     register("mlflow", build_mlflow, options=MlflowOptions)
+
+
+@hookimpl
+def register_commands(cli):
+    from cm_tracking.commands import register
+
+    register(cli)

@@ -73,11 +73,6 @@ def train_flops(config, lengths: Iterable[int]) -> int:
     return 3 * forward_flops(config, lengths)
 
 
-def train_flops_per_token(config, seq_len: int) -> float:
-    """Train FLOPs per token of a single sequence of ``seq_len`` tokens run alone."""
-    return train_flops(config, [seq_len]) / seq_len
-
-
 def peak_flops(device_name: str, precision: str) -> float | None:
     """The dense peak FLOP/s of a known GPU at "bf16", "fp16" or "fp32" (TF32 tensor cores),
     or None for an unknown device (MFU is then reported as n/a)."""

@@ -1,5 +1,7 @@
-"""``cm``: the entry point. Commands live in small modules; errors a user can fix are
-printed without a traceback and exit with their code (2 for bad input)."""
+"""``cm``: the entry point. Commands live in small modules; plugins add theirs through the
+``register_commands`` hook (cm-tracking adds ``sweep``, ``replay`` and ``predict --run-id``).
+Errors a user can fix are printed without a traceback and exit with their code (2 for bad
+input)."""
 
 import os
 import sys
@@ -7,7 +9,7 @@ import sys
 import click
 
 from cm import __version__
-from cm.cli import bench_cmd, config_cmd, data_cmd, plugins_cmd, run_cmd, tracking_cmd
+from cm.cli import bench_cmd, config_cmd, data_cmd, plugins_cmd, run_cmd
 from cm.errors import UserError
 
 # transformers warns about every long text it tokenizes; cm truncates or windows them itself.
@@ -15,6 +17,26 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 class Cli(click.Group):
+    """The core commands, plus the plugins' (asked for once, when a command is looked up or
+    listed: ``cm --version`` loads no plugin)."""
+
+    plugins_asked = False
+
+    def plugin_commands(self):
+        if not self.plugins_asked:
+            self.plugins_asked = True
+            from cm.plugins import add_commands, installed_plugins
+
+            add_commands(installed_plugins(), self)
+
+    def get_command(self, ctx, cmd_name):
+        self.plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx):
+        self.plugin_commands()
+        return super().list_commands(ctx)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -38,5 +60,3 @@ cli.add_command(data_cmd.data)
 cli.add_command(run_cmd.run)
 cli.add_command(run_cmd.predict)
 cli.add_command(bench_cmd.bench)
-for command in tracking_cmd.COMMANDS:
-    cli.add_command(command)

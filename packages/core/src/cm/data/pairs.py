@@ -28,13 +28,9 @@ def label_matrix(corpus: Corpus) -> dict[str, frozenset[str]]:
     return {post_id: frozenset(ids) for post_id, ids in positives.items()}
 
 
-def build_pairs(corpus: Corpus, level: str = "post") -> list[PairSample]:
-    """Pairs for training/evaluation at the given level ("post" or "sentence")."""
-    return build_pairs_counted(corpus, level)[0]
-
-
-def build_pairs_counted(corpus: Corpus, level: str = "post") -> tuple[list[PairSample], dict]:
-    """Like build_pairs, also returning counts of rows left out or merged (reason -> count)."""
+def build_pairs(corpus: Corpus, level: str = "post") -> tuple[list[PairSample], dict]:
+    """Pairs at the given level ("post" or "sentence") and the counts of rows left out or
+    merged (reason -> count)."""
     if level == "post":
         return _post_pairs(corpus), {}
     if level == "sentence":

@@ -1,5 +1,10 @@
-"""``cm sweep`` and ``cm replay``: their engines live in cm-tracking and are imported only
-when a command runs, so cm-core works without MLflow or Optuna installed."""
+"""The commands cm-tracking adds to ``cm`` through the ``register_commands`` hook: ``cm
+sweep``, ``cm replay`` and ``cm predict --run-id``. Optuna and MLflow are imported only
+when one of them runs (they take seconds to import)."""
+
+import functools
+import tempfile
+from pathlib import Path
 
 import click
 
@@ -18,15 +23,14 @@ def sweep(experiment_file, overrides, storage, study_name, verbose):
     """Run an Optuna study over the search space in EXPERIMENT_FILE's [hpo] table: the
     baseline first, then TPE-sampled trials pruned on per-epoch validation; each trial is an
     MLflow run nested under the study's run; the best config is written as a TOML."""
-    try:
-        from cm_tracking.sweep import run_sweep
-    except ImportError as exc:
-        from cm.errors import UserError
+    from cm_tracking.sweep import run_sweep
 
-        raise UserError(f"cm sweep needs cm-tracking with Optuna ({exc}); install it: "
-                        "pip install -e packages/tracking") from None
     run_sweep(experiment_file, overrides, storage=storage, study_name=study_name,
               verbose=verbose)
+
+
+TRACKING_URI_HELP = ("MLflow store holding the run (default: $MLFLOW_TRACKING_URI, else "
+                     "sqlite:///mlflow.db).")
 
 
 @click.command()
@@ -35,18 +39,10 @@ def sweep(experiment_file, overrides, storage, study_name, verbose):
 @click.option("--allow-data-change", is_flag=True, help="Replay even if the data changed.")
 @click.option("--tolerance", type=float, default=0.5, show_default=True,
               help="Largest accepted |delta| of test macro-F1, in percentage points.")
-@click.option("--tracking-uri", help="MLflow store holding the run (default: "
-              "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).")
+@click.option("--tracking-uri", help=TRACKING_URI_HELP)
 def replay(run_id, eval_only, allow_data_change, tolerance, tracking_uri):
     """Re-run a logged run from its stored config and compare metrics; exit 1 when the test
     macro-F1 delta is beyond the tolerance."""
-    import importlib.util
-
-    from cm.errors import UserError
-
-    if importlib.util.find_spec("cm_tracking") is None:
-        raise UserError("cm replay needs the cm-tracking package (MLflow); install it, e.g. "
-                        "pip install -e packages/tracking")
     from cm_tracking.replay import replay as run_replay
 
     outcome = run_replay(run_id, uri=tracking_uri, eval_only=eval_only,
@@ -54,4 +50,35 @@ def replay(run_id, eval_only, allow_data_change, tolerance, tracking_uri):
     raise SystemExit(0 if outcome.within else 1)
 
 
-COMMANDS = [sweep, replay]
+
+def add_run_id(predict: click.Command) -> None:
+    """``cm predict --run-id ID [--tracking-uri URI]``: score with the checkpoint an MLflow
+    run logged (``log_checkpoint = true``), downloaded for the command's duration."""
+    if any(param.name == "run_id" for param in predict.params):
+        return  # added already
+    predict.params += [
+        click.Option(["--run-id"], help="Or: the MLflow run whose logged checkpoint to use "
+                                        "(runs tracked with log_checkpoint = true)."),
+        click.Option(["--tracking-uri"], help=TRACKING_URI_HELP)]
+    score = predict.callback
+
+    @functools.wraps(score)
+    def callback(run_id, tracking_uri, **kwargs):
+        if run_id is None:
+            return score(**kwargs)
+        if kwargs["model_dir"] is not None:
+            raise click.UsageError("give exactly one of --model DIR or --run-id ID")
+        from cm_tracking.replay import logged_checkpoint
+
+        with tempfile.TemporaryDirectory(prefix="cm-predict-") as scratch:
+            kwargs["model_dir"] = logged_checkpoint(run_id, tracking_uri, Path(scratch))
+            return score(**kwargs)
+
+    predict.callback = callback
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(sweep)
+    cli.add_command(replay)
+    if "predict" in cli.commands:
+        add_run_id(cli.commands["predict"])
