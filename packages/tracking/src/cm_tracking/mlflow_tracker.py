@@ -21,7 +21,7 @@ import attrs
 from mlflow import MlflowClient
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
-from mlflow.entities import DatasetInput, InputTag, Metric, Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from mlflow.utils.validation import (
@@ -270,7 +270,7 @@ def dataset_input(experiment, corpus) -> DatasetInput:
                                 "annotations": len(corpus.annotations),
                                 "criteria": len(corpus.criteria)})
     dataset = MetaDataset(source, name=spec.name, digest=dataset_digest(corpus.digests))
-    return DatasetInput(dataset._to_mlflow_entity(),
+    return DatasetInput(Dataset(**dataset.to_dict()),
                         tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
 
 

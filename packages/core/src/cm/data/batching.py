@@ -5,7 +5,7 @@ Three ways to batch, cheapest last:
 * ``pad_batch``: dynamic padding to the longest example of a batch (the ordinary path);
 * ``LengthBucketSampler``: batches of similar length, so dynamic padding wastes little;
 * ``pack_examples`` + ``packed_batch``: several examples share one row, separated by a
-  block-diagonal attention mask (``cm.model.packed`` runs DeBERTa on it exactly).
+  block-diagonal attention mask (``model/packed.py`` runs DeBERTa on it exactly).
 
 ``padding_waste`` compares the strategies on a list of lengths without building tensors, for
 ``cm data stats`` and benchmarks. Torch is imported only by the functions that build tensors, so
