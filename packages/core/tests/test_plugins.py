@@ -362,7 +362,8 @@ def register_commands(cli):
 """
 
 
-def test_plugins_add_commands_through_the_hook_and_a_broken_one_is_reported(site):
+def test_hook_register_commands(site):
+    """Plugins add commands through the hook; a broken or clashing one is reported."""
     import click
     from click.testing import CliRunner
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from cm.config import load_experiment
 from cm.data.prepare import prepare
 from cm.hookspecs import hookimpl
+from cm.registry import get_registry
 from cm.testing import TINY_RUN
 from cm.train import engine
 from cm_tracking.mlflow_tracker import MlflowTracker, dataset_digest
@@ -272,7 +273,7 @@ def test_step_metrics_reach_the_store_within_15_seconds(tmp_path):
     tracker.clock = lambda: now[0]
     (tmp_path / "run").mkdir()
     run = SimpleNamespace(experiment=experiment, directory=tmp_path / "run", device="cpu",
-                          epoch=1, metrics={}, telemetry=[])
+                          epoch=1, metrics={}, telemetry=[], links={})
     tracker.run_started(run=run)
     client = MlflowClient(tracking_uri=uri)
 
