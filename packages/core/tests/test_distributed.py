@@ -64,3 +64,68 @@ def test_rank_slices_split_each_batch_without_overlap(batches, size):
         assert all(s[i] for s in slices)
     assert RankSlices(Batches(batches), World(0, size)).dropped == sum(
         len(b) for b in batches if len(b) < size)
+
+
+ACCUMULATING = '''
+import json, os, sys
+import torch
+import torch.distributed as dist
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from rich.console import Console
+from cm.bench.runner import subset
+from cm.data.prepare import cache_root, prepare
+from cm.model.backbone import load_backbone
+from cm.registry import get_registry
+from cm.testing import make_tiny_experiment
+from cm.train.batches import encode_split
+from cm.train.distributed import start, stop, wrap
+from cm.train.loop import Loop, progress_bar, train_epoch
+from cm.train.trainer import build_trainer
+
+out, accumulate = sys.argv[1], int(sys.argv[2])
+world, device = start("cpu")
+os.environ["CM_CACHE_DIR"] = f"{out}/cache-{world.rank}"  # no two ranks write one cache
+experiment = make_tiny_experiment(out, f"train.grad_accum_steps={accumulate}",
+                                  "train.batch_size=8", "model.tiny.dropout=0.0",
+                                  "model.head.dropout=0.0")
+registry = get_registry()
+prepared = prepare(experiment, registry)
+torch.manual_seed(0)
+backbone, tokenizer = load_backbone(experiment.model.backbone, texts=prepared.tokenizer_texts(),
+                                    tiny=experiment.model.tiny, cache_root=cache_root(), seed=0)
+split = encode_split("train", prepared.split("train"), tokenizer, experiment.data,
+                     cache_root() / "encoded")
+trainer = build_trainer(experiment, registry, device, backbone, pos_weight=1.0)
+model = wrap(trainer.context.model, world, device)
+buckets = []
+
+def counting(state, bucket):  # one call per gradient bucket of each all-reduce
+    buckets.append(bucket.index())
+    return default_hooks.allreduce_hook(state, bucket)
+
+model.register_comm_hook(None, counting)
+loader = trainer.loader(subset(split, range(64)), tokenizer.pad_token_id, world)
+loop = Loop(trainer, model, trainer.scheduler(registry, 10))
+train_epoch(loop, loader, progress_bar(Console(quiet=True)), "epoch 1")
+weights = float(sum(p.double().sum() for p in trainer.model.parameters()))
+with open(f"{out}/rank{world.rank}.json", "w") as handle:
+    json.dump({"micro_steps": len(loader), "optimizer_steps": loop.step,
+               "all_reduces": buckets.count(0), "weights": weights}, handle)
+stop(world)
+'''
+
+
+def test_gradient_accumulation_all_reduces_once_per_optimizer_step(tmp_path):
+    script = tmp_path / "accumulate.py"
+    script.write_text(ACCUMULATING)
+    done = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2",
+                           str(script), str(tmp_path), "4"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for rank in ranks:
+        # 64 examples, global batches of 8: 8 micro-steps per rank, an optimizer step every 4
+        assert (rank["micro_steps"], rank["optimizer_steps"]) == (8, 2)
+        assert rank["all_reduces"] == rank["optimizer_steps"]  # not one per micro-step
+    # the accumulated gradients were still averaged across ranks: the weights agree
+    assert abs(ranks[0]["weights"] - ranks[1]["weights"]) < 1e-9

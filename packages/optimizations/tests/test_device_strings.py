@@ -43,9 +43,21 @@ def test_cuda_only_ones_stay_refused_on_cpu(tmp_path):
 @pytest.mark.parametrize(("device", "pinned"), [("cuda:1", True), ("cuda", True), ("cpu", False)])
 def test_loader_pins_memory_for_any_cuda_device(tmp_path, device, pinned):
     from cm.optimization import TrainContext
-    from cm_optimizations.loader import Loader, LoaderOptions
+    from cm_optimizations.loader import Loader
+    from cm_optimizations.options import LoaderOptions
 
     experiment = load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}"])
     context = TrainContext(experiment, device, model=None)
     Loader(LoaderOptions()).apply(context)
     assert context.loader["pin_memory"] is pinned
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_peak_memory_reads_the_cuda_allocator_for_any_cuda_device(monkeypatch, device):
+    from cm.train.engine import peak_memory_mb
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated",
+                        lambda where=None: asked.append(where) or 3 * 2**20)
+    assert peak_memory_mb(device) == 3.0
+    assert asked == [device]

@@ -194,9 +194,10 @@ def save_progress(run, setup, epoch):
 
 
 def peak_memory_mb(device) -> float:
-    """Peak GPU memory allocated on CUDA, else the process's peak resident memory."""
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
+    """Peak GPU memory allocated on a CUDA device ("cuda", "cuda:1" under torchrun), else
+    the process's peak resident memory."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

@@ -4,6 +4,7 @@
 ``Loop`` holds what trains and how far training got; nothing here knows about runs, hooks
 or files: ``train_epoch`` reports each optimizer step to an ``on_step`` callback."""
 
+import contextlib
 import math
 import time
 
@@ -48,7 +49,7 @@ def train_epoch(loop: Loop, loader, progress, label, on_step=None) -> float:
     loop.trainer.optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loader, start=1):
         boundary = i % loop.settings.grad_accum_steps == 0 or i == len(loader)
-        value = micro_step(loop, batch)
+        value = micro_step(loop, batch, sync=boundary)
         if math.isfinite(value):
             total, count = total + value, count + 1
         else:
@@ -69,16 +70,21 @@ def train_epoch(loop: Loop, loader, progress, label, on_step=None) -> float:
     return total / count
 
 
-def micro_step(loop: Loop, batch) -> float:
+def micro_step(loop: Loop, batch, sync=True) -> float:
     """Forward and backward of one batch (under autocast when an AMP optimization set
-    ``context.autocast_dtype``); the gradients accumulate. Returns the batch's loss."""
+    ``context.autocast_dtype``); the gradients accumulate. Returns the batch's loss.
+    Under DDP a micro-step that ends no optimizer step (``sync`` false) runs in
+    ``no_sync()``: its gradients stay local, and the next synced backward all-reduces the
+    accumulated sum once per optimizer step instead of once per micro-batch."""
     trainer = loop.trainer
     context = trainer.context
     batch = to_device({k: v for k, v in batch.items() if k != "index"}, context.device)
-    with torch.autocast(torch.device(context.device).type, dtype=context.autocast_dtype,
-                        enabled=context.autocast_dtype is not None):
-        value = trainer.loss(loop.model(batch).float(), batch["labels"])
-    trainer.scaler.scale(value / loop.settings.grad_accum_steps).backward()
+    local = not sync and hasattr(loop.model, "no_sync")  # DDP-wrapped under torchrun
+    with loop.model.no_sync() if local else contextlib.nullcontext():
+        with torch.autocast(torch.device(context.device).type, dtype=context.autocast_dtype,
+                            enabled=context.autocast_dtype is not None):
+            value = trainer.loss(loop.model(batch).float(), batch["labels"])
+        trainer.scaler.scale(value / loop.settings.grad_accum_steps).backward()
     return value.item()
 
 
