@@ -26,8 +26,10 @@ from cm.model.checkpoint import load_checkpoint, save_checkpoint
 from cm.predict import predict
 from cm.registry import get_registry
 from cm.train.batches import encode_split, to_device
-from cm.train.engine import build, build_trainer, peak_memory_mb, seed_everything
-from cm.train.loop import progress_bar, train_epoch
+from cm.train.engine import peak_memory_mb
+from cm.train.lifecycle import seed_everything
+from cm.train.loop import Loop, progress_bar, train_epoch
+from cm.train.trainer import build_trainer
 
 pytestmark = pytest.mark.cuda
 
@@ -79,30 +81,27 @@ class Built:
 
 
 class Steps:
-    """Stands in for the run and its hooks: keeps each optimizer step's loss."""
-
-    epoch = 0
+    """What training reported: each optimizer step's loss, the fp16 steps skipped."""
 
     def __init__(self):
-        self.metrics, self.losses = {}, []
+        self.losses, self.nonfinite = [], 0
 
-    def step_ended(self, run, step, metrics):
+    def __call__(self, step, metrics):
         self.losses.append(metrics["train/loss"])
 
 
 def train(built) -> Steps:
-    trainer, train_options = built.trainer, built.experiment.train
+    trainer = built.trainer
     loader = built.loader()
-    scheduler = build(built.registry, train_options.scheduler, optimizer=trainer.optimizer,
-                      num_training_steps=len(loader) * EPOCHS)
-    steps, step = Steps(), 0
+    loop = Loop(trainer, trainer.context.model,
+                trainer.scheduler(built.registry, len(loader) * EPOCHS))
+    steps = Steps()
     with progress_bar(Console(file=open(os.devnull, "w"))) as progress:  # noqa: SIM115
         for epoch in range(1, EPOCHS + 1):
-            steps.epoch = epoch
+            loop.epoch = epoch
             loader.batch_sampler.set_epoch(epoch)
-            _, step = train_epoch(trainer.context.model, trainer.loss, loader,
-                                  trainer.optimizer, scheduler, train_options, trainer.context,
-                                  trainer.scaler, progress, steps, steps, step)
+            train_epoch(loop, loader, progress, f"epoch {epoch}", steps)
+    steps.nonfinite = loop.nonfinite_losses
     return steps
 
 
@@ -111,7 +110,7 @@ def assert_learns(steps: Steps):
     assert len(losses) == EPOCHS * math.ceil(EXAMPLES / 16)
     finite = [loss for loss in losses if math.isfinite(loss)]
     # fp16 may meet an overflow, which its scaler skips and counts; nothing else may
-    assert len(losses) - len(finite) <= steps.metrics.get("train/nonfinite_losses", 0)
+    assert len(losses) - len(finite) <= steps.nonfinite
     first, last = sum(finite[:4]) / 4, sum(finite[-4:]) / 4
     assert last < 0.9 * first, f"loss did not fall: first 4 steps {first:.4f}, last {last:.4f}"
 
