@@ -266,3 +266,28 @@ def test_padding_waste_exact_small_case():
 def test_padding_waste_rejects_unknown_strategy():
     with pytest.raises(UserError, match="bucketing"):
         padding_waste([1, 2], "sorted")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 120), min_size=1, max_size=150), st.integers(16, 100),
+       st.integers(1, 20), st.integers(0, 5))
+def test_packed_batches_keep_every_example_once_and_long_ones_alone(lengths, budget, per_batch,
+                                                                     epoch):
+    from cm.train.batches import PackedBatches
+
+    sampler = PackedBatches(lengths, budget, per_batch, seed=3)
+    sampler.set_epoch(epoch)
+    batches = list(sampler)
+    placed = sorted(i for batch in batches for row in batch for i in row)
+    assert placed == list(range(len(lengths)))  # every example exactly once
+    for batch in batches:
+        widths = [sum(lengths[i] for i in row) for row in batch]
+        assert widths == sorted(widths, reverse=True)  # rows of similar width share a batch
+        for row in batch:
+            assert len(row) == 1 or sum(lengths[i] for i in row) <= budget
+            assert all(lengths[i] <= budget for i in row) or len(row) == 1  # long: alone
+        # a batch closes once it holds per_batch examples; only a chunk's last one holds fewer
+        assert sum(len(row) for row in batch[:-1]) < per_batch
+    short = [b for b in batches if sum(len(row) for row in b) < per_batch]
+    chunks = -(-len(lengths) // (per_batch * PackedBatches.CHUNK_BATCHES))
+    assert len(short) <= chunks

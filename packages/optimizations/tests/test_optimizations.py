@@ -84,9 +84,16 @@ def test_packed_training_runs_end_to_end(tmp_path):
     assert math.isfinite(result.metrics["test/macro_f1"])
 
 
-def test_packing_budget_below_max_length_is_refused(tmp_path):
-    with pytest.raises(UserError, match="token_budget \\(32\\) must be at least"):
-        run(small(tmp_path, "optimizations.packing={ token_budget = 32 }"))
+def test_packing_budget_defaults_to_half_of_max_length(tmp_path):
+    from cm_optimizations.batching import Packing
+    from cm_optimizations.options import PackingOptions
+
+    for options, budget in ((PackingOptions(), 32), (PackingOptions(token_budget=48), 48)):
+        context = TrainContext(small(tmp_path), "cpu", torch.nn.Module(), token_budget=64)
+        context.model.backbone = torch.nn.Module()
+        context.model.backbone.embeddings = context.model.backbone.encoder = torch.nn.Module()
+        Packing(options).apply(context)
+        assert (context.batching, context.token_budget) == ("packing", budget)
 
 
 def test_bf16_autocast_on_cpu_trains(tmp_path):

@@ -24,9 +24,7 @@ class Packing(Optimization):
             check_packable(context.model.backbone)
         except ValueError as exc:
             raise UserError(f"optimizations.packing: {exc}") from None
-        budget = self.options.token_budget or context.token_budget
-        if budget < context.experiment.data.max_length:
-            raise UserError(f"optimizations.packing.token_budget ({budget}) must be at least "
-                            f"data.max_length ({context.experiment.data.max_length})")
         context.batching = "packing"
-        context.token_budget = budget
+        # default: half of max_length; longer examples get a row alone (PackedBatches)
+        context.token_budget = (self.options.token_budget
+                                or max(16, context.experiment.data.max_length // 2))

@@ -19,7 +19,8 @@ class AttentionOptions(OptimizationOptions):
 
 @attrs.frozen
 class PackingOptions(OptimizationOptions):
-    # tokens per packed row; default data.max_length, so no row is longer than unpacked ones
+    # tokens per packed row; longer examples get a row alone. Default: data.max_length / 2
+    # (a packed row's attention spans the row: short rows cost less; docs/research.md)
     token_budget: int | None = attrs.field(default=None, validator=optional(ge(16)))
 
 

@@ -57,9 +57,16 @@ class RandomBatches:
 
 
 class PackedBatches:
-    """Packed training batches: each epoch the examples are shuffled, cut into chunks, each
-    chunk packed first-fit-decreasing into rows of ``token_budget`` tokens, and rows grouped
-    so a batch holds about ``examples_per_batch`` examples. Yields lists of rows."""
+    """Packed training batches. Each epoch the examples are shuffled and cut into chunks;
+    in a chunk, examples longer than ``token_budget`` get a row alone and the others are
+    packed first-fit-decreasing into rows of at most ``token_budget`` tokens. The rows are
+    sorted by length and cut into batches of about ``examples_per_batch`` examples (so a
+    batch's rows have similar widths and pad little), and the batch order is shuffled.
+    Yields lists of rows.
+
+    A packed row's attention spans the whole row (T x T cells, most masked), so a budget
+    near the typical example length keeps rows short; a budget of max_length makes every
+    row ~max_length wide (see docs/research.md, "Packing")."""
 
     CHUNK_BATCHES = 50
 
@@ -69,22 +76,31 @@ class PackedBatches:
         self.set_epoch(0)
 
     def set_epoch(self, epoch):
-        order = np.random.default_rng(self.seed + epoch).permutation(len(self.lengths))
+        rng = np.random.default_rng(self.seed + epoch)
+        order = rng.permutation(len(self.lengths))
         size = self.per_batch * self.CHUNK_BATCHES
-        self.epoch_batches = []
+        batches = []
         for start in range(0, len(order), size):
-            chunk = order[start:start + size]
-            rows = [[int(chunk[i]) for i in row]
-                    for row in pack_examples(self.lengths[chunk].tolist(), self.budget)]
-            batch, count = [], 0
-            for row in rows:
-                batch.append(row)
-                count += len(row)
-                if count >= self.per_batch:
-                    self.epoch_batches.append(batch)
-                    batch, count = [], 0
-            if batch:
-                self.epoch_batches.append(batch)
+            batches += self._batches(self._rows(order[start:start + size]))
+        self.epoch_batches = [batches[i] for i in rng.permutation(len(batches))]
+
+    def _rows(self, chunk):
+        alone = chunk[self.lengths[chunk] > self.budget]
+        packed = chunk[self.lengths[chunk] <= self.budget]
+        rows = [[int(i)] for i in alone]
+        rows += [[int(packed[i]) for i in row]
+                 for row in pack_examples(self.lengths[packed].tolist(), self.budget)]
+        return sorted(rows, key=lambda row: -int(self.lengths[row].sum()))
+
+    def _batches(self, rows):
+        batches, batch, count = [], [], 0
+        for row in rows:
+            batch.append(row)
+            count += len(row)
+            if count >= self.per_batch:
+                batches.append(batch)
+                batch, count = [], 0
+        return batches + ([batch] if batch else [])
 
     def __iter__(self):
         return iter(self.epoch_batches)
