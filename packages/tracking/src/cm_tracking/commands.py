@@ -64,10 +64,10 @@ def add_run_id(predict: click.Command) -> None:
 
     @functools.wraps(score)
     def callback(run_id, tracking_uri, **kwargs):
+        if (run_id is None) == (kwargs["model_dir"] is None):
+            raise click.UsageError("give exactly one of --model DIR or --run-id ID")
         if run_id is None:
             return score(**kwargs)
-        if kwargs["model_dir"] is not None:
-            raise click.UsageError("give exactly one of --model DIR or --run-id ID")
         from cm_tracking.replay import logged_checkpoint
 
         with tempfile.TemporaryDirectory(prefix="cm-predict-") as scratch:
