@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from cm.testing import tiny_toml
 from cm_tracking.sweep_study import PARENT, storage_url
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,21 +28,7 @@ BIN = Path(sys.executable).parent
 SWEEP = f"""base = "{DEMO}"
 name = "team"
 
-[data]
-max_length = 48
-stride = 16
-split = [0.4, 0.3, 0.3]
-
-[model.tiny]
-hidden_size = 32
-num_heads = 2
-num_layers = 1
-intermediate_size = 64
-
-[train]
-epochs = 1
-batch_size = 32
-
+{tiny_toml()}
 [hpo]
 trials = 4
 heartbeat_s = 2

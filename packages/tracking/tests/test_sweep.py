@@ -19,27 +19,12 @@ from cm.config.dump import flatten, to_dict
 from cm.config.load import load_raw, set_keys
 from cm.errors import UserError
 from cm.registry import get_registry
+from cm.testing import tiny_toml
 from cm_tracking.sweep import run_sweep
 from cm_tracking.sweep_space import baseline_params, check_space, config_values
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "experiments" / "demo.toml"
-SMALL = """
-[data]
-max_length = 48
-stride = 16
-split = [0.4, 0.3, 0.3]
-
-[model.tiny]
-hidden_size = 32
-num_heads = 2
-num_layers = 1
-intermediate_size = 64
-
-[train]
-epochs = 1
-batch_size = 32
-"""
 SPACE = """
 [hpo.space."train.lr"]
 type = "float"
@@ -73,7 +58,7 @@ def write_sweep(directory: Path, hpo: str, space: str = SPACE) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "hpo.toml"
     path.write_text(f'base = "{DEMO}"\nname = "tiny"\noutput_dir = "{directory / "out"}"\n'
-                    f"{SMALL}\n[tracking.mlflow]\n"
+                    f"{tiny_toml()}\n[tracking.mlflow]\n"
                     f'tracking_uri = "sqlite:///{directory / "mlflow.db"}"\n'
                     f"[hpo]\n{hpo}\n{space}")
     return path
@@ -235,7 +220,7 @@ def test_the_shipped_sweep_file_is_valid():
 
 
 def test_a_rejected_combination_is_a_failed_trial_with_its_run(tmp_path):
-    # each value alone is valid on the base (max_length 48, stride 16); together they are not
+    # each value alone is valid on the base (max_length 64, stride 16); together they are not
     space = ('[hpo.space."data.max_length"]\ntype = "categorical"\nchoices = [40]\n'
              '[hpo.space."data.stride"]\ntype = "categorical"\nchoices = [44]\n')
     summary, printed = sweep(write_sweep(tmp_path, "trials = 2", space))

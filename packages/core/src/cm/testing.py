@@ -29,6 +29,16 @@ TINY_RUN = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.n
 DEMO_EXPERIMENT = Path(str(files("cm") / "data" / "demo_data" / "demo.toml"))
 
 
+def tiny_toml() -> str:
+    """TINY_RUN as TOML tables, for tests that write experiment files (``base = ...``
+    and top-level keys go before it, further tables after it)."""
+    import tomli_w
+
+    from cm.config.load import apply_overrides
+
+    return tomli_w.dumps(apply_overrides({}, TINY_RUN))
+
+
 def make_tiny_experiment(output_dir, *sets, registry=None, **tables):
     """The shipped demo experiment shrunk by TINY_RUN, writing under ``output_dir``, with
     ``sets`` (``key=value`` strings) and ``tables`` (top-level keys merged in) applied."""
