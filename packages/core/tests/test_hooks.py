@@ -111,8 +111,18 @@ class Recording(Listener):
 
 
 class Applied(Optimization):
+    """Acts where docs/plugins.md says an optimization may: in apply, and after each
+    backward through a gradient hook installed there."""
+
+    backwards = 0
+
     def apply(self, context):
         self.context = context
+        next(context.model.parameters()).register_post_accumulate_grad_hook(self.count)
+        self.details = "counts backward passes"
+
+    def count(self, parameter):
+        self.backwards += 1
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +191,10 @@ def test_hook_register_datasets(recorded):
 def test_hook_register_optimizations(recorded):
     kwargs, optimization = built(recorded, "optimization", contracts.OptimizationFactory)
     assert isinstance(optimization.context, TrainContext)
-    assert [row.status for row in recorded[1].telemetry] == ["active"]
+    # one per training batch, plus the dry run's backward (cm.train.checks) before them
+    assert optimization.backwards == len(recorded[0].seen("step_ended")) + 1
+    assert [(row.status, row.details) for row in recorded[1].telemetry] == [
+        ("active", "counts backward passes")]
 
 
 def test_hook_register_trackers(recorded):

@@ -4,6 +4,7 @@ availability and conflicts on this CPU, and the ones that run here, run for real
 import importlib.util
 import json
 import math
+import re
 
 import attrs
 import pytest
@@ -186,7 +187,10 @@ def test_lora_checkpoint_holds_merged_weights_and_reloads(tmp_path):
 @needs_peft
 def test_lora_run_with_packing_trains_and_the_checkpoint_scores_the_same(tmp_path):
     result = run(small(tmp_path, "optimizations.lora={}", "optimizations.packing={}"))
-    assert result.telemetry == [Telemetry("lora", "active"), Telemetry("packing", "active")]
+    lora, packing = result.telemetry
+    assert (lora.name, lora.status, packing) == (
+        "lora", "active", Telemetry("packing", "active", details="rows of 32 tokens"))
+    assert re.fullmatch(r"r=\d+: [\d,]+ of [\d,]+ backbone parameters train", lora.details)
     checkpoint = load_checkpoint(result.directory / "checkpoint")
     total = sum(p.numel() for p in checkpoint.model.parameters())
     assert result.metrics["model/trainable_parameters"] < 0.2 * total

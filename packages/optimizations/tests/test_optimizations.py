@@ -80,7 +80,7 @@ def test_bucketing_and_packing_cut_padding_and_keep_every_example(tmp_path):
 def test_packed_training_runs_end_to_end(tmp_path):
     result = run(small(tmp_path, "optimizations.packing={}"))
     assert result.status == "FINISHED"
-    assert result.telemetry == [Telemetry("packing", "active")]
+    assert result.telemetry == [Telemetry("packing", "active", details="rows of 32 tokens")]
     assert math.isfinite(result.metrics["test/macro_f1"])
 
 

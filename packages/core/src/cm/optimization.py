@@ -45,6 +45,7 @@ class Optimization:
 
     conflicts: tuple[str, ...] = ()
     name = "?"  # resolve() sets the name it is registered under
+    details = ""  # set by apply: what it did, shown in the telemetry table and logged
 
     def __init__(self, options: OptimizationOptions):
         self.options = options
@@ -61,9 +62,22 @@ class Optimization:
 
 @attrs.frozen
 class Telemetry:
+    """One requested optimization: active (with the details it reported) or skipped (with
+    the reason: unavailable here, or a declared conflict)."""
+
     name: str
     status: Literal["active", "skipped"]
     reason: str = ""
+    details: str = ""
+
+
+def apply_all(active, rows, context) -> list[Telemetry]:
+    """Apply the active optimizations in request order; returns the telemetry rows with the
+    ``details`` each one reported."""
+    for optimization in active:
+        optimization.apply(context)
+    details = {optimization.name: optimization.details for optimization in active}
+    return [attrs.evolve(row, details=details.get(row.name, "")) for row in rows]
 
 
 def resolve(requested: dict, registry, device: str) -> tuple[list, list[Telemetry]]:

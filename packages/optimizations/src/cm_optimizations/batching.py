@@ -28,3 +28,4 @@ class Packing(Optimization):
         # default: half of max_length; longer examples get a row alone (PackedBatches)
         context.token_budget = (self.options.token_budget
                                 or max(16, context.experiment.data.max_length // 2))
+        self.details = f"rows of {context.token_budget} tokens"

@@ -29,8 +29,9 @@ def _targets(options) -> list[str]:
     return [*options.target_modules, *(["dense"] if options.include_dense else [])]
 
 
-def add_adapters(backbone, options, name):
-    """Inject LoRA adapters into ``backbone`` in place; everything in it but them freezes."""
+def add_adapters(backbone, options, name) -> str:
+    """Inject LoRA adapters into ``backbone`` in place; everything in it but them freezes.
+    Returns the telemetry details: how many backbone parameters still train."""
     from peft import LoraConfig, inject_adapter_in_model
 
     config = LoraConfig(r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout,
@@ -41,6 +42,9 @@ def add_adapters(backbone, options, name):
         raise UserError(f"optimizations.{name}.target_modules: {exc}") from None
     for param_name, param in backbone.named_parameters():
         param.requires_grad = "lora_" in param_name
+    trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in backbone.parameters())
+    return f"r={options.r}: {trainable:,} of {total:,} backbone parameters train"
 
 
 class LoRA(Optimization):
@@ -50,7 +54,7 @@ class LoRA(Optimization):
         return _missing("peft", "peft")
 
     def apply(self, context):
-        add_adapters(context.model.backbone, self.options, self.name)
+        self.details = add_adapters(context.model.backbone, self.options, self.name)
 
 
 class QLoRA(Optimization):
@@ -69,7 +73,7 @@ class QLoRA(Optimization):
     def apply(self, context):
         backbone = context.model.backbone
         quantize(backbone, _targets(self.options), self.options.quant_type)
-        add_adapters(backbone, self.options, self.name)
+        self.details = add_adapters(backbone, self.options, self.name)
 
 
 def quantize(backbone, targets, quant_type):

@@ -207,8 +207,8 @@ def telemetry_table(rows):
     from rich.table import Table
 
     table = Table(title="optimizations", title_justify="left")
-    for column in ("name", "status", "reason"):
+    for column in ("name", "status", "reason / details"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.name, row.status, row.reason or "-")
+        table.add_row(row.name, row.status, row.reason or row.details or "-")
     return table

@@ -7,7 +7,7 @@ import torch
 
 from cm.builtin.optimizers import param_groups
 from cm.model.crossencoder import build_cross_encoder
-from cm.optimization import TrainContext, resolve
+from cm.optimization import TrainContext, apply_all, resolve
 from cm.train.batches import train_loader
 from cm.train.lifecycle import build
 
@@ -47,8 +47,7 @@ def build_trainer(experiment, registry, device, backbone, pos_weight) -> Trainer
     model = build_cross_encoder(experiment, registry, backbone, loss.num_logits).to(device)
     active, telemetry = resolve(experiment.optimizations, registry, device)
     context = TrainContext(experiment, device, model, token_budget=experiment.data.max_length)
-    for optimization in active:
-        optimization.apply(context)
+    telemetry = apply_all(active, telemetry, context)
     groups = param_groups(model, train.lr, train.weight_decay, train.head_lr,
                           train.layerwise_lr_decay)
     optimizer = build(registry, context.optimizer, param_groups=groups, lr=train.lr)
