@@ -5,12 +5,10 @@ killed mid-trial; the study must stay whole and its trial must end up failed."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import optuna
@@ -42,12 +40,6 @@ log = true
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def postgres_bin() -> Path | None:
     found = shutil.which("pg_ctl")
     if found and (Path(found).parent / "initdb").exists():
@@ -67,7 +59,7 @@ def install_postgres() -> Path | None:
 
 
 @pytest.fixture(scope="module")
-def postgres():
+def postgres(free_port):
     """A throwaway server as an unprivileged user (root runs it as `postgres`): trust auth on
     127.0.0.1 only; yields its base URL; stopped and deleted after the module."""
     bindir = install_postgres()
@@ -101,38 +93,11 @@ def postgres():
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(postgres, tmp_path_factory):
+def mlflow_server(postgres, tmp_path_factory, mlflow_server_at):
     """A team MLflow server: runs in PostgreSQL, artifacts proxied to a local folder."""
-    port = free_port()
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    process = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", storage_url(f"{postgres}/mlflow"),
-         "--artifacts-destination", str(artifacts), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not come up (exit {process.poll()})")
-            time.sleep(0.5)
+    with mlflow_server_at(storage_url(f"{postgres}/mlflow"),
+                          tmp_path_factory.mktemp("artifacts")) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
 
 
 def worker(path, storage, tracking, cache, log):

@@ -4,11 +4,8 @@ import csv
 import importlib.metadata
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import attrs
@@ -198,42 +195,10 @@ def test_a_crashed_run_keeps_what_it_logged(tmp_path, error, status):
     assert len(logged.inputs.dataset_inputs) == 1
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def server(tmp_path):
-    port = free_port()
-    mlflow = Path(sys.executable).parent / "mlflow"
-    process = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/srv.db",
-         "--artifacts-destination", str(tmp_path / "art"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not come up (exit {process.poll()})")
-            time.sleep(0.5)
+def server(tmp_path, mlflow_server_at):
+    with mlflow_server_at(f"sqlite:///{tmp_path}/srv.db", tmp_path / "art") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_logs_to_a_tracking_server_with_the_checkpoint(tmp_path, server):
