@@ -238,3 +238,8 @@ def test_hook_run_finished(recorded, who):
 
 def listener(recorded, who):
     return recorded[0] if who == "plugin" else recorded[0].built["tracker"][0][1]
+
+
+def test_a_bare_train_context_needs_no_experiment():
+    context = TrainContext(experiment=None, device="cpu", model=None)
+    assert (context.optimizer, context.batching, context.autocast_dtype) == (None, "random", None)

@@ -36,8 +36,11 @@ class TrainContext:
     autocast_dtype: object = None  # a torch dtype, or None for full precision
     grad_scaler: bool = False  # fp16 needs loss scaling
     # the OptimizerSpec the engine builds: train.optimizer unless an optimization rewrites it
-    optimizer: object = attrs.Factory(lambda self: self.experiment.train.optimizer,
-                                      takes_self=True)
+    # (None without an experiment: a unit test may build a bare context; cm.testing's
+    # train_context fixture gives a complete one)
+    optimizer: object = attrs.Factory(
+        lambda self: None if self.experiment is None else self.experiment.train.optimizer,
+        takes_self=True)
 
 
 class Optimization:
