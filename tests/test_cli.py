@@ -103,7 +103,10 @@ def test_data_stats_on_the_demo_data():
     waste = {row["strategy"]: row for row in report["padding"]}
     assert list(waste) == ["pad_to_max", "dynamic", "bucketing", "packing"]
     assert waste["bucketing"]["ratio"] < waste["dynamic"]["ratio"] <= waste["pad_to_max"]["ratio"]
-    assert waste["packing"]["rows"] < waste["dynamic"]["rows"]
+    # packing's default budget (max_length / 2 = 128) is below most demo pairs: they get a
+    # row alone, so packing pads like bucketing here and never runs more rows than examples
+    assert waste["packing"]["rows"] <= waste["dynamic"]["rows"]
+    assert waste["packing"]["ratio"] < waste["dynamic"]["ratio"]
     assert len({row["real_tokens"] for row in waste.values()}) == 1
 
 

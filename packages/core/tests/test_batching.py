@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from cm.data.batching import (
     LengthBucketSampler,
+    PackedBatches,
     pack_examples,
     packed_batch,
     pad_batch,
@@ -245,7 +246,8 @@ def test_padding_waste_orders_strategies_on_long_tail():
         assert v["real_tokens"] == int(lengths.sum())
         assert v["padded_tokens"] == v["real_tokens"] + v["pad_tokens"]
         assert v["ratio"] == pytest.approx(v["padded_tokens"] / v["real_tokens"])
-        expected_rows = len(lengths) if s != "packing" else len(pack_examples(lengths, 512))
+        packed = PackedBatches(lengths, 512, 16, seed=0).epoch_batches  # what training runs
+        expected_rows = len(lengths) if s != "packing" else sum(len(b) for b in packed)
         assert v["rows"] == expected_rows
     assert stats["pad_to_max"]["padded_tokens"] == len(lengths) * 512
     assert stats["packing"]["rows"] < len(lengths) / 3
@@ -257,8 +259,11 @@ def test_padding_waste_exact_small_case():
     bucket = padding_waste(lengths, "bucketing", batch_size=2, max_length=10)
     assert bucket["padded_tokens"] == 8 * 2 + 4 * 2 and bucket["pad_tokens"] == 4
     assert bucket["attention_cells"] == 2 * 64 + 2 * 16
-    pack = padding_waste(lengths, "packing", max_length=10)
+    pack = padding_waste(lengths, "packing", max_length=10, token_budget=10)
     assert pack["rows"] == 2 and pack["padded_tokens"] == 20  # [8, 2] and [6, 4]
+    # the default budget is max_length / 2 (as the packing optimization's): [20] [16] [12, 8]
+    pack = padding_waste([20, 16, 12, 8], "packing", max_length=40)
+    assert pack["rows"] == 3 and pack["padded_tokens"] == 3 * 20
     # lengths are truncated to max_length first
     assert padding_waste([30], "dynamic", max_length=10)["real_tokens"] == 10
 
@@ -273,8 +278,6 @@ def test_padding_waste_rejects_unknown_strategy():
        st.integers(1, 20), st.integers(0, 5))
 def test_packed_batches_keep_every_example_once_and_long_ones_alone(lengths, budget, per_batch,
                                                                      epoch):
-    from cm.train.batches import PackedBatches
-
     sampler = PackedBatches(lengths, budget, per_batch, seed=3)
     sampler.set_epoch(epoch)
     batches = list(sampler)

@@ -226,6 +226,59 @@ class _FreeSpaceTree:
         return row
 
 
+class PackedBatches:
+    """Packed training batches. Each epoch the examples are shuffled and cut into chunks;
+    in a chunk, examples longer than ``token_budget`` get a row alone and the others are
+    packed first-fit-decreasing into rows of at most ``token_budget`` tokens. The rows are
+    sorted by length and cut into batches of about ``examples_per_batch`` examples (so a
+    batch's rows have similar widths and pad little), and the batch order is shuffled.
+    Yields lists of rows.
+
+    A packed row's attention spans the whole row (T x T cells, most masked), so a budget
+    near the typical example length keeps rows short; a budget of max_length makes every
+    row ~max_length wide (see docs/research.md, "Packing")."""
+
+    CHUNK_BATCHES = 50
+
+    def __init__(self, lengths, token_budget, examples_per_batch, seed):
+        self.lengths, self.budget = np.asarray(lengths, dtype=np.int64), token_budget
+        self.per_batch, self.seed = examples_per_batch, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        rng = np.random.default_rng(self.seed + epoch)
+        order = rng.permutation(len(self.lengths))
+        size = self.per_batch * self.CHUNK_BATCHES
+        batches = []
+        for start in range(0, len(order), size):
+            batches += self._batches(self._rows(order[start:start + size]))
+        self.epoch_batches = [batches[i] for i in rng.permutation(len(batches))]
+
+    def _rows(self, chunk):
+        alone = chunk[self.lengths[chunk] > self.budget]
+        packed = chunk[self.lengths[chunk] <= self.budget]
+        rows = [[int(i)] for i in alone]
+        rows += [[int(packed[i]) for i in row]
+                 for row in pack_examples(self.lengths[packed].tolist(), self.budget)]
+        return sorted(rows, key=lambda row: -int(self.lengths[row].sum()))
+
+    def _batches(self, rows):
+        batches, batch, count = [], [], 0
+        for row in rows:
+            batch.append(row)
+            count += len(row)
+            if count >= self.per_batch:
+                batches.append(batch)
+                batch, count = [], 0
+        return batches + ([batch] if batch else [])
+
+    def __iter__(self):
+        return iter(self.epoch_batches)
+
+    def __len__(self):
+        return len(self.epoch_batches)
+
+
 def packed_batch(
     examples: Sequence[EncodedLike],
     labels: Sequence[Any] | None,
@@ -310,8 +363,8 @@ def padding_waste(
     * ``pad_to_max``: every example padded to max_length;
     * ``dynamic``: random batches of batch_size (seeded), each padded to its longest;
     * ``bucketing``: ``LengthBucketSampler`` batches (epoch 0), each padded to its longest;
-    * ``packing``: ``pack_examples`` rows of token_budget (default max_length) tokens, every
-      row padded to the longest row, an upper bound on any grouping of rows into batches.
+    * ``packing``: ``PackedBatches`` (epoch 0) with token_budget (default max_length / 2, as
+      the packing optimization), each row padded to the widest row of its batch.
 
     Returns ``rows`` (sequences the model runs), ``real_tokens``, ``padded_tokens`` (tensor
     cells, real included), ``pad_tokens`` (their difference), ``ratio`` (padded / real, 1.0
@@ -334,9 +387,10 @@ def padding_waste(
         sampler = LengthBucketSampler(sizes, batch_size, seed)
         widths = _batch_widths(sizes, sampler.batches())
     else:
-        rows = pack_examples(sizes, token_budget or max_length)
-        longest = max(int(sizes[row].sum()) for row in rows)
-        widths = np.full(len(rows), longest)
+        batches = PackedBatches(sizes, token_budget or max(16, max_length // 2), batch_size,
+                                seed).epoch_batches
+        widths = np.concatenate([np.full(len(b), max(int(sizes[r].sum()) for r in b))
+                                 for b in batches])
     real = int(sizes.sum())
     padded = int(widths.sum())
     return {

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from cm.data.batching import LengthBucketSampler, pack_examples, packed_batch, pad_batch
+from cm.data.batching import LengthBucketSampler, PackedBatches, packed_batch, pad_batch
 from cm.data.encode import Encoded, encode_cached
 from cm.data.records import PairSample
 from cm.train.distributed import RankSlices
@@ -54,59 +54,6 @@ class RandomBatches:
 
     def __len__(self):
         return -(-self.n // self.batch_size)
-
-
-class PackedBatches:
-    """Packed training batches. Each epoch the examples are shuffled and cut into chunks;
-    in a chunk, examples longer than ``token_budget`` get a row alone and the others are
-    packed first-fit-decreasing into rows of at most ``token_budget`` tokens. The rows are
-    sorted by length and cut into batches of about ``examples_per_batch`` examples (so a
-    batch's rows have similar widths and pad little), and the batch order is shuffled.
-    Yields lists of rows.
-
-    A packed row's attention spans the whole row (T x T cells, most masked), so a budget
-    near the typical example length keeps rows short; a budget of max_length makes every
-    row ~max_length wide (see docs/research.md, "Packing")."""
-
-    CHUNK_BATCHES = 50
-
-    def __init__(self, lengths, token_budget, examples_per_batch, seed):
-        self.lengths, self.budget = np.asarray(lengths), token_budget
-        self.per_batch, self.seed = examples_per_batch, seed
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch):
-        rng = np.random.default_rng(self.seed + epoch)
-        order = rng.permutation(len(self.lengths))
-        size = self.per_batch * self.CHUNK_BATCHES
-        batches = []
-        for start in range(0, len(order), size):
-            batches += self._batches(self._rows(order[start:start + size]))
-        self.epoch_batches = [batches[i] for i in rng.permutation(len(batches))]
-
-    def _rows(self, chunk):
-        alone = chunk[self.lengths[chunk] > self.budget]
-        packed = chunk[self.lengths[chunk] <= self.budget]
-        rows = [[int(i)] for i in alone]
-        rows += [[int(packed[i]) for i in row]
-                 for row in pack_examples(self.lengths[packed].tolist(), self.budget)]
-        return sorted(rows, key=lambda row: -int(self.lengths[row].sum()))
-
-    def _batches(self, rows):
-        batches, batch, count = [], [], 0
-        for row in rows:
-            batch.append(row)
-            count += len(row)
-            if count >= self.per_batch:
-                batches.append(batch)
-                batch, count = [], 0
-        return batches + ([batch] if batch else [])
-
-    def __iter__(self):
-        return iter(self.epoch_batches)
-
-    def __len__(self):
-        return len(self.epoch_batches)
 
 
 class _Keys:
