@@ -24,11 +24,12 @@ from cm.data.splits import class_balance
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import load_checkpoint, save_checkpoint
 from cm.predict import predict
+from cm.progress import Progress
 from cm.registry import get_registry
 from cm.train.batches import encode_split, to_device
 from cm.train.engine import peak_memory_mb
 from cm.train.lifecycle import seed_everything
-from cm.train.loop import Loop, progress_bar, train_epoch
+from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import build_trainer
 
 pytestmark = pytest.mark.cuda
@@ -96,7 +97,7 @@ def train(built) -> Steps:
     loop = Loop(trainer, trainer.context.model,
                 trainer.scheduler(built.registry, len(loader) * EPOCHS))
     steps = Steps()
-    with progress_bar(Console(file=open(os.devnull, "w"))) as progress:  # noqa: SIM115
+    with Progress(Console(file=open(os.devnull, "w"))) as progress:  # noqa: SIM115
         for epoch in range(1, EPOCHS + 1):
             loop.epoch = epoch
             loader.batch_sampler.set_epoch(epoch)

@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cm.testing import TINY_RUN
 from cm.train.distributed import RankSlices, World
+
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
 ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
@@ -79,7 +82,8 @@ from cm.registry import get_registry
 from cm.testing import make_tiny_experiment
 from cm.train.batches import encode_split
 from cm.train.distributed import start, stop, wrap
-from cm.train.loop import Loop, progress_bar, train_epoch
+from cm.progress import Progress
+from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import build_trainer
 
 out, accumulate = sys.argv[1], int(sys.argv[2])
@@ -106,7 +110,7 @@ def counting(state, bucket):  # one call per gradient bucket of each all-reduce
 model.register_comm_hook(None, counting)
 loader = trainer.loader(subset(split, range(64)), tokenizer.pad_token_id, world)
 loop = Loop(trainer, model, trainer.scheduler(registry, 10))
-train_epoch(loop, loader, progress_bar(Console(quiet=True)), "epoch 1")
+train_epoch(loop, loader, Progress(Console(quiet=True)), "epoch 1")
 weights = float(sum(p.double().sum() for p in trainer.model.parameters()))
 with open(f"{out}/rank{world.rank}.json", "w") as handle:
     json.dump({"micro_steps": len(loader), "optimizer_steps": loop.step,

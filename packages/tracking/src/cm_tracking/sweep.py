@@ -225,4 +225,4 @@ def print_trial(sweep: Sweep, trial) -> None:
     params = escape(", ".join(f"{k}={v}" for k, v in trial.params.items()))
     color = {"COMPLETE": "green", "PRUNED": "yellow"}.get(state, "red")
     sweep.console.print(f"trial {trial.number} [{color}]{state}[/{color}]{value} in "
-                        f"{seconds:.1f} s{best_text}  {params}")
+                        f"{seconds:.1f} s{best_text}  {params}", soft_wrap=True)  # one line

@@ -26,7 +26,6 @@ from statistics import median
 import attrs
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cm.bench import reference
 from cm.bench.flops import peak_flops, train_flops
@@ -34,6 +33,7 @@ from cm.bench.memory import PeakMemory
 from cm.data.prepare import cache_root, prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import experiment_tokenizer, load_backbone
+from cm.progress import Progress
 from cm.train.batches import SplitData, encode_split
 from cm.train.lifecycle import resolve_device, seed_everything
 from cm.train.loop import Loop, train_epoch
@@ -85,11 +85,6 @@ class Counted:
 
     def flops(self, config) -> int:
         return sum(train_flops(config, lengths) for lengths in self.lengths)
-
-
-def progress_bar(console):
-    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console)
 
 
 def draw(n_available: int, count: int, seed: int) -> np.ndarray:
@@ -173,7 +168,7 @@ class Runner:
             counted = Counted(loaders[1])
 
             def epoch(loader, label):
-                task = progress.add_task(label, total=len(loader), info="")
+                task = progress.add_task(label, total=len(loader))
                 reference.train_reference(model, loader, optimizer, scheduler,
                                           DTYPE[precision], device,
                                           on_step=lambda: progress.advance(task))
@@ -224,7 +219,7 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
             precisions[row.precision] = True
             record(runner.measure_reference(row.precision, progress), progress, round_)
 
-    with progress_bar(console) as progress:
+    with Progress(console, label_width=28) as progress:
         for round_ in range(1, bench.table.rounds + 1):
             jobs = [partial(runner.measure_cm, config) for config in bench.configs]
             jobs += [partial(runner.measure_reference, p) for p in precisions]

@@ -16,12 +16,13 @@ from cm.data.prepare import SPLITS, cache_root, prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import save_checkpoint
+from cm.progress import Progress
 from cm.train.batches import encode_split, to_device
 from cm.train.checks import dry_run
 from cm.train.distributed import wrap
 from cm.train.evaluation import Scorer, evaluate_best, validate
 from cm.train.lifecycle import Run, tracked_run
-from cm.train.loop import Loop, progress_bar, train_epoch
+from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import Trainer, build_trainer
 
 
@@ -153,7 +154,7 @@ def fit(run, setup, hooks, console) -> Best:
     def on_step(step, metrics):
         hooks.step_ended(run=run, step=step, metrics=metrics)
 
-    with progress_bar(console) as progress:
+    with Progress(console) as progress:
         for epoch in range(1, train.epochs + 1):
             run.epoch = loop.epoch = epoch
             setup.loader.batch_sampler.set_epoch(epoch)

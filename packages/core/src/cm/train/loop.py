@@ -10,7 +10,6 @@ import time
 
 import attrs
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cm.errors import UserError
 from cm.train.batches import to_device
@@ -33,18 +32,12 @@ class Loop:
         return self.trainer.context.experiment.train
 
 
-def progress_bar(console):
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                    console=console, transient=False)
-
-
 def train_epoch(loop: Loop, loader, progress, label, on_step=None) -> float:
     """Train one epoch over ``loader``; returns the mean of its finite losses.
-    ``on_step(step, metrics)`` is called after every optimizer step; ``progress`` (a rich
-    Progress) shows a bar named ``label``."""
+    ``on_step(step, metrics)`` is called after every optimizer step; ``progress`` (a
+    ``cm.progress.Progress``: a bar on a terminal, plain lines elsewhere) shows ``label``."""
     loop.model.train()
-    task = progress.add_task(label, total=len(loader), info="")
+    task = progress.add_task(label, total=len(loader))
     total, count, seen, started = 0.0, 0, 0, time.perf_counter()
     loop.trainer.optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loader, start=1):
@@ -55,15 +48,14 @@ def train_epoch(loop: Loop, loader, progress, label, on_step=None) -> float:
         else:
             check_nonfinite(loop, value, i)
         seen += len(batch["labels"])
+        lr = rate = None
         if boundary:
             lr = optimizer_step(loop)
             rate = seen / (time.perf_counter() - started)
             if on_step is not None:
                 on_step(loop.step, {"train/loss": value, "train/lr": lr,
                                     "train/samples_per_s": rate})
-            progress.update(task, info=f"loss {total / max(count, 1):.4f}  lr {lr:.2e}  "
-                                       f"{rate:.1f} samples/s")
-        progress.advance(task)
+        progress.advance(task, loss=total / max(count, 1), lr=lr, samples_per_s=rate)
     if count == 0:
         raise UserError(f"train: every loss of epoch {loop.epoch} was inf/NaN; lower train.lr "
                         "or use optimizations.bf16 instead of fp16")
