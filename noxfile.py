@@ -22,6 +22,14 @@ def tests(session):
 
 
 @nox.session
+def quick(session):
+    """The inner loop: unit and property tests, without the modules marked integration
+    (those that train, or start processes or servers)."""
+    session.run(sys.executable, "-m", "pytest", "-q", "-m", "not integration and not cuda",
+                *session.posargs)
+
+
+@nox.session
 def demo(session):
     """The embedded default job: the offline demo experiment on CPU."""
     session.run("cm", "run", "experiments/demo.toml", *session.posargs, external=True)

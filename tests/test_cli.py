@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[1]
 CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"
 

@@ -4,7 +4,6 @@
 import csv
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[1]
 CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"
 
 
 def cm(*args, cwd):
-    return subprocess.run([CM, *args], cwd=cwd, capture_output=True, text=True, timeout=1200,
-                          env={**os.environ, "CM_CACHE_DIR": str(cwd / "cache")})
+    return subprocess.run([CM, *args], cwd=cwd, capture_output=True, text=True, timeout=1200)
 
 
 @pytest.fixture(scope="module")

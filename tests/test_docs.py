@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cm import hookspecs
 from cm.cli.main import cli
+
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -10,6 +10,10 @@ from importlib.machinery import SourceFileLoader
 from importlib.util import module_from_spec, spec_from_loader
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-check"
 CUDA_TESTS = 18  # tests/cuda/test_cuda_paths.py, parametrizations counted

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "mlflow", "optuna", "sklearn", "matplotlib")
 COMMANDS = [["--version"], ["--help"], ["plugins"], ["plugins", "--json"],

@@ -16,6 +16,8 @@ from cm.cli.main import cli
 from cm.config.decode import ConfigError
 from cm.errors import UserError
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
 TINY = """
 base = "{demo}"
@@ -46,11 +48,6 @@ set = { "optimizations.bucketing" = {} }
 name = "packing"
 set = { "optimizations.packing" = {} }
 """
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
 
 
 def bench_file(tmp_path, configs=CONFIGS) -> Path:

@@ -1,6 +1,7 @@
 """The train/evaluate engine on a very small DeBERTaV3-shaped model (seconds per run)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,9 @@ from cm.train import engine
 from cm.train.batches import encode_split, train_loader
 from cm.train.checks import dry_run
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
 
 
 def small(tmp_path, *more):
@@ -53,8 +51,8 @@ def scores(run):
     return {k: v for k, v in run.metrics.items() if k not in MEASURED}
 
 
-def test_outputs_and_reload_give_identical_predictions(tmp_path):
-    run = engine.run_experiment(small(tmp_path), console=quiet())
+def test_outputs_and_reload_give_identical_predictions(tmp_path, tiny_run):
+    run = tiny_run
     names = {p.name for p in run.directory.iterdir()}
     assert {"config.toml", "history.json", "metrics.json", "checkpoint",
             "test_confusion_matrix.png", "test_classification_report.json",
@@ -78,6 +76,16 @@ def test_outputs_and_reload_give_identical_predictions(tmp_path):
     again = split_metrics(split, probs, 0.5, [f"A.{i}" for i in range(1, 10)])
     assert again["macro_f1"] == metrics["test/macro_f1"]
     assert again["roc_auc"] == metrics["test/roc_auc"]
+
+
+def test_without_a_terminal_a_run_prints_plain_progress_lines(tiny_run):
+    printed = (Path(tiny_run.experiment.output_dir).parent / "console.txt").read_text()
+    steps = [line for line in printed.splitlines() if line.startswith("epoch 1: step ")]
+    total = int(re.match(r"epoch 1: step \d+/(\d+)", steps[0]).group(1))
+    assert total >= 10 and len(steps) == 10  # one per tenth of the epoch
+    assert re.fullmatch(rf"epoch 1: step {total}/{total} \(100%\)  loss \d\.\d{{4}}  "
+                        r"lr \d\.\d\de[+-]\d\d  \d+\.\d samples/s  ETA 0:00:00", steps[-1])
+    assert "\x1b[" not in printed  # no terminal control sequences in a file
 
 
 def test_threshold_is_tuned_on_validation_labels_only(tmp_path, monkeypatch):
@@ -268,7 +276,8 @@ def test_a_listener_hears_its_own_run_only_and_the_installed_plugins_stay_as_the
 
 def test_nonfinite_loss_stops_the_run_with_the_fix(tmp_path):
     from cm.optimization import TrainContext
-    from cm.train.loop import Loop, progress_bar, train_epoch
+    from cm.progress import Progress
+    from cm.train.loop import Loop, train_epoch
     from cm.train.trainer import Trainer
 
     class Diverged(torch.nn.Module):  # what a model whose weights overflowed returns
@@ -287,7 +296,7 @@ def test_nonfinite_loss_stops_the_run_with_the_fix(tmp_path):
     trainer = Trainer(loss, model, TrainContext(small(tmp_path), "cpu", model), optimizer,
                       torch.amp.GradScaler("cpu", enabled=False), [], 1)
     loop = Loop(trainer, model, scheduler, epoch=1)
-    with progress_bar(quiet()) as progress, pytest.raises(
+    with Progress(quiet()) as progress, pytest.raises(
             UserError, match="the loss is nan at epoch 1, batch 1; lower train.lr"):
         train_epoch(loop, loader, progress, "epoch 1")
 

@@ -16,6 +16,8 @@ from cm.registry import build_registry
 from cm.testing import make_tiny_experiment
 from cm.train.engine import run_experiment
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 LIFECYCLE = ("run_started", "step_ended", "epoch_ended", "evaluated", "run_finished")
 
 

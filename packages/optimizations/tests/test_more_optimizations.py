@@ -24,6 +24,8 @@ from cm.testing import run_quietly as run
 from cm.train.batches import encode_split, train_loader
 from cm.train.evaluation import score, split_metrics
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ALL = {"bf16", "fp16", "tf32", "attention", "gradient_checkpointing", "fused_adamw",
        "adamw_8bit", "lora", "qlora", "compile", "cuda_graphs", "channels_last", "bucketing",
        "packing", "loader"}

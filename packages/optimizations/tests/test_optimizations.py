@@ -14,6 +14,8 @@ from cm.testing import make_tiny_experiment as small
 from cm.testing import run_quietly as run
 from cm.train.batches import encode_split, train_loader
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 
 def test_cuda_only_optimization_is_an_error_when_strict(tmp_path):
     with pytest.raises(UserError) as info:

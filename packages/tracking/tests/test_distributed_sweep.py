@@ -20,6 +20,8 @@ from optuna.trial import TrialState
 from cm.testing import tiny_toml
 from cm_tracking.sweep_study import PARENT, storage_url
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "experiments" / "demo.toml"
 BIN = Path(sys.executable).parent

@@ -21,14 +21,15 @@ from cm.testing import TINY_RUN
 from cm.train import engine
 from cm_tracking.mlflow_tracker import MlflowTracker, dataset_digest
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "experiments" / "demo.toml"
 SMALL = [*TINY_RUN, "train.epochs=2"]
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
+def no_tracking_uri(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 

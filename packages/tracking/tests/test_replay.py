@@ -19,6 +19,8 @@ from cm.testing import TINY_RUN
 from cm.train import engine
 from cm_tracking.replay import replay
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[3]
 CM = Path(sys.executable).parent / "cm"
 SMALL = [*TINY_RUN, "train.epochs=2"]

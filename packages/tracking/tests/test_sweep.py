@@ -23,6 +23,8 @@ from cm.testing import tiny_toml
 from cm_tracking.sweep import run_sweep
 from cm_tracking.sweep_space import baseline_params, check_space, config_values
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "experiments" / "demo.toml"
 SPACE = """
@@ -39,8 +41,7 @@ choices = [[64], [32, 16]]
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cm-cache"))
+def no_tracking_uri(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
