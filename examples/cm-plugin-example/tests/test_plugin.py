@@ -2,12 +2,9 @@
 
 import json
 
-import pytest
 import torch
 
 from cm.registry import get_registry
-
-pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
 
 def test_the_head_is_registered_by_this_distribution():
