@@ -1,6 +1,7 @@
 """Strict config decoding: every error class with its path, overrides, inheritance, round trip."""
 
 import sys
+import tomllib
 import types
 
 import attrs
@@ -290,3 +291,21 @@ def test_a_component_table_in_the_wrong_place_points_to_the_right_one(registry):
     assert info.value.problems == [
         "$.model.loss: unknown key; a loss goes in [train.loss]",
         "$.train.optimization: unknown key; an optimization goes in [optimizations.<name>]"]
+
+
+def test_eval_table_and_selection_metric(registry):
+    experiment = decode({"eval": {"thresholds": 0.25, "calibration": "per_criterion"},
+                         "train": {"selection_metric": "pr_auc"}}, registry=registry)
+    assert experiment.eval.thresholds == 0.25 and experiment.eval.calibration == "per_criterion"
+    assert experiment.sweep_metric == "val_tuned/pr_auc"  # no [hpo] metric: follows selection
+    assert decode({}, registry=registry).eval.thresholds == "per_criterion"
+    assert decode(tomllib.loads(dumps(experiment)), registry=registry) == experiment
+    assert problems({"eval": {"thresholds": "best"}, "train": {"selection_metric": "loss"}},
+                    registry) == [
+        "$.train.selection_metric: 'selection_metric' must be in ('post_macro_f1', "
+        "'post_micro_f1', 'post_samples_f1', 'macro_f1', 'weighted_f1', 'f1', 'accuracy', "
+        "'roc_auc', 'pr_auc') (got 'loss')",
+        "$.eval.thresholds: 'thresholds' must be 'per_criterion', 'global' or a number in "
+        "(0, 1); got 'best'"]
+    assert problems({"eval": {"thresholds": True}}, registry) == [
+        "$.eval.thresholds: expected a string or a number, got boolean True"]

@@ -55,6 +55,11 @@ class Sweep:
     def hpo(self):
         return self.experiment.hpo
 
+    @property
+    def metric(self):
+        """The objective: hpo.metric, else val_tuned/<train.selection_metric>."""
+        return self.experiment.sweep_metric
+
 
 def run_sweep(path, overrides=(), storage=None, study_name=None, console=None,
               verbose=False) -> dict:
@@ -152,11 +157,11 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
         hooks.mark("FAIL")
         raise
     hooks.mark("COMPLETE")
-    if sweep.hpo.metric not in run.metrics:
+    if sweep.metric not in run.metrics:
         known = ", ".join(sorted(k for k in run.metrics if k.startswith("val")))
-        raise UserError(f"{sweep.source}: hpo.metric {sweep.hpo.metric!r} is not a metric of "
+        raise UserError(f"{sweep.source}: hpo.metric {sweep.metric!r} is not a metric of "
                         f"the run; use one of: {known}")
-    return run.metrics[sweep.hpo.metric]
+    return run.metrics[sweep.metric]
 
 
 def failed_run(sweep, trial, tags, error):
@@ -193,7 +198,7 @@ class TrialHooks:
 
     @hookimpl(trylast=True)
     def epoch_ended(self, run, epoch, metrics):
-        metric = self.sweep.hpo.metric
+        metric = self.sweep.metric
         if metric not in metrics:
             return
         self.trial.report(metrics[metric], epoch)
@@ -214,7 +219,7 @@ class TrialHooks:
 
 def print_trial(sweep: Sweep, trial) -> None:
     state = STATES.get(trial.state, trial.state.name)
-    value = "" if trial.value is None else f" {sweep.hpo.metric} {trial.value:.4f}"
+    value = "" if trial.value is None else f" {sweep.metric} {trial.value:.4f}"
     seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
         if trial.datetime_complete and trial.datetime_start else 0.0
     try:

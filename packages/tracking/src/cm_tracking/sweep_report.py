@@ -21,7 +21,7 @@ def finish_sweep(sweep) -> dict:
     baseline = next((t for t in complete if t.user_attrs.get("cm.baseline")), None)
     best = study.best_trial if complete else None
     summary = {
-        "study": study.study_name, "metric": sweep.hpo.metric,
+        "study": study.study_name, "metric": sweep.metric,
         "direction": sweep.hpo.direction, "mlflow_parent_run_id": sweep.parent_id,
         "states": dict(Counter(t.state.name for t in trials)),
         "baseline": trial_summary(baseline), "best": trial_summary(best),
@@ -53,7 +53,7 @@ def best_config(sweep, best) -> str:
     experiment = decode(set_keys(sweep.raw, config_values(best.params, sweep.hpo.space)),
                         source=sweep.source)
     return (f"# best trial {best.number} of study {sweep.study.study_name}: "
-            f"{sweep.hpo.metric} = {best.value:.6g}\n" + dumps(experiment))
+            f"{sweep.metric} = {best.value:.6g}\n" + dumps(experiment))
 
 
 def write_plots(study, directory, complete: int):

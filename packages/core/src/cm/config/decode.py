@@ -55,6 +55,13 @@ def _strict(expected, *accepted):
     return structure
 
 
+def _word_or_number(value, _):
+    """A setting that is a named mode or a number (``eval.thresholds``)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(f"expected a string or a number, got {_type_name(value)} {value!r}")
+    return value if isinstance(value, str) else float(value)
+
+
 def _literal(value, literal):
     choices = typing.get_args(literal)
     if value not in choices:
@@ -69,6 +76,7 @@ def make_converter(registry: Registry) -> cattrs.Converter:
     converter.register_structure_hook(float, _strict(float, int, float))
     converter.register_structure_hook(str, _strict(str, str))
     converter.register_structure_hook(bool, _strict(bool, bool))
+    converter.register_structure_hook(str | float, _word_or_number)
     converter.register_structure_hook_func(
         lambda t: typing.get_origin(t) is Literal, _literal
     )

@@ -105,6 +105,10 @@ class ModelConfig:
     tiny: TinyBackbone = attrs.Factory(TinyBackbone)
 
 
+SELECTION_METRICS = ("post_macro_f1", "post_micro_f1", "post_samples_f1", "macro_f1",
+                     "weighted_f1", "f1", "accuracy", "roc_auc", "pr_auc")
+
+
 @frozen
 class TrainConfig:
     epochs: int = field(default=5, validator=ge(1))
@@ -117,10 +121,32 @@ class TrainConfig:
     grad_accum_steps: int = field(default=1, validator=ge(1))
     max_grad_norm: float = field(default=1.0, validator=ge(0.0))  # 0 = no clipping
     early_stopping_patience: int = field(default=2, validator=ge(0))  # 0 = never stop early
+    # validation score (at the eval.thresholds decisions) for early stopping, the best
+    # checkpoint and the default sweep objective
+    selection_metric: str = field(default="post_macro_f1", validator=in_(SELECTION_METRICS))
     loss: LossSpec = LossSpec("bce")
     optimizer: OptimizerSpec = OptimizerSpec("adamw")
     scheduler: SchedulerSpec = SchedulerSpec("linear")
     device: str = field(default="auto", validator=in_(("auto", "cpu", "cuda", "mps")))
+
+
+def _thresholds(instance, attribute, value):
+    if isinstance(value, str) and value not in ("per_criterion", "global"):
+        raise ValueError(f"'{attribute.name}' must be 'per_criterion', 'global' or a number "
+                         f"in (0, 1); got {value!r}", attribute)
+    if not isinstance(value, str) and not 0 < value < 1:
+        raise ValueError(f"'{attribute.name}' as a fixed threshold must lie in (0, 1); got "
+                         f"{value!r}", attribute)
+
+
+@frozen
+class EvalConfig:
+    """How validation sets the decisions and probabilities of a run (``cm.evaluate``)."""
+
+    thresholds: str | float = field(default="per_criterion", validator=_thresholds)
+    calibration: Literal["global", "per_criterion", "none"] = "global"
+    bootstrap_resamples: int = field(default=1000, validator=ge(100))
+    evidence: bool = True  # rank sentences as evidence and score hit@1/hit@3 on val and test
 
 
 CHOICE_TYPES = (bool, int, float, str, list, dict)  # TOML values a categorical may take
@@ -180,7 +206,7 @@ class HpoConfig:
 
     trials: int = field(default=20, validator=ge(1))  # run by each `cm sweep` process
     timeout_s: float | None = field(default=None, validator=attrs.validators.optional(gt(0)))
-    metric: str = "val/macro_f1"
+    metric: str | None = None  # default: val_tuned/<train.selection_metric>
     direction: Literal["maximize", "minimize"] = "maximize"
     startup_trials: int = field(default=10, validator=ge(0))  # random before TPE models
     pruner: Literal["median", "none"] = "median"
@@ -190,7 +216,7 @@ class HpoConfig:
     space: dict[str, SearchParam] = attrs.Factory(dict)
 
     def check(self):
-        if not self.metric.startswith(("val/", "val_tuned/")):
+        if self.metric is not None and not self.metric.startswith(("val/", "val_tuned/")):
             yield "metric", (f"sweeps optimize a validation metric (val/... or "
                              f"val_tuned/...), never test; got {self.metric!r}")
         for key in self.space:
@@ -206,6 +232,13 @@ class Experiment:
     data: DataConfig = attrs.Factory(DataConfig)
     model: ModelConfig = attrs.Factory(ModelConfig)
     train: TrainConfig = attrs.Factory(TrainConfig)
+    eval: EvalConfig = attrs.Factory(EvalConfig)
     optimizations: dict[str, OptimizationSpec] = attrs.Factory(dict)
     tracking: dict[str, TrackerSpec] = attrs.Factory(dict)
     hpo: HpoConfig | None = None
+
+    @property
+    def sweep_metric(self) -> str:
+        """What a sweep optimizes: ``hpo.metric``, else the run's own selection metric."""
+        chosen = self.hpo.metric if self.hpo else None
+        return chosen or f"val_tuned/{self.train.selection_metric}"
