@@ -180,3 +180,31 @@ def test_overlap_scores_and_ranking():
     assert scores == [0, 3, 0]  # 'far', 'too', 'little' (sleep != sleeps, stop words out)
     assert evidence.ranking(scores) == [1, 0, 2]
     assert evidence.ranking([0.2, 0.9, 0.9]) == [1, 2, 0]
+
+
+def test_decisions_at_sentence_level_use_the_post_view():
+    from cm.evaluate.decisions import Decision, Pairs, intervals, scores
+
+    # two posts x one criterion, sentences: p1 has a matching second sentence
+    split = Pairs.of(["p1", "p1", "p2", "p2"], ["A.1"] * 4, [0, 1, 0, 0], [0.2, 0.8, 0.3, 0.1])
+    cells = split.cells()
+    assert list(cells.post_ids) == ["p1", "p2"] and list(cells.labels) == [1, 0]
+    assert list(cells.probs) == [0.8, 0.3]
+    decision = Decision({"A.1": 1.0}, {"A.1": 0.5})
+    got = scores(split, decision, ["A.1"])
+    assert got["post_macro_f1"] == 1.0 and got["A.1/f1"] == 1.0 and got["f1"] == 1.0
+    assert got["A.1/threshold"] == 0.5
+    ci = intervals(split, decision, seed=0, resamples=200)
+    assert ci["post_macro_f1_low"] <= 1.0 <= ci["post_macro_f1_high"]
+
+
+def test_fit_calibrates_then_tunes_on_the_calibrated_cells():
+    from cm.evaluate.decisions import Pairs, fit
+
+    ids, labels, probs = _two_criteria(np.random.default_rng(6))
+    over = 1 / (1 + np.exp(-4 * np.log(probs / (1 - probs))))
+    decision = fit("per_criterion", "global", Pairs.of(range(len(ids)), ids, labels, over))
+    assert decision.temperatures["A.1"] == decision.temperatures["A.2"] > 1
+    calibrated = decision.calibrate(ids, over)
+    made = calibrated >= decision.cuts(ids)
+    assert (made == labels.astype(bool)).all()

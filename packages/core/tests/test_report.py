@@ -11,6 +11,8 @@ import pytest
 from rich.console import Console
 from sklearn import metrics as skm
 
+from cm.evaluate.calibration import ece, scale
+from cm.evaluate.decisions import Decision, Pairs, calibration_scores, intervals, scores
 from cm.evaluate.metrics import pair_metrics, per_criterion, post_level
 from cm.evaluate.report import metrics_table, write_split_report
 
@@ -33,17 +35,22 @@ def split_data():
     return {"posts": posts, "ids": ids, "labels": np.array(labels), "probs": np.array(probs)}
 
 
-def write(tmp_path: Path, data, threshold=0.45):
-    return write_split_report(
-        tmp_path / "reports",
-        "test",
-        data["labels"],
-        data["probs"],
-        threshold,
-        data["ids"],
-        data["posts"],
-        CRITERIA,
-    )
+DECISION = Decision(dict.fromkeys(CRITERIA, 2.0), {c: 0.3 + 0.02 * i
+                                                   for i, c in enumerate(CRITERIA)})
+
+
+def write(tmp_path: Path, data):
+    pairs = Pairs.of(data["posts"], data["ids"], data["labels"], data["probs"])
+    metrics = {**scores(pairs, DECISION, CRITERIA), **calibration_scores(pairs, DECISION),
+               **intervals(pairs, DECISION, seed=0, resamples=200)}
+    return write_split_report(tmp_path / "reports", "test", pairs, [None] * len(pairs.labels),
+                              DECISION, CRITERIA, metrics)
+
+
+def _decided(data):
+    calibrated = scale(data["probs"], 2.0)
+    cut = np.array([DECISION.thresholds[c] for c in data["ids"]])
+    return calibrated, (calibrated >= cut).astype(int)
 
 
 def test_writes_all_artifacts(tmp_path, split_data):
@@ -51,7 +58,9 @@ def test_writes_all_artifacts(tmp_path, split_data):
     assert {name: path.name for name, path in paths.items()} == {
         "classification_report": "test_classification_report.json",
         "confusion_matrix": "test_confusion_matrix.png",
+        "reliability": "test_reliability.png",
         "per_criterion": "test_per_criterion.csv",
+        "predictions": "test_predictions.csv",
         "metrics": "test_metrics.json",
     }
     assert all(path.is_file() and path.parent == tmp_path / "reports" for path in paths.values())
@@ -59,10 +68,8 @@ def test_writes_all_artifacts(tmp_path, split_data):
 
 def test_classification_report_json(tmp_path, split_data):
     report = json.loads(write(tmp_path, split_data)["classification_report"].read_text())
-    keys = {"no_match", "match", "accuracy", "macro avg", "weighted avg", "threshold"}
-    assert set(report) == keys
-    assert report["threshold"] == 0.45
-    y, pred = split_data["labels"], (split_data["probs"] >= 0.45).astype(int)
+    assert set(report) == {"no_match", "match", "accuracy", "macro avg", "weighted avg"}
+    y, (_, pred) = split_data["labels"], _decided(split_data)
     assert report["match"]["support"] == int(y.sum())
     assert report["no_match"]["support"] == int(len(y) - y.sum())
     assert report["match"]["precision"] == pytest.approx(skm.precision_score(y, pred))
@@ -72,58 +79,69 @@ def test_classification_report_json(tmp_path, split_data):
 def test_metrics_json_matches_the_metric_functions(tmp_path, split_data):
     data = split_data
     saved = json.loads(write(tmp_path, data)["metrics"].read_text())
-    assert saved["split"] == "test" and saved["threshold"] == 0.45
-    labels, probs = data["labels"], data["probs"]
-    assert saved["pair"] == pytest.approx(pair_metrics(labels, probs, 0.45))
-    expected_post = post_level(data["posts"], data["ids"], labels, probs, 0.45, CRITERIA)
-    assert saved["post"] == pytest.approx(expected_post)
-    assert saved["post"]["n_posts"] == 12
-    assert list(saved["per_criterion"]) == CRITERIA
-    for cid, row in per_criterion(data["ids"], labels, probs, 0.45).items():
-        assert saved["per_criterion"][cid] == pytest.approx(row)
-    assert {"roc_auc", "pr_auc", "macro_f1", "tp"} <= set(saved["pair"])
+    assert saved["split"] == "test" and saved["thresholds"] == DECISION.thresholds
+    assert saved["temperatures"] == DECISION.temperatures
+    labels, (calibrated, _) = data["labels"], _decided(data)
+    cut = np.array([DECISION.thresholds[c] for c in data["ids"]])
+    metrics = saved["metrics"]
+    for key, value in pair_metrics(labels, calibrated, cut).items():
+        assert metrics[key] == pytest.approx(value)
+    post = post_level(data["posts"], data["ids"], labels, calibrated, cut, CRITERIA)
+    assert metrics["post_macro_f1"] == pytest.approx(post["macro_f1"])
+    assert metrics["post_n_posts"] == 12
+    for cid, row in per_criterion(data["ids"], labels, calibrated, cut).items():
+        assert metrics[f"{cid}/f1"] == pytest.approx(row["f1"])
+        assert metrics[f"{cid}/f1_low"] <= row["f1"] <= metrics[f"{cid}/f1_high"]
+    assert metrics["ece_raw"] == pytest.approx(ece(labels, data["probs"]))
+    assert metrics["ece"] == pytest.approx(ece(labels, calibrated))
 
 
-def test_confusion_matrix_png(tmp_path, split_data):
-    path = write(tmp_path, split_data)["confusion_matrix"]
-    raw = path.read_bytes()
-    assert raw[:8] == PNG_MAGIC
-    assert len(raw) > 5_000  # an actual plot, not an empty canvas
+def test_pngs(tmp_path, split_data):
     import matplotlib.image
 
-    image = matplotlib.image.imread(path)
-    assert image.shape[0] > 300 and image.shape[1] > 300
-    assert image[..., :3].std() > 0.05  # not a blank image
+    paths = write(tmp_path, split_data)
+    for name in ("confusion_matrix", "reliability"):
+        raw = paths[name].read_bytes()
+        assert raw[:8] == PNG_MAGIC
+        assert len(raw) > 5_000  # an actual plot, not an empty canvas
+        image = matplotlib.image.imread(paths[name])
+        assert image.shape[0] > 300 and image.shape[1] > 300
+        assert image[..., :3].std() > 0.05  # not a blank image
 
 
 def test_per_criterion_csv(tmp_path, split_data):
     path = write(tmp_path, split_data)["per_criterion"]
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 9
     assert [row["criterion"] for row in rows] == CRITERIA
-    assert list(rows[0]) == ["criterion", "precision", "recall", "f1", "support", "n"]
+    assert list(rows[0]) == ["criterion", "threshold", "temperature", "precision", "recall",
+                             "f1", "f1_low", "f1_high", "ece_raw", "ece", "support"]
     ids, labels = np.array(split_data["ids"]), split_data["labels"]
-    pred = split_data["probs"] >= 0.45
+    _, pred = _decided(split_data)
     for row in rows:
         mask = ids == row["criterion"]
-        assert int(row["n"]) == 12 and int(row["support"]) == labels[mask].sum()
+        assert float(row["threshold"]) == DECISION.thresholds[row["criterion"]]
+        assert int(row["support"]) == labels[mask].sum()
         f1 = skm.f1_score(labels[mask], pred[mask], zero_division=0)
         assert float(row["f1"]) == pytest.approx(f1)
 
 
-def test_artifacts_hold_ids_not_text(tmp_path, split_data):
+def test_predictions_csv(tmp_path, split_data):
+    path = write(tmp_path, split_data)["predictions"]
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    calibrated, pred = _decided(split_data)
+    assert [r["post_id"] for r in rows] == split_data["posts"]
+    assert [float(r["probability"]) for r in rows] == pytest.approx(calibrated, abs=1e-6)
+    assert [int(r["decision"]) for r in rows] == list(pred)
+
+
+def test_aggregate_artifacts_hold_no_post_ids(tmp_path, split_data):
     paths = write(tmp_path, split_data)
-    text = "".join(paths[n].read_text() for n in ("classification_report", "metrics"))
-    assert "s_0" not in text  # not even post ids: reports are aggregate only
+    text = "".join(paths[n].read_text() for n in ("classification_report", "metrics",
+                                                   "per_criterion"))
+    assert "s_0" not in text  # aggregate reports: not even post ids
     assert "A.1" in text
-
-
-def test_bad_input_writes_nothing(tmp_path, split_data):
-    data = dict(split_data, posts=split_data["posts"][:-1] + ["lonely"])
-    with pytest.raises(ValueError, match="post"):
-        write(tmp_path, data)
-    assert not list((tmp_path / "reports").glob("*"))
 
 
 def test_metrics_table_layout():

@@ -1,6 +1,6 @@
 """The commands cm-tracking adds to ``cm`` through the ``register_commands`` hook: ``cm
-sweep``, ``cm replay`` and ``cm predict --run-id``. Optuna and MLflow are imported only
-when one of them runs (they take seconds to import)."""
+sweep``, ``cm replay``, ``cm predict --run-id`` and run ids for ``cm compare``. Optuna and
+MLflow are imported only when one of them runs (they take seconds to import)."""
 
 import functools
 import tempfile
@@ -77,8 +77,31 @@ def add_run_id(predict: click.Command) -> None:
     predict.callback = callback
 
 
+def add_run_ids(compare: click.Command) -> None:
+    """``cm compare`` also takes MLflow run ids (``--tracking-uri URI``): a run given by id
+    has its logged test predictions downloaded for the command's duration."""
+    if any(param.name == "tracking_uri" for param in compare.params):
+        return  # added already
+    compare.params.append(click.Option(["--tracking-uri"], help=TRACKING_URI_HELP))
+    score = compare.callback
+
+    @functools.wraps(score)
+    def callback(run_a, run_b, tracking_uri, **kwargs):
+        from cm_tracking.replay import logged_predictions
+
+        with tempfile.TemporaryDirectory(prefix="cm-compare-") as scratch:
+            runs = [run if Path(run).is_dir() else
+                    str(logged_predictions(run, tracking_uri, Path(scratch) / name))
+                    for name, run in (("a", run_a), ("b", run_b))]
+            return score(*runs, **kwargs)
+
+    compare.callback = callback
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(sweep)
     cli.add_command(replay)
     if "predict" in cli.commands:
         add_run_id(cli.commands["predict"])
+    if "compare" in cli.commands:
+        add_run_ids(cli.commands["compare"])

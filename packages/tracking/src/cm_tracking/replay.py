@@ -112,6 +112,17 @@ def logged_checkpoint(run_id, uri, into: Path) -> Path:
     return download(client, run_id, "checkpoint", into)
 
 
+def logged_predictions(run_id, uri, into: Path) -> Path:
+    """A folder holding the test predictions a run logged (for ``cm compare``)."""
+    from cm.evaluate.compare import PREDICTIONS
+
+    uri = uri or tracking_uri()
+    client = MlflowClient(tracking_uri=uri)
+    fetch_run(client, run_id, uri)
+    into.mkdir(parents=True, exist_ok=True)
+    return download(client, run_id, PREDICTIONS, into).parent
+
+
 def restore_config(client, run_id, scratch: Path):
     """The resolved experiment the run logged, decoded by this cm (strictly, as always)."""
     path = download(client, run_id, "config.toml", scratch)

@@ -9,7 +9,7 @@ import sys
 import click
 
 from cm import __version__
-from cm.cli import bench_cmd, config_cmd, data_cmd, plugins_cmd, run_cmd
+from cm.cli import bench_cmd, compare_cmd, config_cmd, data_cmd, plugins_cmd, run_cmd
 from cm.errors import UserError
 
 # transformers warns about every long text it tokenizes; cm truncates or windows them itself.
@@ -60,3 +60,4 @@ cli.add_command(data_cmd.data)
 cli.add_command(run_cmd.run)
 cli.add_command(run_cmd.predict)
 cli.add_command(bench_cmd.bench)
+cli.add_command(compare_cmd.compare)

@@ -1,7 +1,8 @@
 """Metrics for (post, criterion) pairs, per criterion and per post, as plain JSON-ready values.
 
 Numbers in, ``float``/``int``/``dict`` out, so results go straight into metrics.json, trackers
-and hooks. A pair is predicted a match when ``prob >= threshold``. Thresholded scores are
+and hooks. A pair is predicted a match when ``prob >= threshold`` (one threshold, or one per
+pair for per-criterion thresholds). Thresholded scores are
 counted with numpy (the tests check them against scikit-learn) and use zero_division=0: a ratio
 with an empty denominator is 0, never NaN, so the JSON stays valid. Pair-level macro/weighted
 F1 always average over both classes (no_match, match), as ``classification_report`` does.
@@ -51,14 +52,22 @@ def _prf(tp: Any, fp: Any, fn: Any) -> tuple[Any, Any, Any]:
     return _ratio(tp, tp + fp), _ratio(tp, tp + fn), _ratio(2 * tp, 2 * tp + fp + fn)
 
 
-def pair_metrics(labels: Any, probs: Any, threshold: float = 0.5) -> dict[str, float]:
+def _decisions(p: np.ndarray, threshold: Any) -> np.ndarray:
+    """0/1 per pair: ``threshold`` is one number or one per pair (per-criterion thresholds)."""
+    cut = np.asarray(threshold, dtype=float)
+    if cut.ndim and cut.shape != p.shape:
+        raise ValueError(f"{cut.shape[0]} thresholds for {len(p)} pairs")
+    return (p >= cut).astype(np.int64)
+
+
+def pair_metrics(labels: Any, probs: Any, threshold: Any = 0.5) -> dict[str, float]:
     """Pair-level scores at ``threshold`` plus the threshold-free ROC-AUC and PR-AUC.
 
     ``roc_auc`` and ``pr_auc`` (average precision) are undefined when the labels hold one class
     only; the keys are then left out (rather than NaN, which JSON cannot carry).
     """
     y, p = checked(labels, probs)
-    pred = (p >= threshold).astype(np.int64)
+    pred = _decisions(p, threshold)
     tp, fp, fn = (int(c) for c in _counts(y, pred))
     n, positives = len(y), int(y.sum())
     tn = n - tp - fp - fn
@@ -114,14 +123,14 @@ def natural_sorted(values) -> list:
 
 
 def per_criterion(
-    criterion_ids: Sequence[Hashable], labels: Any, probs: Any, threshold: float
+    criterion_ids: Sequence[Hashable], labels: Any, probs: Any, threshold: Any
 ) -> dict[str, dict[str, float]]:
     """Precision/recall/F1 of the match class, positives (support) and pairs, per criterion."""
     y, p = checked(labels, probs)
     ids = np.asarray([str(c) for c in criterion_ids], dtype=object)
     if len(ids) != len(y):
         raise ValueError(f"{len(ids)} criterion ids for {len(y)} pairs")
-    pred = (p >= threshold).astype(np.int64)
+    pred = _decisions(p, threshold)
     out = {}
     for cid in natural_sorted(set(ids)):
         mask = ids == cid
@@ -141,7 +150,7 @@ def post_level(
     criterion_ids: Sequence[Hashable],
     labels: Any,
     probs: Any,
-    threshold: float,
+    threshold: Any,
     criteria: Sequence[str],
 ) -> dict[str, float]:
     """Multi-label scores over posts: each post's vector over ``criteria`` from its pairs.
@@ -164,14 +173,15 @@ def post_level(
     true = np.zeros((len(row), len(column)), dtype=np.int64)
     pred = np.zeros_like(true)
     seen = np.zeros(true.shape, dtype=bool)
-    for post, cid, label, prob in zip(post_ids, criterion_ids, y, p, strict=True):
+    decided = _decisions(p, threshold)
+    for post, cid, label, match in zip(post_ids, criterion_ids, y, decided, strict=True):
         if str(cid) not in column:
             raise ValueError(f"post {post!r}: criterion {cid!r} is not one of {list(column)}")
         i, j = row[post], column[str(cid)]
         if seen[i, j]:
             raise ValueError(f"post {post!r} has criterion {cid!r} more than once")
         seen[i, j] = True
-        true[i, j], pred[i, j] = label, prob >= threshold
+        true[i, j], pred[i, j] = label, match
     for post, i in row.items():
         if not seen[i].all():
             missing = [c for c, j in column.items() if not seen[i, j]]

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.table import Table
 
-from cm.evaluate.metrics import pair_metrics, per_criterion, post_level
+from cm.evaluate.calibration import reliability_png
+from cm.evaluate.decisions import Decision, Pairs
 
 TARGET_NAMES = ["no_match", "match"]
-CSV_COLUMNS = ["criterion", "precision", "recall", "f1", "support", "n"]
+CSV_COLUMNS = ["criterion", "threshold", "temperature", "precision", "recall", "f1", "f1_low",
+               "f1_high", "ece_raw", "ece", "support"]
+PREDICTION_COLUMNS = ["post_id", "criterion_id", "sentence_id", "label", "probability",
+                      "decision"]
 
 
 def _plain(value: Any) -> Any:
@@ -39,7 +43,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def _confusion_png(path: Path, matrix: np.ndarray, split: str, threshold: float) -> Path:
+def _confusion_png(path: Path, matrix: np.ndarray, split: str) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -57,7 +61,7 @@ def _confusion_png(path: Path, matrix: np.ndarray, split: str, threshold: float)
     ax.set_yticks([0, 1], labels=TARGET_NAMES)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{split} (threshold {threshold:.3f})")
+    ax.set_title(f"{split} pairs (tuned thresholds)")
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
@@ -66,61 +70,63 @@ def _confusion_png(path: Path, matrix: np.ndarray, split: str, threshold: float)
 def write_split_report(
     out_dir: Path,
     split: str,
-    labels: Any,
-    probs: Any,
-    threshold: float,
-    criterion_ids: Sequence[Hashable],
-    post_ids: Sequence[Hashable],
+    pairs: Pairs,
+    sentence_ids: Sequence[str | None],
+    decision: Decision,
     criteria: Sequence[str],
+    metrics: dict[str, Any],
 ) -> dict[str, Path]:
     """Write ``{split}_*`` artifacts into ``out_dir``; returns artifact name -> path.
 
-    Names: classification_report (.json, scikit-learn's report plus the threshold),
-    confusion_matrix (.png), per_criterion (.csv) and metrics (.json: pair, post and
-    per-criterion metrics and the threshold).
+    ``pairs`` hold raw probabilities; everything written is at ``decision`` (calibrated
+    probabilities, per-criterion thresholds). Names: classification_report (.json, pair
+    level), confusion_matrix (.png, pair level), per_criterion (.csv: threshold, temperature,
+    F1 with its interval, ECE before/after per criterion, over posts), predictions (.csv: ids,
+    label, calibrated probability, decision per pair), reliability (.png) and metrics (.json:
+    ``metrics`` plus the decision).
     """
     from sklearn.metrics import classification_report, confusion_matrix  # slow import
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pairs = pair_metrics(labels, probs, threshold)  # validates before anything is written
-    posts = post_level(post_ids, criterion_ids, labels, probs, threshold, criteria)
-    by_criterion = per_criterion(criterion_ids, labels, probs, threshold)
-    y = np.asarray(labels, dtype=np.int64)
-    pred = (np.asarray(probs, dtype=float) >= threshold).astype(np.int64)
-
-    report = classification_report(
-        y, pred, labels=[0, 1], target_names=TARGET_NAMES, output_dict=True, zero_division=0
-    )
+    calibrated = decision.calibrate(pairs.criterion_ids, pairs.probs)
+    cuts = decision.cuts(pairs.criterion_ids)
+    pred = (calibrated >= cuts).astype(np.int64)
+    report = classification_report(pairs.labels, pred, labels=[0, 1], target_names=TARGET_NAMES,
+                                   output_dict=True, zero_division=0)
+    cells = pairs.cells()
     paths = {
         "classification_report": _write_json(
-            out_dir / f"{split}_classification_report.json", {**report, "threshold": threshold}
-        ),
+            out_dir / f"{split}_classification_report.json", report),
         "confusion_matrix": _confusion_png(
             out_dir / f"{split}_confusion_matrix.png",
-            confusion_matrix(y, pred, labels=[0, 1]),
-            split,
-            threshold,
-        ),
+            confusion_matrix(pairs.labels, pred, labels=[0, 1]), split),
+        "reliability": reliability_png(
+            out_dir / f"{split}_reliability.png", cells.labels, cells.probs,
+            decision.calibrate(cells.criterion_ids, cells.probs),
+            f"{split}: (post, criterion) cells"),
     }
-    csv_path = out_dir / f"{split}_per_criterion.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        for cid, row in by_criterion.items():
-            writer.writerow([cid, *(row[c] for c in CSV_COLUMNS[1:])])
-    paths["per_criterion"] = csv_path
-    paths["metrics"] = _write_json(
-        out_dir / f"{split}_metrics.json",
-        {
-            "split": split,
-            "threshold": threshold,
-            "pair": pairs,
-            "post": posts,
-            "per_criterion": by_criterion,
-        },
-    )
+    paths["per_criterion"] = _write_rows(
+        out_dir / f"{split}_per_criterion.csv", CSV_COLUMNS,
+        [[cid, decision.thresholds[cid], decision.temperatures[cid],
+          *(metrics.get(f"{cid}/{c}", "") for c in CSV_COLUMNS[3:])] for cid in criteria])
+    paths["predictions"] = _write_rows(
+        out_dir / f"{split}_predictions.csv", PREDICTION_COLUMNS,
+        [[post, cid, sentence or "", label, round(float(prob), 6), made]
+         for post, cid, sentence, label, prob, made in zip(
+             pairs.post_ids, pairs.criterion_ids, sentence_ids, pairs.labels, calibrated, pred,
+             strict=True)])
+    paths["metrics"] = _write_json(out_dir / f"{split}_metrics.json",
+                                   {"split": split, **decision.meta(), "metrics": metrics})
     return paths
+
+
+def _write_rows(path: Path, header: Sequence[str], rows: list[list[Any]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
 
 
 def metrics_table(rows: dict[str, dict[str, float]], title: str = "metrics") -> Table:

@@ -1,0 +1,40 @@
+"""``cm compare``: two runs' test scores side by side, with paired-bootstrap differences."""
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--resamples", type=click.IntRange(100), default=1000, show_default=True,
+              help="Bootstrap resamples of the test posts.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def compare(run_a, run_b, resamples, seed, as_json):
+    """Paired-bootstrap difference RUN_A - RUN_B of each headline test score (9-criterion
+    macro-F1 first) with its 95% interval, resampling the same test posts for both.
+
+    RUN_A and RUN_B are run directories (outputs/<name>/<timestamp>); with cm-tracking
+    installed, MLflow run ids too. Runs whose test pairs differ are refused (exit 2).
+    """
+    from cm.evaluate.compare import compare as run_compare
+    from cm.evaluate.compare import ordered
+
+    result = run_compare(Path(run_a), Path(run_b), seed=seed, resamples=resamples)
+    if as_json:
+        click.echo(json.dumps({name: result[name] for name in ordered(result)}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"test: A = {run_a}, B = {run_b} ({resamples} paired resamples)")
+    for column in ("metric", "A", "B", "A - B", "95% interval"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for name in ordered(result):
+        row = result[name]
+        table.add_row(name, f"{row['a']:.4f}", f"{row['b']:.4f}", f"{row['difference']:+.4f}",
+                      f"[{row['low']:+.4f}, {row['high']:+.4f}]")
+    Console().print(table)
