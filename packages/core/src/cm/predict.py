@@ -1,5 +1,6 @@
-"""Scoring new posts with a checkpoint: per post and criterion, P(match) and the decision;
-for long posts, the window (as a post-token span) that drove the decision."""
+"""Scoring new posts with a checkpoint: per post and criterion, the calibrated P(match) and
+the decision at the run's thresholds; for a match, the top sentence as evidence; for long
+posts, the window (as a post-token span) that drove the score."""
 
 import csv
 import json
@@ -8,9 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from cm.data.records import PairSample
+from cm.data.sentences import split_sentences
 from cm.errors import UserError
+from cm.evaluate.decisions import Decision, Pairs
+from cm.evaluate.evidence import ranking
 from cm.train.batches import encode_split
 from cm.train.evaluation import score
+from cm.train.evidence import sentence_probs
 
 
 def read_posts(path: Path) -> list[tuple[str, str]]:
@@ -46,29 +51,85 @@ def read_posts(path: Path) -> list[tuple[str, str]]:
 
 
 def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) -> list[dict]:
+    """Per post and criterion: the calibrated P(match) and the decision at the criterion's
+    threshold (both as the run fitted them on val); for a match, the top sentence as
+    evidence (char span and calibrated score; its text only ``with_text``); for posts split
+    into windows, the window that drove the score."""
     experiment, meta = checkpoint.experiment, checkpoint.meta
+    if "thresholds" not in meta:
+        raise UserError("this checkpoint predates per-criterion thresholds and calibration; "
+                        "re-score it with `cm replay --run-id ID --eval-only` or re-run it")
+    decision = Decision.from_meta(meta)
     data = experiment.data
-    pairs = [PairSample(pid, c["id"], text, c["text"], 0)
-             for pid, text in posts for c in meta["criteria"]]
+    scorer = _Scorer(checkpoint, _loss(experiment), batch_size, device, data.window_aggregation)
+    criteria = [(c["id"], c["text"]) for c in meta["criteria"]]
+    sentences = {pid: split_sentences(text) for pid, text in posts}
+    if data.level == "sentence":
+        pairs = [PairSample(pid, cid, text[s.start:s.end], ctext, 0)
+                 for pid, text in posts for s in sentences[pid] for cid, ctext in criteria]
+    else:
+        pairs = [PairSample(pid, cid, text, ctext, 0) for pid, text in posts
+                 for cid, ctext in criteria]
     split = encode_split("predict", pairs, checkpoint.tokenizer, data, _cache())
-    model = checkpoint.model.to(device)
-    loss = _loss(experiment)
-    probs, evidence = score(model, loss, split, batch_size, checkpoint.tokenizer.pad_token_id,
-                            device, data.window_aggregation)
-    rows = []
-    for i, pair in enumerate(pairs):
-        row = {"post_id": pair.post_id, "criterion_id": pair.criterion_id,
-               "probability": round(float(probs[i]), 6),
-               "decision": int(probs[i] >= meta["threshold"])}
-        windows = [e for e in split.encoded if e.pair_index == i]
-        if len(windows) > 1:
-            window = windows[int(evidence[i])]
-            start, end = _span(window, int(evidence[i]), data.max_length, data.stride)
-            row.update(evidence_window=int(evidence[i]), evidence_tokens=f"{start}-{end}")
-            if with_text:
-                row["evidence_text"] = checkpoint.tokenizer.decode(post_token_ids(window))
-        rows.append(row)
+    probs, windows = score(*scorer.score_args(split))
+    cells = Pairs.of([p.post_id for p in pairs], [p.criterion_id for p in pairs],
+                     np.zeros(len(pairs)), probs).cells()
+    calibrated = decision.calibrate(cells.criterion_ids, cells.probs)
+    made = calibrated >= decision.cuts(cells.criterion_ids)
+    rows = [{"post_id": post, "criterion_id": cid, "probability": round(float(p), 6),
+             "decision": int(m)}
+            for post, cid, p, m in zip(cells.post_ids, cells.criterion_ids, calibrated, made,
+                                       strict=True)]
+    if data.level == "post":
+        _add_windows(rows, split, windows, data, checkpoint.tokenizer, with_text)
+    _add_evidence(rows, dict(posts), sentences, dict(criteria), scorer, data, decision,
+                  with_text)
     return rows
+
+
+class _Scorer:
+    """What cm.train.evidence needs to score sentences: a tokenizer and probabilities(split)."""
+
+    def __init__(self, checkpoint, loss, batch_size, device, how):
+        self.model, self.tokenizer = checkpoint.model.to(device), checkpoint.tokenizer
+        self.loss, self.batch_size, self.device, self.how = loss, batch_size, device, how
+
+    def score_args(self, split):
+        return (self.model, self.loss, split, self.batch_size, self.tokenizer.pad_token_id,
+                self.device, self.how)
+
+    def probabilities(self, split):
+        return score(*self.score_args(split))[0]
+
+
+def _add_windows(rows, split, windows, data, tokenizer, with_text):
+    for i, row in enumerate(rows):
+        encoded = [e for e in split.encoded if e.pair_index == i]
+        if len(encoded) > 1:
+            window = encoded[int(windows[i])]
+            start, end = _span(window, int(windows[i]), data.max_length, data.stride)
+            row.update(evidence_window=int(windows[i]), evidence_tokens=f"{start}-{end}")
+            if with_text:
+                row["window_text"] = tokenizer.decode(post_token_ids(window))
+
+
+def _add_evidence(rows, texts, sentences, criteria, scorer, data, decision, with_text):
+    """The top sentence of each match: ``evidence_start``/``evidence_end`` (chars in the
+    post), ``evidence_score`` (its calibrated P(match) alone)."""
+    matches = [row for row in rows if row["decision"]]
+    requests = [(texts[r["post_id"]], sentences[r["post_id"]], r["criterion_id"],
+                 criteria[r["criterion_id"]]) for r in matches]
+    for row, request, probs in zip(matches, requests,
+                                   sentence_probs(scorer, data, _cache(), requests), strict=True):
+        if not len(probs):
+            continue
+        best = ranking(probs)[0]
+        span = request[1][best]
+        row.update(evidence_start=span.start, evidence_end=span.end,
+                   evidence_score=round(float(decision.calibrate([row["criterion_id"]],
+                                                                 [probs[best]])[0]), 6))
+        if with_text:
+            row["evidence_text"] = request[0][span.start:span.end]
 
 
 def post_token_ids(encoded):

@@ -76,15 +76,17 @@ class Sentences:
     unplaced: dict[tuple[str, str], frozenset[str]]
 
 
-def corpus_sentences(corpus: Corpus) -> Sentences:
-    texts = {p.post_id: p.text for p in corpus.posts}
+def corpus_sentences(corpus: Corpus, post_ids=None) -> Sentences:
+    """The corpus's posts (or only ``post_ids``) as sentences, annotations located."""
+    wanted = None if post_ids is None else set(post_ids)
+    texts = {p.post_id: p.text for p in corpus.posts if wanted is None or p.post_id in wanted}
     spans = {pid: split_sentences(text) for pid, text in texts.items()}
     positive: dict[tuple[str, str], set[int]] = {}
     unplaced: dict[tuple[str, str], set[str]] = {}
     counts = {"exact": 0, "split_differently": 0, "not_in_post": 0}
     for ann in corpus.annotations:
         criterion = SYMPTOM_TO_CRITERION.get(ann.symptom)
-        if criterion is None or ann.status != 1:
+        if criterion is None or ann.status != 1 or ann.post_id not in texts:
             continue
         target = locate(texts[ann.post_id], ann.sentence_text)
         hits = overlapping(spans[ann.post_id], target) if target else []

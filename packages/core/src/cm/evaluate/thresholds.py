@@ -8,7 +8,8 @@ few positives gets a threshold shrunk toward the shared one:
     t_c = w * own_c + (1 - w) * shared,   w = n_pos_c / (n_pos_c + PRIOR_POSITIVES)
 
 so four positives (ReDSM5 val has 4 of A.3 and A.5) move the threshold only part of the way
-toward what fits those four (docs/research.md has the measured effect).
+toward what fits those four, and a criterion with none gets the shared one
+(benchmarks/threshold_fallback.py measures k; docs/research.md has the result).
 """
 
 from __future__ import annotations
@@ -67,10 +68,11 @@ def shared_threshold(criterion_ids: Sequence[Hashable], labels: Any, probs: Any)
 
 
 def tune_thresholds(mode: str | float, criterion_ids: Sequence[Hashable], labels: Any,
-                    probs: Any) -> dict[str, float]:
+                    probs: Any, prior: float = PRIOR_POSITIVES) -> dict[str, float]:
     """Criterion id -> threshold, from validation cells, for ``eval.thresholds``:
     ``"per_criterion"`` (own F1 optimum shrunk toward the shared threshold by the criterion's
-    positive count), ``"global"`` (the shared threshold) or a number (fixed, nothing tuned)."""
+    positive count, ``prior`` pseudo-positives on the shared side; no positives: the shared
+    one), ``"global"`` (the shared threshold) or a number (fixed, nothing tuned)."""
     y, p = checked(labels, probs)
     ids = np.asarray([str(c) for c in criterion_ids], dtype=object)
     names = natural_sorted(set(ids))
@@ -85,9 +87,11 @@ def tune_thresholds(mode: str | float, criterion_ids: Sequence[Hashable], labels
     for name in names:
         mask = ids == name
         positives = int(y[mask].sum())
-        weight = positives / (positives + PRIOR_POSITIVES)
-        own = f1_threshold(y[mask], p[mask]) if positives else shared
-        out[name] = weight * own + (1 - weight) * shared
+        if not positives:
+            out[name] = shared
+            continue
+        weight = positives / (positives + prior)
+        out[name] = weight * f1_threshold(y[mask], p[mask]) + (1 - weight) * shared
     return out
 
 
