@@ -54,7 +54,7 @@ class MlflowTracker:
         self.uri = tracking_uri(options)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.run_id = None  # the MLflow run's id, once started
-        self.logged = set()  # metric keys logged so far
+        self.logged = {}  # metric key -> the value last logged
         self.pending = []  # step metrics, sent in batches (not one round trip per step)
         self.clock = time.monotonic  # tests inject their own
         self.flushed_at = None  # clock() of the last send; None: the first step goes at once
@@ -102,8 +102,7 @@ class MlflowTracker:
             return
         try:
             self._flush()
-            rest = {k: v for k, v in run.metrics.items() if k not in self.logged}
-            self._log_metrics(rest, run.epoch)
+            self._log_metrics(final_metrics(run.metrics, self.logged), run.epoch)
             self._log_telemetry(run.telemetry)
             if error is not None:
                 self.client.set_tag(self.run_id, "cm.error",
@@ -144,7 +143,7 @@ class MlflowTracker:
         stamp = int(time.time() * 1000)
         items = [Metric(k, float(v), stamp, int(step)) for k, v in loggable(metrics).items()]
         self.pending.extend(items)
-        self.logged.update(m.key for m in items)
+        self.logged.update((m.key, m.value) for m in items)
         due = self.flushed_at is None or self.clock() - self.flushed_at >= FLUSH_SECONDS
         if send or due or len(self.pending) >= MAX_METRICS_PER_BATCH:
             self._flush()
@@ -170,6 +169,19 @@ class MlflowTracker:
             self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
         elif path.is_file():
             self.client.log_artifact(self.run_id, str(path))
+
+
+def final_metrics(metrics: dict, logged: dict) -> dict:
+    """The run's metrics not yet logged with their value: a key whose per-epoch history
+    (``val_tuned/...``) ended on another value gets ``best/`` in front, as in ``evaluated``,
+    so the history keeps one entry per epoch and the best checkpoint's value is logged too."""
+    out = {}
+    for key, value in loggable(metrics).items():
+        if key not in logged:
+            out[key] = value
+        elif logged[key] != float(value) and logged.get(f"best/{key}") != float(value):
+            out[f"best/{key}"] = value
+    return out
 
 
 def loggable(metrics: dict) -> dict:
