@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rich.console import Console
 from sklearn import metrics as skm
 
 from cm.evaluate.calibration import ece, scale
 from cm.evaluate.decisions import Decision, Pairs, calibration_scores, intervals, scores
 from cm.evaluate.metrics import pair_metrics, per_criterion, post_level
-from cm.evaluate.report import metrics_table, write_split_report
+from cm.evaluate.report import write_split_report
 
 CRITERIA = [f"A.{i}" for i in range(1, 10)]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -142,20 +141,3 @@ def test_aggregate_artifacts_hold_no_post_ids(tmp_path, split_data):
                                                    "per_criterion"))
     assert "s_0" not in text  # aggregate reports: not even post ids
     assert "A.1" in text
-
-
-def test_metrics_table_layout():
-    rows = {
-        "val": {"macro_f1": 0.812345, "tp": 12, "nested": {"a": 1}},
-        "test": {"macro_f1": 0.7, "roc_auc": 0.91},
-    }
-    table = metrics_table(rows)
-    assert [column.header for column in table.columns] == ["metric", "val", "test"]
-    console = Console(record=True, width=100)
-    console.print(table)
-    lines = console.export_text().splitlines()
-    by_metric = {line.split()[1]: line.split()[2:] for line in lines if line.startswith("│ ")}
-    assert by_metric["macro_f1"] == ["│", "0.8123", "│", "0.7000", "│"]
-    assert by_metric["tp"] == ["│", "12", "│", "-", "│"]
-    assert by_metric["roc_auc"] == ["│", "-", "│", "0.9100", "│"]
-    assert "nested" not in by_metric

@@ -14,7 +14,7 @@ from cm.errors import UserError
 from cm.evaluate.decisions import Decision, Pairs
 from cm.evaluate.evidence import ranking
 from cm.train.batches import encode_split
-from cm.train.evaluation import score
+from cm.train.evaluation import Scorer, score
 from cm.train.evidence import sentence_probs
 
 
@@ -57,11 +57,14 @@ def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) 
     into windows, the window that drove the score."""
     experiment, meta = checkpoint.experiment, checkpoint.meta
     if "thresholds" not in meta:
-        raise UserError("this checkpoint predates per-criterion thresholds and calibration; "
-                        "re-score it with `cm replay --run-id ID --eval-only` or re-run it")
+        raise UserError("this checkpoint has no decision (per-criterion thresholds and "
+                        "temperatures): it was saved before its run's final evaluation, or by "
+                        "an older cm; use the checkpoint of a finished run, or re-score it "
+                        "with `cm replay --run-id ID --eval-only`")
     decision = Decision.from_meta(meta)
     data = experiment.data
-    scorer = _Scorer(checkpoint, _loss(experiment), batch_size, device, data.window_aggregation)
+    scorer = Scorer(checkpoint.model.to(device), _loss(experiment), checkpoint.tokenizer,
+                    batch_size, device, data.window_aggregation)
     criteria = [(c["id"], c["text"]) for c in meta["criteria"]]
     sentences = {pid: split_sentences(text) for pid, text in posts}
     if data.level == "sentence":
@@ -71,7 +74,8 @@ def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) 
         pairs = [PairSample(pid, cid, text, ctext, 0) for pid, text in posts
                  for cid, ctext in criteria]
     split = encode_split("predict", pairs, checkpoint.tokenizer, data, _cache())
-    probs, windows = score(*scorer.score_args(split))
+    probs, windows = score(scorer.model, scorer.loss, split, batch_size,
+                           scorer.tokenizer.pad_token_id, device, data.window_aggregation)
     cells = Pairs.of([p.post_id for p in pairs], [p.criterion_id for p in pairs],
                      np.zeros(len(pairs)), probs).cells()
     calibrated = decision.calibrate(cells.criterion_ids, cells.probs)
@@ -85,21 +89,6 @@ def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) 
     _add_evidence(rows, dict(posts), sentences, dict(criteria), scorer, data, decision,
                   with_text)
     return rows
-
-
-class _Scorer:
-    """What cm.train.evidence needs to score sentences: a tokenizer and probabilities(split)."""
-
-    def __init__(self, checkpoint, loss, batch_size, device, how):
-        self.model, self.tokenizer = checkpoint.model.to(device), checkpoint.tokenizer
-        self.loss, self.batch_size, self.device, self.how = loss, batch_size, device, how
-
-    def score_args(self, split):
-        return (self.model, self.loss, split, self.batch_size, self.tokenizer.pad_token_id,
-                self.device, self.how)
-
-    def probabilities(self, split):
-        return score(*self.score_args(split))[0]
 
 
 def _add_windows(rows, split, windows, data, tokenizer, with_text):

@@ -1,4 +1,4 @@
-"""Write one split's evaluation artifacts and build the terminal summary table.
+"""Write one split's evaluation artifacts.
 
 Artifacts carry ids and numbers only, never post text, so a run directory can be shared
 without leaking the (licensed) Reddit posts. Plots use matplotlib's Agg canvas directly, not
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.table import Table
 
 from cm.evaluate.calibration import reliability_png
 from cm.evaluate.decisions import Decision, Pairs
@@ -127,31 +126,3 @@ def _write_rows(path: Path, header: Sequence[str], rows: list[list[Any]]) -> Pat
         writer.writerow(header)
         writer.writerows(rows)
     return path
-
-
-def metrics_table(rows: dict[str, dict[str, float]], title: str = "metrics") -> Table:
-    """A terminal table: one row per metric, one column per split (``rows`` maps split ->
-    metric -> value). Floats get 4 decimals, counts stay integers, missing values show "-"."""
-    table = Table(title=title)
-    table.add_column("metric")
-    for split in rows:
-        table.add_column(split, justify="right")
-    names = dict.fromkeys(
-        name for values in rows.values() for name, value in values.items() if _is_number(value)
-    )
-    for name in names:
-        cells = []
-        for values in rows.values():
-            value = values.get(name)
-            if not _is_number(value):
-                cells.append("-")
-            elif isinstance(value, int | np.integer):
-                cells.append(str(value))
-            else:
-                cells.append(f"{float(value):.4f}")
-        table.add_row(name, *cells)
-    return table
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)

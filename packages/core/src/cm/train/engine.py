@@ -1,5 +1,6 @@
 """``cm run``: prepare the data, build what trains, check one batch (the dry run), train
-with early stopping on validation macro-F1, then evaluate the best model on val and test.
+with early stopping on the validation ``train.selection_metric``, then evaluate the best
+model on val and test.
 
 The run itself (seed, directory, listeners, final status) is ``cm.train.lifecycle``; one
 epoch is ``cm.train.loop``; evaluation is ``cm.train.evaluation``. Everything lands in
@@ -64,7 +65,7 @@ def train_and_evaluate(run, registry, console, hooks, dry):
     if run.world.main:
         (run.directory / "history.json").write_text(json.dumps(best.history, indent=2))
     scorer = Scorer.of(run, setup.trainer.model, setup.trainer.loss, setup.tokenizer)
-    evaluate_best(run, scorer, setup.splits, setup.corpus.criteria, best.epoch, hooks,
+    evaluate_best(run, scorer, setup.splits, setup.corpus, best.epoch, hooks,
                   console)
 
 
@@ -119,10 +120,11 @@ def check(run, setup, console):
 
 @attrs.define
 class Best:
-    """The best epoch so far on validation macro-F1, its weights, and the epochs since."""
+    """The best epoch so far on the validation selection metric, its weights, and the epochs
+    since."""
 
     patience: int  # 0: never stop early
-    score: float = -1.0
+    score: float = float("-inf")
     epoch: int = 0
     state: dict | None = None
     waited: int = 0
@@ -150,6 +152,7 @@ def fit(run, setup, hooks, console) -> Best:
     loop = Loop(trainer, wrap(trainer.context.model, run.world, run.device), setup.scheduler)
     scorer = Scorer.of(run, trainer.model, trainer.loss, setup.tokenizer)
     best, seconds = Best(train.early_stopping_patience), 0.0
+    selection = f"val_tuned/{train.selection_metric}"  # at thresholds tuned on this val
 
     def on_step(step, metrics):
         hooks.step_ended(run=run, step=step, metrics=metrics)
@@ -163,12 +166,12 @@ def fit(run, setup, hooks, console) -> Best:
             seconds += time.perf_counter() - started
             if loop.nonfinite_losses:
                 run.metrics["train/nonfinite_losses"] = loop.nonfinite_losses
-            val = validate(scorer, setup.splits["val"], setup.criteria)
+            val = validate(scorer, setup.splits["val"], setup.criteria, run.experiment.eval)
             end_epoch(run, epoch, mean_loss, val, best, hooks, progress.console)
-            if best.update(epoch, val["macro_f1"], trainer.model):
+            if best.update(epoch, val[selection], trainer.model):
                 save_progress(run, setup, epoch)
             elif best.exhausted:
-                progress.console.print(f"early stop: no val macro-F1 gain for {best.waited} "
+                progress.console.print(f"early stop: no {selection} gain for {best.waited} "
                                        f"epochs (best {best.score:.4f} at epoch {best.epoch})")
                 break
     run.metrics["train/samples_per_s"] = len(setup.splits["train"].encoded) * run.epoch / seconds
@@ -178,11 +181,12 @@ def fit(run, setup, hooks, console) -> Best:
 
 
 def end_epoch(run, epoch, mean_loss, val, best, hooks, console):
-    metrics = {"train/epoch_loss": mean_loss, **{f"val/{k}": v for k, v in val.items()}}
+    metrics = {"train/epoch_loss": mean_loss, **val}
     best.history.append({"epoch": epoch, **metrics})
     hooks.epoch_ended(run=run, epoch=epoch, metrics=metrics)
-    console.print(f"epoch {epoch}: train loss {mean_loss:.4f}, val macro-F1 "
-                  f"{val['macro_f1']:.4f}, val PR-AUC {val.get('pr_auc', 0):.4f}")
+    selection = f"val_tuned/{run.experiment.train.selection_metric}"
+    console.print(f"epoch {epoch}: train loss {mean_loss:.4f}, {selection} "
+                  f"{val[selection]:.4f}, val PR-AUC {val.get('val/pr_auc', 0):.4f}")
 
 
 def save_progress(run, setup, epoch):
@@ -191,7 +195,7 @@ def save_progress(run, setup, epoch):
         trainer = setup.trainer
         save_checkpoint(run.directory / "checkpoint", trainer.model, setup.tokenizer,
                         run.experiment, {"num_logits": trainer.loss.num_logits,
-                                         "threshold": 0.5, "epoch": epoch, "final": False})
+                                         "epoch": epoch, "final": False})
 
 
 def peak_memory_mb(device) -> float:

@@ -1,9 +1,10 @@
 """Evaluation: scoring a split (window probabilities aggregated per pair), validation at
-each epoch, and the final evaluation of the best model on val and test.
+each epoch, and the final evaluation of the best model on val and test at the decision
+(temperatures, per-criterion thresholds) fitted on val.
 
 The interface the engine uses: ``Scorer`` (a model and how to score with it),
-``validate(scorer, split, criteria) -> metrics`` and
-``evaluate_best(run, scorer, splits, criteria, best_epoch, hooks, console) -> Evaluation``.
+``validate(scorer, split, criteria, eval_config) -> metrics`` and
+``evaluate_best(run, scorer, splits, corpus, best_epoch, hooks, console) -> Evaluation``.
 """
 
 import json
@@ -12,17 +13,16 @@ import attrs
 import numpy as np
 import torch
 
-from cm.evaluate.metrics import (
-    aggregate_windows,
-    pair_metrics,
-    per_criterion,
-    post_level,
-    tune_threshold,
-)
-from cm.evaluate.report import metrics_table, write_split_report
+from cm.data.prepare import cache_root
+from cm.evaluate import decisions
+from cm.evaluate.decisions import Decision, Pairs
+from cm.evaluate.metrics import aggregate_windows, pair_metrics, post_level
+from cm.evaluate.report import write_split_report
+from cm.evaluate.summary import criterion_table, evidence_table, headline_table
 from cm.model.checkpoint import save_checkpoint
 from cm.train.batches import SplitData, eval_loader, to_device
 from cm.train.distributed import ALONE, World, sum_across
+from cm.train.evidence import evaluate_evidence
 
 
 @torch.no_grad()
@@ -52,19 +52,15 @@ def pair_labels(split: SplitData) -> np.ndarray:
 
 
 def split_metrics(split: SplitData, probs, threshold, criteria) -> dict:
-    labels = pair_labels(split)
-    metrics = pair_metrics(labels, probs, threshold)
-    if split.pairs[0].sentence_id is None:  # post level: the nine-criteria view per post
-        posts = post_level([p.post_id for p in split.pairs],
-                           [p.criterion_id for p in split.pairs], labels, probs, threshold,
-                           criteria)
-        metrics.update({f"post_{k}": v for k, v in posts.items()})
+    """Pair-level scores and the post view's (``post_*``) at one threshold, raw probabilities
+    (at sentence level a post's cell takes its highest sentence)."""
+    pairs = cell_pairs(split, probs)
+    metrics = pair_metrics(pairs.labels, pairs.probs, threshold)
+    cells = pairs.cells()
+    posts = post_level(cells.post_ids, cells.criterion_ids, cells.labels, cells.probs, threshold,
+                       criteria)
+    metrics.update({f"post_{k}": v for k, v in posts.items()})
     return metrics
-
-
-def criterion_metrics(split: SplitData, probs, threshold) -> dict:
-    return per_criterion([p.criterion_id for p in split.pairs], pair_labels(split), probs,
-                         threshold)
 
 
 @attrs.frozen
@@ -93,69 +89,84 @@ class Scorer:
                      self.tokenizer.pad_token_id, self.device, self.how, self.world)[0]
 
 
-def validate(scorer: Scorer, split: SplitData, criteria) -> dict:
-    """The metrics of one epoch's validation, at the 0.5 threshold."""
-    return split_metrics(split, scorer.probabilities(split), 0.5, criteria)
+def cell_pairs(split: SplitData, probs) -> Pairs:
+    """A split's pairs as arrays for cm.evaluate.decisions (sentence pairs at sentence level)."""
+    return Pairs.of([p.post_id for p in split.pairs], [p.criterion_id for p in split.pairs],
+                    pair_labels(split), probs)
+
+
+def validate(scorer: Scorer, split: SplitData, criteria, eval_config) -> dict:
+    """One epoch's validation: ``val`` at 0.5 and ``val_tuned`` at thresholds tuned on this
+    validation (``eval.thresholds``; calibration changes no decision, so it waits for the
+    end). Keys ``val/<name>`` and ``val_tuned/<name>``."""
+    probs = scorer.probabilities(split)
+    pairs = cell_pairs(split, probs)
+    tuned = decisions.fit(eval_config.thresholds, "none", pairs)
+    columns = {"val": split_metrics(split, probs, 0.5, criteria),
+               "val_tuned": decisions.scores(pairs, tuned, criteria)}
+    return {f"{column}/{k}": v for column, metrics in columns.items()
+            for k, v in metrics.items()}
 
 
 @attrs.frozen
 class Evaluation:
-    """The final evaluation: the threshold tuned on val, the metrics per column (``val``,
-    ``val_tuned``, ``test``, ``test_tuned``) and the probabilities per split."""
+    """The final evaluation: the decision fitted on val (temperatures, thresholds), the
+    metrics per column (``val``, ``val_tuned``, ``test``, ``test_tuned``)."""
 
-    threshold: float
+    decision: Decision
     columns: dict
-    probabilities: dict
 
 
-def evaluate_best(run, scorer: Scorer, splits, criteria, best_epoch, hooks,
-                  console) -> Evaluation:
-    """Score the best model on val and test: threshold tuned on val only, then applied to
-    test; both 0.5 and tuned reported. Fills ``run.metrics`` and ``run.artifacts``, calls
-    ``evaluated`` per split; rank 0 saves the final checkpoint and prints the tables."""
-    evaluation = evaluate(run, scorer, splits, [c.id for c in criteria], hooks)
-    run.metrics["threshold"] = evaluation.threshold
+def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, console,
+                  decision: Decision | None = None) -> Evaluation:
+    """Score the best model on val and test at the decision fitted on val (or ``decision``,
+    e.g. a checkpoint's, as it is); fills ``run.metrics`` and ``run.artifacts``, calls
+    ``evaluated`` per split; rank 0 saves the final checkpoint (with the decision) and prints
+    the summary."""
+    criteria = [c.id for c in corpus.criteria]
+    evaluation = evaluate(run, scorer, splits, corpus, hooks, decision)
     run.metrics["best_epoch"] = best_epoch
     if run.world.main:
         save_checkpoint(run.directory / "checkpoint", scorer.model, scorer.tokenizer,
                         run.experiment,
-                        {"num_logits": scorer.loss.num_logits, "threshold": evaluation.threshold,
+                        {"num_logits": scorer.loss.num_logits, **evaluation.decision.meta(),
                          "epoch": best_epoch, "final": True,
-                         "criteria": [{"id": c.id, "text": c.text} for c in criteria],
-                         "test_macro_f1": run.metrics["test/macro_f1"]})
+                         "criteria": [{"id": c.id, "text": c.text} for c in corpus.criteria],
+                         "test_post_macro_f1": run.metrics["test_tuned/post_macro_f1"]})
         (run.directory / "metrics.json").write_text(json.dumps(run.metrics, indent=2))
-        print_evaluation(console, run, evaluation, splits["test"], best_epoch)
+        console.print(headline_table(run.metrics))
+        console.print(criterion_table(run.metrics, criteria))
+        if run.experiment.eval.evidence:
+            console.print(evidence_table(run.metrics))
+        console.print(f"best epoch {best_epoch}; reports: {run.directory}")
     return evaluation
 
 
-def evaluate(run, scorer: Scorer, splits, ids, hooks) -> Evaluation:
-    probabilities = {name: scorer.probabilities(splits[name]) for name in ("val", "test")}
-    threshold = tune_threshold(pair_labels(splits["val"]), probabilities["val"])
+def evaluate(run, scorer: Scorer, splits, corpus, hooks, decision=None) -> Evaluation:
+    experiment = run.experiment
+    settings, ids = experiment.eval, [c.id for c in corpus.criteria]
+    pairs = {name: cell_pairs(splits[name], scorer.probabilities(splits[name]))
+             for name in ("val", "test")}
+    decision = decision or decisions.fit(settings.thresholds, settings.calibration,
+                                         pairs["val"])
+    run.metrics.update({f"temperature/{c}": t for c, t in decision.temperatures.items()})
     columns = {}
     for name in ("val", "test"):
-        probs, split = probabilities[name], splits[name]
-        for suffix, cut in (("", 0.5), ("_tuned", threshold)):
-            metrics = split_metrics(split, probs, cut, ids)
-            columns[f"{name}{suffix}"] = metrics
-            run.metrics.update({f"{name}{suffix}/{k}": v for k, v in metrics.items()})
-        artifacts = write_split_report(run.directory, name, pair_labels(split), probs, threshold,
-                                       [p.criterion_id for p in split.pairs],
-                                       [p.post_id for p in split.pairs], ids
-                                       ) if run.world.main else {}
+        split = splits[name]
+        plain = split_metrics(split, pairs[name].probs, 0.5, ids)
+        tuned = {**decisions.scores(pairs[name], decision, ids),
+                 **decisions.calibration_scores(pairs[name], decision),
+                 **decisions.intervals(pairs[name], decision, experiment.seed,
+                                       settings.bootstrap_resamples)}
+        if settings.evidence:
+            tuned.update(evaluate_evidence(scorer, experiment.data, cache_root() / "encoded",
+                                           corpus, {p.post_id for p in split.pairs}))
+        columns.update({name: plain, f"{name}_tuned": tuned})
+        for column in (name, f"{name}_tuned"):
+            run.metrics.update({f"{column}/{k}": v for k, v in columns[column].items()})
+        artifacts = write_split_report(run.directory, name, pairs[name],
+                                       [p.sentence_id for p in split.pairs], decision, ids,
+                                       tuned) if run.world.main else {}
         run.artifacts.update({f"{name}/{k}": str(v) for k, v in artifacts.items()})
-        hooks.evaluated(run=run, split=name, metrics=columns[name], artifacts=artifacts)
-    return Evaluation(threshold, columns, probabilities)
-
-
-HEADLINE = ("accuracy", "macro_f1", "weighted_f1", "precision", "recall", "f1", "roc_auc",
-            "pr_auc", "post_micro_f1", "post_macro_f1")
-
-
-def print_evaluation(console, run, evaluation: Evaluation, test: SplitData, best_epoch):
-    console.print(metrics_table({column: {k: metrics[k] for k in HEADLINE if k in metrics}
-                                 for column, metrics in evaluation.columns.items()}))
-    console.print(f"threshold tuned on val: {evaluation.threshold:.3f}; best epoch "
-                  f"{best_epoch}; per-criterion: {run.directory}/test_per_criterion.csv")
-    table = criterion_metrics(test, evaluation.probabilities["test"], evaluation.threshold)
-    console.print("test per criterion (tuned threshold): " + ", ".join(
-        f"{cid} F1 {row['f1']:.2f}" for cid, row in table.items()))
+        hooks.evaluated(run=run, split=name, metrics=plain, artifacts=artifacts)
+    return Evaluation(decision, columns)

@@ -1,11 +1,13 @@
 """Scoring a saved checkpoint on val and test as a run of its own, for ``cm replay
 --eval-only``: the same weights, the same seeded splits and the engine's own final
-evaluation (``cm.train.evaluation.evaluate_best``: threshold tuned on val, reports,
-``evaluated`` per split) give the metrics the original run logged, exactly. Listeners
+evaluation (``cm.train.evaluation.evaluate_best`` at the checkpoint's own decision: its
+temperatures and per-criterion thresholds, reports, ``evaluated`` per split) give the metrics
+the original run logged, exactly. Listeners
 follow it through the usual hooks."""
 
 from cm.data.prepare import cache_root, prepare
 from cm.data.splits import class_balance
+from cm.evaluate.decisions import Decision
 from cm.model.checkpoint import load_checkpoint
 from cm.train.batches import encode_split
 from cm.train.evaluation import Scorer, evaluate_best
@@ -36,4 +38,6 @@ def rescore(run, registry, checkpoint_dir, console, hooks):
     console.print(f"[bold]{experiment.name}[/bold]: re-evaluating {checkpoint_dir} (best epoch "
                   f"{run.epoch}) on {run.device} -> {run.directory}")
     scorer = Scorer.of(run, checkpoint.model.to(run.device), loss, tokenizer)
-    evaluate_best(run, scorer, splits, prepared.corpus.criteria, run.epoch, hooks, console)
+    meta = checkpoint.meta
+    decision = Decision.from_meta(meta) if "thresholds" in meta else None  # else: fit on val
+    evaluate_best(run, scorer, splits, prepared.corpus, run.epoch, hooks, console, decision)
