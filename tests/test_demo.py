@@ -32,7 +32,7 @@ def demo(tmp_path_factory):
 
 def all_negative_macro_f1(report):
     """Macro-F1 of predicting 'no match' for every pair of the split."""
-    pair = report["pair"]
+    pair = report["metrics"]
     negatives = pair["n"] - pair["positives"]
     return (2 * negatives / (negatives + pair["n"])) / 2
 
@@ -66,10 +66,11 @@ def test_predict_scores_every_criterion_at_the_tuned_threshold(demo, tmp_path):
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["post_id"], r["criterion_id"]) for r in rows] == [
         (p, f"A.{i}") for p in ("p1", "p2") for i in range(1, 10)]
-    threshold = json.loads((run_dir / "metrics.json").read_text())["threshold"]
+    thresholds = json.loads((run_dir / "checkpoint" / "meta.json").read_text())["thresholds"]
     for row in rows:
         assert 0.0 <= float(row["probability"]) <= 1.0
-        assert int(row["decision"]) == (float(row["probability"]) >= threshold)
+        assert int(row["decision"]) == (float(row["probability"])
+                                        >= thresholds[row["criterion_id"]])
     assert "text" not in rows[0]  # outputs carry ids, not post text
 
 

@@ -230,8 +230,9 @@ def test_qlora_trains_saves_reloads_and_predicts(tmp_path):
     assert_learns(train(built))
     criteria = [{"id": f"A.{i}", "text": f"criterion text {i}"} for i in range(1, 10)]
     save_checkpoint(tmp_path / "checkpoint", model, built.tokenizer, built.experiment,
-                    {"num_logits": built.trainer.loss.num_logits, "threshold": 0.5,
-                     "criteria": criteria})
+                    {"num_logits": built.trainer.loss.num_logits, "criteria": criteria,
+                     "thresholds": {c["id"]: 0.5 for c in criteria},
+                     "temperatures": {c["id"]: 1.0 for c in criteria}})
     checkpoint = load_checkpoint(tmp_path / "checkpoint")
     assert not any("lora" in key for key in checkpoint.model.state_dict())
     batch = built.batch()

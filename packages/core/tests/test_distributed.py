@@ -40,7 +40,8 @@ def test_two_gloo_processes_match_the_single_process_run(tmp_path):
     assert "torchrun: 2 processes" in log
     one = json.loads((single / "metrics.json").read_text())
     two = json.loads((ddp / "metrics.json").read_text())
-    for key in ("test/macro_f1", "test/roc_auc", "val/macro_f1", "test_tuned/f1", "threshold"):
+    for key in ("test/macro_f1", "test/roc_auc", "val/macro_f1", "test_tuned/f1",
+                "test_tuned/post_macro_f1", "temperature/A.1", "test_tuned/A.1/threshold"):
         assert abs(one[key] - two[key]) < 1e-4, (key, one[key], two[key])
     assert (ddp / "checkpoint").is_dir()
 

@@ -58,10 +58,11 @@ def test_outputs_and_reload_give_identical_predictions(tmp_path, tiny_run):
             "test_confusion_matrix.png", "test_classification_report.json",
             "test_per_criterion.csv", "val_metrics.json"} <= names
     metrics = json.loads((run.directory / "metrics.json").read_text())
-    assert {"test/macro_f1", "test_tuned/macro_f1", "val/post_macro_f1", "threshold"} <= set(
-        metrics)
+    assert {"test/macro_f1", "test_tuned/macro_f1", "val/post_macro_f1",
+            "temperature/A.1"} <= set(metrics)
     checkpoint = load_checkpoint(run.directory / "checkpoint")
-    assert checkpoint.meta["final"] and checkpoint.meta["threshold"] == metrics["threshold"]
+    assert checkpoint.meta["final"]
+    assert checkpoint.meta["thresholds"]["A.1"] == metrics["test_tuned/A.1/threshold"]
     assert [c["id"] for c in checkpoint.meta["criteria"]] == [f"A.{i}" for i in range(1, 10)]
     # the reloaded model scores the test split exactly as the run did
     from cm.train.evaluation import score, split_metrics
@@ -88,26 +89,25 @@ def test_without_a_terminal_a_run_prints_plain_progress_lines(tiny_run):
     assert "\x1b[" not in printed  # no terminal control sequences in a file
 
 
-def test_threshold_is_tuned_on_validation_labels_only(tmp_path, monkeypatch):
-    from cm.train import evaluation
+def test_thresholds_are_tuned_on_validation_labels_only(tmp_path, monkeypatch):
+    from cm.evaluate import decisions
 
     seen = []
-    original = evaluation.tune_threshold
-    monkeypatch.setattr(evaluation, "tune_threshold",
-                        lambda labels, probs: seen.append(labels.copy()) or original(labels,
-                                                                                     probs))
-    experiment = small(tmp_path)
+    original = decisions.tune_thresholds
+    monkeypatch.setattr(decisions, "tune_thresholds", lambda mode, ids, labels, probs: seen.append(
+        (list(ids), labels.copy())) or original(mode, ids, labels, probs))
+    experiment = small(tmp_path, "eval.evidence=false")
     engine.run_experiment(experiment, console=quiet())
-    val = [p.label for p in prepare(experiment).split("val")]
-    [labels] = seen
-    assert labels.tolist() == val
+    val = [(p.criterion_id, p.label) for p in prepare(experiment).split("val")]
+    assert seen and all(list(zip(ids, labels.tolist(), strict=True)) == val
+                        for ids, labels in seen)  # every epoch's and the final tuning
 
 
 def test_windows_truncation_scores_every_pair_once_and_predict_names_the_evidence(tmp_path):
     run = engine.run_experiment(small(tmp_path, "data.truncation=windows"), console=quiet())
     assert run.status == "FINISHED"
     report = json.loads((run.directory / "test_metrics.json").read_text())
-    assert report["pair"]["n"] == len(prepare(small(tmp_path)).split("test"))
+    assert report["metrics"]["n"] == len(prepare(small(tmp_path)).split("test"))
     from cm.predict import predict
 
     checkpoint = load_checkpoint(run.directory / "checkpoint")
@@ -130,7 +130,7 @@ def test_windows_truncation_scores_every_pair_once_and_predict_names_the_evidenc
         assert len(windows) > 1
         start, end = map(int, row["evidence_tokens"].split("-"))
         assert post_tokens[start:end] == post_token_ids(windows[row["evidence_window"]])
-        assert row["evidence_text"].strip()
+        assert row["window_text"].strip()
 
 
 def test_dry_run_stops_before_training(tmp_path):

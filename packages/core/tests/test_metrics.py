@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 
 import numpy as np
@@ -16,7 +15,6 @@ from cm.evaluate.metrics import (
     pair_metrics,
     per_criterion,
     post_level,
-    tune_threshold,
 )
 
 CRITERIA = [f"A.{i}" for i in range(1, 10)]
@@ -107,56 +105,6 @@ def test_pair_metrics_match_sklearn(data, threshold):
 def test_pair_metrics_rejects_bad_input(labels, probs, message):
     with pytest.raises(ValueError, match=message):
         pair_metrics(labels, probs)
-
-
-def test_tune_threshold_separable_gives_perfect_macro_f1():
-    labels = [0, 0, 0, 1, 1, 0, 1]
-    probs = [0.05, 0.12, 0.2, 0.31, 0.4, 0.22, 0.9]  # every positive above every negative
-    threshold = tune_threshold(labels, probs)
-    assert 0.22 < threshold < 0.31
-    assert threshold == pytest.approx((0.22 + 0.31) / 2)
-    assert pair_metrics(labels, probs, threshold)["macro_f1"] == 1.0
-    assert pair_metrics(labels, probs, 0.5)["macro_f1"] < 1.0  # the default would lose
-
-
-def test_tune_threshold_ties_go_closest_to_half():
-    # Candidates 0.125 and 0.85 both give macro-F1 (4/5 + 2/3) / 2; 0.85 is nearer 0.5.
-    assert tune_threshold([0, 1, 0, 1], [0.05, 0.2, 0.8, 0.9]) == pytest.approx(0.85)
-    # Mirror image: now the low candidate (0.15) is nearer 0.5 than 0.875.
-    assert tune_threshold([0, 1, 0, 1], [0.1, 0.2, 0.8, 0.95]) == pytest.approx(0.15)
-    assert tune_threshold([1, 1], [0.3, 0.3]) == 0.5  # flat: every candidate ties
-    # Equally near 0.5 (exact binary fractions, so no rounding decides): the lower one wins.
-    assert tune_threshold([0, 1, 0, 1], [0.125, 0.25, 0.75, 0.875]) == 0.1875
-
-
-def test_tune_threshold_is_a_pure_function_of_validation_data():
-    # It takes only the labels and probs it is given: no split, no hidden state, no test data.
-    assert list(inspect.signature(tune_threshold).parameters) == ["labels", "probs"]
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 300)
-    probs = np.clip(labels * 0.3 + rng.random(300) * 0.7, 0, 1)
-    saved = labels.copy(), probs.copy()
-    first = tune_threshold(labels, probs)
-    np.testing.assert_array_equal(labels, saved[0])  # inputs untouched
-    np.testing.assert_array_equal(probs, saved[1])
-    order = rng.permutation(300)
-    assert tune_threshold(labels[order], probs[order]) == first  # order-free
-    assert tune_threshold(list(labels), list(probs)) == first
-
-
-@settings(max_examples=150, deadline=None)
-@given(pairs)
-def test_tune_threshold_is_the_best_candidate(data):
-    y, p = split(data)
-    threshold = tune_threshold(y, p)
-    distinct = np.unique(p)
-    candidates = [*(distinct[:-1] + np.diff(distinct) / 2), 0.5]
-    assert any(threshold == c for c in candidates)
-    scores = [pair_metrics(y, p, c)["macro_f1"] for c in candidates]
-    best = pair_metrics(y, p, threshold)["macro_f1"]
-    assert best >= max(scores) - TOL
-    tied = [c for c, s in zip(candidates, scores, strict=True) if s >= best - 1e-12]
-    assert abs(threshold - 0.5) == min(abs(c - 0.5) for c in tied)
 
 
 def test_per_criterion_counts_and_order():

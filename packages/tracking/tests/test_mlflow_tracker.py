@@ -87,11 +87,18 @@ def test_finished_run_is_logged_in_full(tmp_path, monkeypatch):
     metrics = logged.data.metrics
     tests = {k: v for k, v in run.metrics.items() if k.startswith("test/")}
     assert tests and {k: metrics[k] for k in tests} == pytest.approx(tests, rel=1e-12)
-    assert metrics["threshold"] == pytest.approx(run.metrics["threshold"])
+    assert metrics["temperature/A.1"] == pytest.approx(run.metrics["temperature/A.1"])
+    for key in ("post_macro_f1", "post_macro_f1_low", "A.1/threshold", "A.1/ece",
+                "evidence_hit_at_1", "evidence_overlap_hit_at_3"):
+        assert metrics[f"test_tuned/{key}"] == pytest.approx(run.metrics[f"test_tuned/{key}"])
+    # the epochs' history of the selection metric stays; the best checkpoint's value is best/
+    history = client.get_metric_history(logged.info.run_id, "val_tuned/post_macro_f1")
+    assert len(history) == 2
+    final = run.metrics["val_tuned/post_macro_f1"]
+    assert metrics.get("best/val_tuned/post_macro_f1", history[-1].value) == pytest.approx(final)
     assert metrics["best_epoch"] == run.metrics["best_epoch"]
     assert metrics["best/val/macro_f1"] == pytest.approx(run.metrics["val/macro_f1"])
     assert metrics["test_tuned/macro_f1"] == pytest.approx(run.metrics["test_tuned/macro_f1"])
-    assert metrics["val_tuned/macro_f1"] == pytest.approx(run.metrics["val_tuned/macro_f1"])
     assert metrics["system/peak_memory_mb"] > 0
     with (run.directory / "test_per_criterion.csv").open() as table:
         rows = list(csv.DictReader(table))

@@ -92,27 +92,6 @@ def pair_metrics(labels: Any, probs: Any, threshold: Any = 0.5) -> dict[str, flo
     return out
 
 
-def tune_threshold(labels: Any, probs: Any) -> float:
-    """The threshold that maximises pair-level macro-F1 on the data given.
-
-    Pass VALIDATION labels and probabilities only; the engine then applies the result to the
-    test split, so the test score stays an honest estimate. Candidates are the midpoints between
-    consecutive distinct probabilities plus 0.5; ties go to the candidate closest to 0.5 (then
-    the lower one), so a flat optimum does not drift to an extreme.
-    """
-    y, p = checked(labels, probs)
-    distinct = np.unique(p)
-    candidates = np.unique(np.append(distinct[:-1] + np.diff(distinct) / 2, 0.5))
-    pos, neg = np.sort(p[y == 1]), np.sort(p[y == 0])
-    tp = len(pos) - np.searchsorted(pos, candidates, side="left")  # count of prob >= t
-    fp = len(neg) - np.searchsorted(neg, candidates, side="left")
-    fn, tn = len(pos) - tp, len(neg) - fp
-    macro = (_ratio(2 * tp, 2 * tp + fp + fn) + _ratio(2 * tn, 2 * tn + fn + fp)) / 2
-    best = np.flatnonzero(macro >= macro.max() - 1e-12)
-    order = np.lexsort((candidates[best], np.abs(candidates[best] - 0.5)))
-    return float(candidates[best[order[0]]])
-
-
 def _natural_key(value: Hashable) -> list[Any]:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(value))]
 
