@@ -61,7 +61,11 @@ def test_summary_leads_with_the_nine_criterion_macro_f1_and_its_interval(run):
     assert headline < printed.index("pair macro-F1")
     lo, hi = metrics["test_tuned/post_macro_f1_low"], metrics["test_tuned/post_macro_f1_high"]
     assert f"{metrics['test_tuned/post_macro_f1']:.3f} [{lo:.3f}, {hi:.3f}]" in printed
-    assert "ECE before" in printed and "word overlap hit@1" in printed
+    assert "ECE" in printed and "most word overlap" in printed
+    hits = [f"{metrics[f'test_tuned/evidence_{w}hit_at_1']:.3f} / "
+            f"{metrics[f'test_tuned/evidence_{w}hit_at_3']:.3f}" for w in ("", "random_",
+                                                                       "overlap_")]
+    assert all(h in printed for h in hits)
     # the mean of the criteria's F1 is the headline (the post view)
     assert metrics["test_tuned/post_macro_f1"] == pytest.approx(
         np.mean([metrics[f"test_tuned/{c}/f1"] for c in CRITERIA]))

@@ -37,31 +37,31 @@ def headline_table(metrics: dict, columns: Sequence[str] = ("val_tuned", "test_t
 
 def criterion_table(metrics: dict, criteria: Sequence[str], column: str = "test_tuned") -> Table:
     found = _column(metrics, column)
-    table = Table(title=f"{column.removesuffix('_tuned')} per criterion", title_justify="left")
-    for name in ("criterion", "threshold", "temperature", "F1 [95% interval]", "ECE before",
-                 "ECE after", "positives"):
+    table = Table(title=f"{column.removesuffix('_tuned')} per criterion (T: temperature; ECE "
+                        "before -> after calibration)", title_justify="left")
+    for name in ("criterion", "threshold", "T", "F1 [95% interval]", "ECE", "positives"):
         table.add_column(name, justify="left" if name == "criterion" else "right")
     for cid in criteria:
-        table.add_row(cid, f"{found.get(f'{cid}/threshold', float('nan')):.3f}",
-                      f"{metrics.get(f'temperature/{cid}', float('nan')):.2f}",
-                      _cell(found, f"{cid}/f1"), f"{found.get(f'{cid}/ece_raw', 0):.3f}",
-                      f"{found.get(f'{cid}/ece', 0):.3f}", str(found.get(f"{cid}/support", "-")))
+        table.add_row(cid, f"{found[f'{cid}/threshold']:.3f}",
+                      f"{metrics[f'temperature/{cid}']:.2f}", _cell(found, f"{cid}/f1"),
+                      f"{found[f'{cid}/ece_raw']:.3f} -> {found[f'{cid}/ece']:.3f}",
+                      str(found[f"{cid}/support"]))
     return table
 
 
 def evidence_table(metrics: dict, columns: Sequence[str] = ("val_tuned", "test_tuned")) -> Table:
-    table = Table(title="sentence evidence: annotated sentence in the top k, over positive "
-                        "(post, criterion) cells", title_justify="left")
-    for name in ("split", "cells", "model hit@1", "model hit@3", "random hit@1", "random hit@3",
-                 "word overlap hit@1", "word overlap hit@3"):
+    table = Table(title="sentence evidence: an annotated sentence among the top 1 / top 3, "
+                        "over positive (post, criterion) cells", title_justify="left")
+    for name in ("split", "cells", "model", "random sentence", "most word overlap"):
         table.add_column(name, justify="left" if name == "split" else "right")
     for column in columns:
         found = _column(metrics, column)
         if "evidence_pairs" not in found:
             continue
         table.add_row(column.removesuffix("_tuned"), str(int(found["evidence_pairs"])),
-                      *(f"{found[f'evidence_{who}hit_at_{k}']:.3f}"
-                        for who in ("", "random_", "overlap_") for k in (1, 3)))
+                      *(f"{found[f'evidence_{who}hit_at_1']:.3f} / "
+                        f"{found[f'evidence_{who}hit_at_3']:.3f}"
+                        for who in ("", "random_", "overlap_")))
     return table
 
 
