@@ -91,7 +91,7 @@ def build_train_context(experiment, device="cpu"):
     from cm.data.prepare import cache_root, prepare
     from cm.model.backbone import load_backbone
     from cm.registry import get_registry
-    from cm.train.engine import build_trainer
+    from cm.train.trainer import build_trainer
 
     registry = get_registry()
     prepared = prepare(experiment, registry)
