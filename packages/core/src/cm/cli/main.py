@@ -1,16 +1,15 @@
 """``cm``: the entry point. Commands live in small modules; plugins add theirs through the
 ``register_commands`` hook (cm-tracking adds ``sweep``, ``replay`` and ``predict --run-id``).
-Errors a user can fix are printed without a traceback and exit with their code (2 for bad
-input)."""
+Every command, plugins' included, runs inside the error boundary (cm.cli.boundary): no
+traceback reaches a user unless ``--debug``."""
 
 import os
-import sys
 
 import click
 
 from cm import __version__
 from cm.cli import bench_cmd, compare_cmd, config_cmd, data_cmd, plugins_cmd, run_cmd
-from cm.errors import UserError
+from cm.cli.boundary import guard
 
 # transformers warns about every long text it tokenizes; cm truncates or windows them itself.
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -38,16 +37,14 @@ class Cli(click.Group):
         return super().list_commands(ctx)
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
-            sys.exit(exc.exit_code)
+        return guard(lambda: super(Cli, self).invoke(ctx), ctx.params.get("debug"))
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cm")
-def cli():
+@click.option("--debug", is_flag=True, envvar="CM_DEBUG",
+              help="Show the traceback of an unexpected error (also CM_DEBUG=1).")
+def cli(debug):
     """Fine-tune DeBERTaV3 cross-encoders that match posts to DSM-5 MDD criteria.
 
     For research only: cm does not diagnose anyone.

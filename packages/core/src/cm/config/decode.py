@@ -6,6 +6,7 @@ Decoding runs in two passes so that a file's errors come out together, each with
    validator and ``check()`` rule (out-of-range values, cross-field rules).
 """
 
+import math
 import re
 import typing
 from typing import Literal
@@ -50,6 +51,8 @@ def _strict(expected, *accepted):
         if not isinstance(value, accepted):
             raise TypeError(f"expected {_type_name(expected())}, got {_type_name(value)} "
                             f"{value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"expected a finite number, got {value!r}")
         return expected(value)
 
     return structure

@@ -7,15 +7,15 @@ from pathlib import Path
 from cm.config.decode import ConfigError, decode
 from cm.config.schema import Experiment
 from cm.errors import UserError
+from cm.textfile import read_text
 
 _KEY_PART = re.compile(r'"([^"]*)"|([^.]+)')
 
 
 def read_toml(path: Path) -> dict:
+    text = read_text(path, "experiment file")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such experiment file") from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
 

@@ -200,6 +200,14 @@ class SearchParam:
             yield "choices", "choices must be strings, numbers, booleans, arrays or tables"
 
 
+def sweep_metrics() -> list[str]:
+    """What ``hpo.metric`` may name: the validation scores a run reports, at 0.5 (``val/``)
+    and at the tuned threshold (``val_tuned/``)."""
+    from cm.train.evaluation import metric_names  # imports torch: only for [hpo] tables
+
+    return [f"{split}/{name}" for split in ("val", "val_tuned") for name in metric_names()]
+
+
 @frozen
 class HpoConfig:
     """A sweep (``cm sweep``): budget, objective, sampler and pruner settings, space."""
@@ -219,6 +227,11 @@ class HpoConfig:
         if self.metric is not None and not self.metric.startswith(("val/", "val_tuned/")):
             yield "metric", (f"sweeps optimize a validation metric (val/... or "
                              f"val_tuned/...), never test; got {self.metric!r}")
+        elif self.metric not in (known := sweep_metrics()):
+            from cm.registry import suggest
+
+            yield "metric", (f"{self.metric!r} is not a metric a run reports"
+                             f"{suggest(self.metric, known)} (known: {', '.join(known)})")
         for key in self.space:
             if key.split(".")[0] in ("hpo", "tracking", "name", "output_dir"):
                 yield f'space."{key}"', "a sweep cannot search over this key"
@@ -227,7 +240,7 @@ class HpoConfig:
 @frozen
 class Experiment:
     name: str = field(default="experiment", validator=_name)
-    seed: int = 42
+    seed: int = field(default=42, validator=[ge(0), le(2**32 - 1)])  # numpy's seed range
     output_dir: str = "outputs"
     data: DataConfig = attrs.Factory(DataConfig)
     model: ModelConfig = attrs.Factory(ModelConfig)

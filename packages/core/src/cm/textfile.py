@@ -1,0 +1,40 @@
+"""Reading the text files users hand to cm (experiments, posts, checkpoints' metadata): a
+missing, unreadable, binary or non-UTF-8 file is one ``UserError`` naming the file and the
+fix, never a traceback. CSV fields may be as long as the longest post."""
+
+import csv
+import sys
+from pathlib import Path
+
+from cm.errors import UserError
+
+
+def read_text(path, what="file") -> str:
+    """The file's text as UTF-8 (a leading byte-order mark is dropped)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such {what}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory; pass the {what} itself") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read this {what} ({exc.strerror}); check the path "
+                        "and its permissions") from None
+    return decode_utf8(path, data, what)
+
+
+def decode_utf8(path, data: bytes, what="file") -> str:
+    if b"\0" in data:
+        raise UserError(f"{path}: a binary file; the {what} must be UTF-8 text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path} (line {line}, byte {exc.start}): not UTF-8 (byte "
+                        f"0x{data[exc.start]:02x}); re-save the {what} as UTF-8") from None
+
+
+def lift_csv_field_limit() -> None:
+    """Python's csv module refuses fields over 131,072 characters; posts can be longer."""
+    csv.field_size_limit(sys.maxsize)
