@@ -20,6 +20,7 @@ from cm import hookspecs
 from cm.errors import suggest
 
 GROUP = "cm"
+ENV_LISTS = ("CM_PLUGINS", "CM_DISABLE_PLUGINS")  # allowlist, blocklist
 
 
 @attrs.frozen
@@ -111,8 +112,9 @@ def unknown_hooks(manager, plugin) -> list[str]:
 @functools.cache
 def installed_plugins() -> Plugins:
     """The installed plugins, loaded on first use and then reused (honours the env lists)."""
-    allow = _names(os.environ.get("CM_PLUGINS")) or None
-    return discover(allow=allow, block=_names(os.environ.get("CM_DISABLE_PLUGINS")))
+    allow_list, block_list = ENV_LISTS
+    allow = _names(os.environ.get(allow_list)) or None
+    return discover(allow=allow, block=_names(os.environ.get(block_list)))
 
 
 def add_commands(plugins: Plugins, cli) -> None:

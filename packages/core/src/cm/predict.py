@@ -3,7 +3,11 @@ the decision at the run's thresholds; for a match, the top sentence as evidence;
 posts, the window (as a post-token span) that drove the score."""
 
 import csv
+import io
 import json
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,8 @@ from cm.data.sentences import split_sentences
 from cm.errors import UserError
 from cm.evaluate.decisions import Decision, Pairs
 from cm.evaluate.evidence import ranking
+from cm.preflight import writable_directory
+from cm.textfile import lift_csv_field_limit, read_text
 from cm.train.batches import encode_split
 from cm.train.evaluation import Scorer, score
 from cm.train.evidence import sentence_probs
@@ -21,33 +27,61 @@ from cm.train.evidence import sentence_probs
 def read_posts(path: Path) -> list[tuple[str, str]]:
     """(post_id, text) rows from a CSV or JSONL file with ``post_id`` and ``text``."""
     path = Path(path)
+    if path.suffix not in (".csv", ".jsonl"):
+        raise UserError(f"{path}: expected a .csv or .jsonl file of posts (post_id, text)")
+    text = read_text(path, "posts file")
     if path.suffix == ".jsonl":
         rows = []
-        for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for line_no, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 item = json.loads(line)
                 rows.append((str(item["post_id"]), str(item["text"])))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError) as exc:
                 raise UserError(f"{path}:{line_no}: expected a JSON object with post_id and "
                                 f"text ({type(exc).__name__}: {exc})") from None
-    elif path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"post_id", "text"} - set(reader.fieldnames or ())
-            if missing:
-                raise UserError(f"{path}: missing column(s) {sorted(missing)}; found "
-                                f"{reader.fieldnames}; expected post_id,text")
-            rows = [(r["post_id"], r["text"]) for r in reader]
     else:
-        raise UserError(f"{path}: expected a .csv or .jsonl file of posts (post_id, text)")
+        rows = read_csv_posts(path, text)
     empty = [pid for pid, text in rows if not text or not text.strip()]
     if empty:
         raise UserError(f"{path}: empty text for post_id(s) {empty[:10]}; remove or fill them")
     if not rows:
         raise UserError(f"{path}: no posts")
     return rows
+
+
+def read_csv_posts(path: Path, text: str) -> list[tuple[str, str]]:
+    lift_csv_field_limit()
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        missing = {"post_id", "text"} - set(reader.fieldnames or ())
+        if missing:
+            raise UserError(f"{path}: missing column(s) {sorted(missing)}; found "
+                            f"{reader.fieldnames}; expected post_id,text")
+        rows = []
+        for row in reader:
+            if None in row or None in row.values():
+                raise UserError(f"{path} (line {reader.line_num}): {len(row)} fields where "
+                                "the header has 2 or more; quote fields holding commas")
+            rows.append((row["post_id"], row["text"]))
+    except csv.Error as exc:
+        raise UserError(f"{path} (line {reader.line_num}): unreadable CSV ({exc}); fix the "
+                        "quoting of that row") from None
+    return rows
+
+
+def check_output(out: Path | None) -> None:
+    """Before any scoring: ``--out`` must be a file path in a writable directory."""
+    if out is None:
+        return
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; name a file, e.g. {out}/predictions.csv")
+    if not out.parent.absolute().is_dir():
+        raise UserError(f"--out {out}: the directory {out.parent} does not exist; create it "
+                        "or choose another path")
+    writable_directory(out.parent, "--out directory")
 
 
 def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) -> list[dict]:
@@ -150,15 +184,28 @@ def _loss(experiment):
 
 
 def write_rows(rows, out: Path | None, fmt: str):
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    if fmt == "json":
-        text = json.dumps(rows, indent=2)
-        return Path(out).write_text(text) if out else print(text)
-    handle = open(out, "w", newline="") if out else None  # noqa: SIM115
-    import sys
+    """To standard output, or to ``out`` through a temporary file renamed into place, so an
+    interrupted write never leaves a truncated file behind."""
+    if out is None:
+        return _write(rows, sys.stdout, fmt)
+    out = Path(out)
+    with tempfile.NamedTemporaryFile("w", newline="", encoding="utf-8", dir=out.parent,
+                                     prefix=f".{out.name}.", delete=False) as handle:
+        try:
+            _write(rows, handle, fmt)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
+    mask = os.umask(0)  # the temporary file is private (0600); the result gets the
+    os.umask(mask)      # permissions any new file of this user gets
+    os.chmod(handle.name, 0o666 & ~mask)
+    os.replace(handle.name, out)
 
-    writer = csv.DictWriter(handle or sys.stdout, fieldnames=fields)
+
+def _write(rows, handle, fmt):
+    if fmt == "json":
+        handle.write(json.dumps(rows, indent=2) + "\n")
+        return
+    writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
     writer.writeheader()
     writer.writerows(rows)
-    if handle:
-        handle.close()

@@ -6,6 +6,7 @@ need the attrs options classes) without importing torch."""
 
 import functools
 import importlib
+import os
 import traceback
 from collections.abc import Callable
 
@@ -14,7 +15,7 @@ import attrs
 from cm.contracts import REQUIRED, missing_members
 from cm.errors import PluginError, suggest
 from cm.hookspecs import KINDS
-from cm.plugins import PluginFailure, PluginInfo, Plugins, installed_plugins
+from cm.plugins import ENV_LISTS, PluginFailure, PluginInfo, Plugins, installed_plugins
 
 
 @attrs.frozen
@@ -81,11 +82,23 @@ class Registry:
                 failed = ", ".join(sorted({f.info.name for f in self.failures}))
                 error.args = (f"{error}; plugins that failed to load: {failed} "
                               "(see `cm plugins`)",)
+            if self.plugins.excluded:
+                error.args = (f"{error}; {excluded_by_env(self.plugins)}",)
             raise error
         return table[name]
 
     def names(self, kind) -> list[str]:
         return sorted(self.components[kind])
+
+
+def excluded_by_env(plugins: Plugins) -> str:
+    """Which installed plugins the environment left out, naming the variables to fix."""
+    settings = " and ".join(f"{name}={os.environ[name]!r}" for name in ENV_LISTS
+                            if os.environ.get(name))
+    left = ", ".join(sorted(info.name for info in plugins.excluded))
+    return (f"installed plugins left out by {settings or 'the plugin allow/block lists'}: "
+            f"{left}; unset {' / '.join(ENV_LISTS)} or list the plugin's entry-point name "
+            "(see `cm plugins`)")
 
 
 def _registrar(kind, table, provider, added, clashes):

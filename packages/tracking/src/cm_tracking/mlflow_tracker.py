@@ -36,6 +36,7 @@ from cm.config.dump import flatten, to_dict
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm_tracking.options import MlflowOptions, tracking_uri
+from cm_tracking.store import check_store
 
 VERSIONED = ("torch", "transformers", "mlflow")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -52,6 +53,7 @@ class MlflowTracker:
         self.options = options
         self.experiment = experiment
         self.uri = tracking_uri(options)
+        check_store(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.run_id = None  # the MLflow run's id, once started
         self.logged = {}  # metric key -> the value last logged

@@ -6,6 +6,8 @@ import os
 import attrs
 
 DEFAULT_URI = "sqlite:///mlflow.db"
+# tags a sweep gives each trial's run; a replay of a trial drops them (it is not a trial)
+TRIAL_TAGS = ("mlflow.parentRunId", "cm.trial_number", "optuna.study_name", "cm.sampler")
 
 
 @attrs.frozen

@@ -18,7 +18,8 @@ from cm.config.load import read_toml
 from cm.config.schema import TrackerSpec
 from cm.errors import UserError
 from cm_tracking.mlflow_tracker import DIGEST_TAG, dataset_tags, load_corpus
-from cm_tracking.options import MlflowOptions, tracking_uri
+from cm_tracking.options import TRIAL_TAGS, MlflowOptions, tracking_uri
+from cm_tracking.store import check_store
 
 METRIC = "test/macro_f1"
 
@@ -45,6 +46,7 @@ def replay(run_id, *, uri=None, eval_only=False, allow_data_change=False, tolera
            console=None) -> Outcome:
     console = console or Console()
     uri = uri or tracking_uri()
+    check_store(uri)
     client = MlflowClient(tracking_uri=uri)
     original = fetch_run(client, run_id, uri)
     if METRIC not in original.data.metrics:
@@ -107,6 +109,7 @@ def logged_checkpoint(run_id, uri, into: Path) -> Path:
     """The best checkpoint a run logged (``log_checkpoint = true``), downloaded into ``into``
     (for ``cm predict --run-id``)."""
     uri = uri or tracking_uri()
+    check_store(uri)
     client = MlflowClient(tracking_uri=uri)
     fetch_run(client, run_id, uri)
     return download(client, run_id, "checkpoint", into)
@@ -141,13 +144,35 @@ def changed_files(logged: dict, experiment) -> list[str]:
 def tracked(experiment, uri, tags):
     """The experiment with its mlflow tracker pointed at ``uri`` and carrying ``tags``. The
     URI is written into the config only when the tracker would not find it by itself, so
-    one taken from the environment (credentials and all) stays out of ``config.toml``."""
+    one taken from the environment (credentials and all) stays out of ``config.toml``.
+    A sweep trial's replay is a run of its own: not nested under the old sweep's parent run,
+    not written into the sweep's folder."""
     spec = experiment.tracking.get("mlflow") or TrackerSpec("mlflow", MlflowOptions())
-    options = attrs.evolve(spec.options, tags={**spec.options.tags, **tags})
+    kept = {k: v for k, v in spec.options.tags.items() if k not in TRIAL_TAGS}
+    if kept != spec.options.tags:
+        experiment = attrs.evolve(experiment, output_dir=outside_sweep(experiment.output_dir))
+    options = attrs.evolve(spec.options, tags={**kept, **tags})
     if tracking_uri(options) != uri:
         options = attrs.evolve(options, tracking_uri=uri)
     tracking = {**experiment.tracking, "mlflow": attrs.evolve(spec, options=options)}
     return attrs.evolve(experiment, tracking=tracking)
+
+
+def outside_sweep(output_dir: str) -> str:
+    """A trial's ``<output_dir>/<name>/sweeps/<study>/trial-<n>`` -> ``<output_dir>``."""
+    path = Path(output_dir)
+    if path.name.startswith("trial-") and path.parent.parent.name == "sweeps":
+        return str(path.parents[3])
+    return output_dir
+
+
+def find_run(client, experiment, directory) -> str:
+    """The MLflow run the tracker created for the cm run written to ``directory``."""
+    options = experiment.tracking["mlflow"].options
+    found = client.get_experiment_by_name(options.experiment_name or experiment.name)
+    runs = client.search_runs([found.experiment_id],
+                              filter_string=f"tags.`cm.output_dir` = '{directory}'")
+    return runs[0].info.run_id
 
 
 def differences(logged: dict, now: dict) -> tuple[int, list[str]]:

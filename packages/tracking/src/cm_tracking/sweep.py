@@ -23,11 +23,13 @@ from rich.markup import escape
 
 from cm.config.decode import decode
 from cm.config.load import load_raw, set_keys
-from cm.errors import UserError
+from cm.errors import Interrupted, JobFailed, UserError
 from cm.hookspecs import hookimpl
+from cm.preflight import preflight
 from cm.registry import get_registry
 from cm.train.engine import run_experiment
 from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker, clip
+from cm_tracking.options import TRIAL_TAGS
 from cm_tracking.sweep_report import finish_sweep
 from cm_tracking.sweep_space import baseline_params, check_space, suggest
 from cm_tracking.sweep_study import open_study, parent_run, redact
@@ -64,7 +66,9 @@ class Sweep:
 def run_sweep(path, overrides=(), storage=None, study_name=None, console=None,
               verbose=False) -> dict:
     """Run this process's share of the study; returns the study summary."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: Optuna logs a failed or interrupted trial's traceback as a warning; cm prints
+    # one line per trial with its error instead.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on it
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return _run_sweep(path, overrides, storage, study_name, console, verbose)
@@ -80,12 +84,13 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
                         '[hpo.space."train.lr"] type = "float", low = 1e-5, high = 1e-4')
     base = {k: v for k, v in raw.items() if k != "hpo"}
     check_space(base, experiment.hpo.space, str(path), registry)
+    preflight(experiment, registry)
     mlflow = experiment.tracking.get("mlflow")
     tracker = MlflowTracker(mlflow.options if mlflow else MlflowOptions(), experiment)
     storage = storage or default_storage(experiment)
     study, new, sampler_args = open_study(storage, study_name or default_study_name(experiment),
                                           experiment, tracker)
-    if new:
+    if new or baseline_unfinished(study):
         study.enqueue_trial(baseline_params(experiment, experiment.hpo.space),
                             user_attrs={"cm.baseline": True})
     directory = Path(experiment.output_dir).resolve() / experiment.name / "sweeps" / \
@@ -103,13 +108,26 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
         study.optimize(lambda trial: objective(sweep, trial), n_trials=sweep.hpo.trials,
                        timeout=sweep.hpo.timeout_s, catch=(Exception,),
                        callbacks=[lambda s, t: print_trial(sweep, t)])
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         tracker.client.set_terminated(parent_id, status="KILLED")
-        console.print(f"interrupted; resume with: cm sweep {path} --storage "
-                      f"'{redact(storage)}' --study-name {study.study_name}")
-        raise
+        stopped = exc if isinstance(exc, Interrupted) else Interrupted()
+        raise type(stopped)(f"{stopped}; resume with: cm sweep {path} --storage "
+                            f"'{redact(storage)}' --study-name {study.study_name}") from None
     optuna.storages.fail_stale_trials(study)
-    return finish_sweep(sweep)
+    summary = finish_sweep(sweep)
+    if summary["best"] is None:
+        raise JobFailed(f"no trial of study {study.study_name} completed ({summary['states']}); "
+                        f"each trial's error is in its line above and in the cm.error tag of "
+                        f"its MLflow run; fix the experiment and run a new sweep")
+    return summary
+
+
+def baseline_unfinished(study) -> bool:
+    """The baseline trial (trial 0 of a new study) never ran to the end, e.g. Ctrl-C stopped
+    it: resuming the study enqueues it again, so the summary can compare with it."""
+    settled = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
+    return not any(t.user_attrs.get("cm.baseline") and t.state in settled
+                   for t in study.get_trials(deepcopy=False))
 
 
 def default_storage(experiment) -> str:
@@ -133,9 +151,8 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
               if fixed is None or key in fixed}
     trial.set_user_attr("cm.worker", worker_id())
     output_dir = sweep.directory / f"trial-{trial.number}"
-    tags = {"mlflow.parentRunId": sweep.parent_id, "cm.trial_number": str(trial.number),
-            "optuna.study_name": sweep.study.study_name,
-            "cm.sampler": json.dumps(sweep.sampler_args)}
+    tags = dict(zip(TRIAL_TAGS, (sweep.parent_id, str(trial.number), sweep.study.study_name,
+                                 json.dumps(sweep.sampler_args)), strict=True))
     tracking = {"tracking_uri": sweep.tracker.uri, "tags": tags,
                 "experiment_name": sweep.tracker.options.experiment_name or sweep.experiment.name}
     raw = set_keys(set_keys(sweep.raw, values),
@@ -143,6 +160,7 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
     try:
         experiment = decode(raw, source=f"{sweep.source} (trial {trial.number})")
     except UserError as exc:  # a combination of values the config rejects
+        trial.set_user_attr("cm.error", str(exc))
         failed_run(sweep, trial, tags, exc)
         raise
     hooks = TrialHooks(trial, sweep)
@@ -153,14 +171,17 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
     except optuna.TrialPruned:
         hooks.mark("PRUNED", status="KILLED")
         raise
-    except BaseException:
+    except BaseException as exc:
+        trial.set_user_attr("cm.error", f"{type(exc).__name__}: {exc}"[:500])
         hooks.mark("FAIL")
         raise
-    hooks.mark("COMPLETE")
     if sweep.metric not in run.metrics:
         known = ", ".join(sorted(k for k in run.metrics if k.startswith("val")))
-        raise UserError(f"{sweep.source}: hpo.metric {sweep.metric!r} is not a metric of "
-                        f"the run; use one of: {known}")
+        error = f"hpo.metric {sweep.metric!r} is not a metric of the run; use one of: {known}"
+        trial.set_user_attr("cm.error", error)
+        hooks.mark("FAIL", status="FAILED")
+        raise UserError(f"{sweep.source}: {error}")
+    hooks.mark("COMPLETE")
     return run.metrics[sweep.metric]
 
 
@@ -229,5 +250,8 @@ def print_trial(sweep: Sweep, trial) -> None:
         best_text = ""
     params = escape(", ".join(f"{k}={v}" for k, v in trial.params.items()))
     color = {"COMPLETE": "green", "PRUNED": "yellow"}.get(state, "red")
+    error = trial.user_attrs.get("cm.error") if state == "FAIL" else None
     sweep.console.print(f"trial {trial.number} [{color}]{state}[/{color}]{value} in "
-                        f"{seconds:.1f} s{best_text}  {params}", soft_wrap=True)  # one line
+                        f"{seconds:.1f} s{best_text}  {params}"
+                        + (f"\n  error: {escape(' '.join(error.split())[:400])}" if error else ""),
+                        soft_wrap=True)  # one line (and one for the error)

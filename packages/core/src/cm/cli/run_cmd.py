@@ -17,9 +17,12 @@ def run(experiment_file, overrides, dry_run):
     Outputs (resolved config, best checkpoint, reports, plots, metrics) go to
     <output_dir>/<name>/<timestamp>/.
     """
+    from cm.preflight import preflight
     from cm.train.engine import run_experiment
 
-    result = run_experiment(load(experiment_file, overrides), dry=dry_run)
+    experiment = load(experiment_file, overrides)
+    preflight(experiment)
+    result = run_experiment(experiment, dry=dry_run)
     click.echo(f"{'dry run' if dry_run else 'run'} {result.status.lower()}: {result.directory}")
 
 
@@ -37,11 +40,12 @@ def predict(posts_file, model_dir, out, fmt, with_text, device):
     """Score posts (CSV or JSONL with post_id,text) against every criterion: probability,
     decision at the checkpoint's tuned threshold, and for long posts the evidence window."""
     from cm.model.checkpoint import load_checkpoint
+    from cm.predict import check_output, read_posts, write_rows
     from cm.predict import predict as run_predict
-    from cm.predict import read_posts, write_rows
 
     if model_dir is None:
         raise click.UsageError("give the checkpoint to score with: --model DIR")
-    rows = run_predict(load_checkpoint(model_dir), read_posts(posts_file), device=device,
-                       with_text=with_text)
+    check_output(out)
+    posts = read_posts(posts_file)
+    rows = run_predict(load_checkpoint(model_dir), posts, device=device, with_text=with_text)
     write_rows(rows, out, fmt)

@@ -228,7 +228,7 @@ class HpoConfig:
             yield "metric", (f"sweeps optimize a validation metric (val/... or "
                              f"val_tuned/...), never test; got {self.metric!r}")
         elif self.metric not in (known := sweep_metrics()):
-            from cm.registry import suggest
+            from cm.errors import suggest
 
             yield "metric", (f"{self.metric!r} is not a metric a run reports"
                              f"{suggest(self.metric, known)} (known: {', '.join(known)})")

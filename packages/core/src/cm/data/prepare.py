@@ -9,6 +9,7 @@ import attrs
 from cm.data.pairs import build_pairs, label_matrix
 from cm.data.records import Corpus, PairSample
 from cm.data.splits import SPLITS, split_posts
+from cm.errors import UserError
 from cm.registry import get_registry
 
 
@@ -46,7 +47,22 @@ def prepare(experiment, registry=None) -> Prepared:
     pairs, skipped = build_pairs(corpus, experiment.data.level)
     split_of = split_posts([p.post_id for p in corpus.posts], label_matrix(corpus),
                            experiment.data.split, experiment.seed)
-    return Prepared(corpus, tuple(pairs), split_of, {**corpus.skipped, **skipped})
+    prepared = Prepared(corpus, tuple(pairs), split_of, {**corpus.skipped, **skipped})
+    check_splits(prepared, experiment.data.split)
+    return prepared
+
+
+def check_splits(prepared: Prepared, ratios) -> None:
+    """Training needs train pairs; early stopping, the threshold and the test scores need
+    val and test pairs: a split left empty by ``data.split`` on this corpus is bad input."""
+    sizes = {name: len(prepared.split(name)) for name in SPLITS}
+    empty = [name for name, size in sizes.items() if size == 0]
+    if empty:
+        posts = ", ".join(f"{name} {len(prepared.posts_in(name))}" for name in SPLITS)
+        raise UserError(f"$.data.split {list(ratios)} leaves the {' and '.join(empty)} "
+                        f"split{'s' if len(empty) > 1 else ''} without pairs on this dataset "
+                        f"({len(prepared.corpus.posts)} posts: {posts}); give every split "
+                        "a share that holds at least one post, e.g. [0.8, 0.1, 0.1]")
 
 
 __all__ = ["SPLITS", "Prepared", "cache_root", "prepare"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cm.data.records import SYMPTOM_TO_CRITERION, Annotation, Corpus, Criterion, Post
 from cm.errors import UserError
+from cm.textfile import lift_csv_field_limit
 
 POSTS_FILE = "redsm5_posts.csv"
 ANNOTATIONS_FILE = "redsm5_annotations.csv"
@@ -90,8 +91,12 @@ def _rows(path: Path, raw: bytes, required: tuple[str, ...]) -> list[tuple[int, 
         raise DataError(
             f"{path} is not UTF-8 (byte {exc.start}); re-save it as UTF-8 CSV"
         ) from None
+    lift_csv_field_limit()
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise DataError(f"{path} (line 1): unreadable CSV header ({exc})") from None
     if not header:
         raise DataError(f"{path} is empty; expected a header row with columns {list(required)}")
     header = [h.strip() for h in header]

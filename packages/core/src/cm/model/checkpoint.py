@@ -23,6 +23,7 @@ from cm.config.schema import Spec
 from cm.errors import UserError
 from cm.model.crossencoder import build_cross_encoder
 from cm.registry import get_registry
+from cm.textfile import read_text
 
 
 @attrs.frozen
@@ -114,7 +115,12 @@ def _dequantized(layer):
     return layer.weight
 
 
+META_KEYS = ("num_logits", "threshold", "epoch", "final", "criteria")
+
+
 def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
+    """Reload a finished run's checkpoint; a missing, damaged or unfinished part is a
+    UserError naming it (never a half-loaded model)."""
     directory = Path(directory)
     missing = [name for name in ("model.safetensors", "backbone", "tokenizer",
                                  "experiment.toml", "meta.json")
@@ -123,16 +129,44 @@ def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
         raise UserError(f"{directory} is not a cm checkpoint (missing: {', '.join(missing)}); "
                         "pass the checkpoint/ folder written by `cm run`")
     registry = registry or get_registry()
-    meta = json.loads((directory / "meta.json").read_text())
+    meta = _part(directory, "meta.json", read_meta)
     missing = missing_providers(meta.get("providers", {}), registry)
     if missing:
         raise UserError(f"{directory}: this checkpoint needs components that are not "
                         "installed here:\n" + "\n".join(f"  {line}" for line in missing))
-    experiment = decode(read_toml(directory / "experiment.toml"),
-                        str(directory / "experiment.toml"), registry)
-    backbone = AutoModel.from_config(AutoConfig.from_pretrained(directory / "backbone"))
-    model = build_cross_encoder(experiment, registry, backbone, meta["num_logits"])
-    model.load_state_dict(load_file(directory / "model.safetensors"))
+    experiment = _part(directory, "experiment.toml", lambda path: decode(
+        read_toml(path), str(path), registry))
+    config = _part(directory, "backbone", AutoConfig.from_pretrained)
+    model = build_cross_encoder(experiment, registry, AutoModel.from_config(config),
+                                meta["num_logits"])
+    _part(directory, "model.safetensors", lambda path: model.load_state_dict(load_file(path)))
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(directory / "tokenizer")
+    tokenizer = _part(directory, "tokenizer", AutoTokenizer.from_pretrained)
     return Checkpoint(model, tokenizer, experiment, meta)
+
+
+def read_meta(path: Path) -> dict:
+    meta = json.loads(read_text(path, "checkpoint metadata"))
+    if not isinstance(meta, dict):
+        raise ValueError("not a JSON object")
+    if meta.get("final") is False:
+        raise UserError(f"{path.parent} was saved by a run that did not finish (final: false, "
+                        f"epoch {meta.get('epoch')}): it has no tuned threshold or criteria "
+                        "of its own; use the checkpoint of a finished run, or train again")
+    absent = [key for key in META_KEYS if key not in meta]
+    if absent:
+        raise ValueError(f"no {', '.join(absent)}")
+    return meta
+
+
+def _part(directory: Path, name: str, load):
+    """``load(directory / name)``, any failure reported as that part being damaged."""
+    try:
+        return load(directory / name)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever broke, this part is what to fix
+        detail = " ".join(str(exc).split())[:240]
+        raise UserError(f"checkpoint {directory}: {name} is damaged or does not match the "
+                        f"rest ({type(exc).__name__}: {detail}); copy the checkpoint again "
+                        "or use the checkpoint/ folder of another finished `cm run`") from None
