@@ -32,6 +32,15 @@ class Checkpoint:
     tokenizer: object
     experiment: object
     meta: dict
+    directory: Path | None = None
+
+    def require(self, *keys):
+        """A UserError unless meta.json holds ``keys`` (what the caller is about to use)."""
+        absent = [key for key in keys if key not in self.meta]
+        if absent:
+            raise UserError(f"checkpoint {self.directory}: meta.json has no "
+                            f"{', '.join(absent)} (damaged or written by another tool); use "
+                            "the checkpoint/ folder of a finished `cm run`")
 
 
 def save_checkpoint(directory: Path, model, tokenizer, experiment, meta: dict,
@@ -115,7 +124,6 @@ def _dequantized(layer):
     return layer.weight
 
 
-META_KEYS = ("num_logits", "threshold", "epoch", "final", "criteria")
 
 
 def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
@@ -142,7 +150,7 @@ def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
     _part(directory, "model.safetensors", lambda path: model.load_state_dict(load_file(path)))
     model.eval()
     tokenizer = _part(directory, "tokenizer", AutoTokenizer.from_pretrained)
-    return Checkpoint(model, tokenizer, experiment, meta)
+    return Checkpoint(model, tokenizer, experiment, meta, directory)
 
 
 def read_meta(path: Path) -> dict:
@@ -153,9 +161,8 @@ def read_meta(path: Path) -> dict:
         raise UserError(f"{path.parent} was saved by a run that did not finish (final: false, "
                         f"epoch {meta.get('epoch')}): it has no tuned threshold or criteria "
                         "of its own; use the checkpoint of a finished run, or train again")
-    absent = [key for key in META_KEYS if key not in meta]
-    if absent:
-        raise ValueError(f"no {', '.join(absent)}")
+    if "num_logits" not in meta:
+        raise ValueError("no num_logits")
     return meta
 
 

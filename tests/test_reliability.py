@@ -1,0 +1,499 @@
+"""Hostile-but-realistic inputs and faults, one parametrised test per class (issue 12): each
+must end with its exit code (2 bad input, 1 a failed job, 130 Ctrl-C, 143 SIGTERM), a
+message naming the thing and the fix, and no traceback. In-process (CliRunner) where the
+process adds nothing; subprocesses for start-up, signals and concurrency."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cm.cli.main import cli
+from cm.testing import TINY_RUN
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "experiments" / "demo.toml"
+CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"
+CRITERIA = {"diagnosis": "MDD", "criteria": [{"id": f"A.{i}", "text": f"criterion {i} text"}
+                                             for i in range(1, 10)]}
+
+
+@pytest.fixture(autouse=True)
+def crash_dir(tmp_path, monkeypatch):
+    directory = tmp_path / "crashes"
+    monkeypatch.setenv("CM_CRASH_DIR", str(directory))
+    return directory
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def sets(*overrides):
+    return [a for item in overrides for a in ("--set", item)]
+
+
+def assert_clean(result, code, *fragments):
+    """Exit ``code``, every fragment in the output, no traceback."""
+    output = result.output if hasattr(result, "output") else result.stdout + result.stderr
+    status = result.exit_code if hasattr(result, "exit_code") else result.returncode
+    assert status == code, output
+    assert "Traceback" not in output, output
+    if hasattr(result, "exception") and code:
+        assert isinstance(result.exception, SystemExit), result.exception
+    for fragment in fragments:
+        assert fragment in output, f"{fragment!r} not in {output!r}"
+    return output
+
+
+def write_dataset(root: Path, posts=None, encoding="utf-8") -> Path:
+    """A small ReDSM5-layout dataset: 30 posts, a few annotations, the nine criteria."""
+    (root / "redsm5").mkdir(parents=True, exist_ok=True)
+    (root / "DSM5").mkdir(exist_ok=True)
+    posts = posts or [(f"p{i}", f"post number {i} about sleep and mood") for i in range(30)]
+    lines = ["post_id,text"] + [f'{pid},"{text}"' for pid, text in posts]
+    (root / "redsm5" / "redsm5_posts.csv").write_bytes("\n".join(lines).encode(encoding))
+    annotations = ["post_id,sentence_id,sentence_text,DSM5_symptom,status,explanation"] + [
+        f"p{i},p{i}_0,post number {i},{'SLEEP_ISSUES' if i % 2 else 'DEPRESSED_MOOD'},1,x"
+        for i in range(0, 30, 3)]
+    (root / "redsm5" / "redsm5_annotations.csv").write_text("\n".join(annotations))
+    (root / "DSM5" / "MDD_Criteira.json").write_text(json.dumps(CRITERIA))
+    return root
+
+
+def on_dataset(root):
+    return [f'data.dataset={{ name = "redsm5", root = "{root}" }}']
+
+
+# --- file encoding -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["config-latin1", "config-binary", "config-utf16",
+                                  "posts-latin1", "dataset-latin1"])
+def test_file_encoding(case, tmp_path):
+    config = tmp_path / "x.toml"
+    if case == "config-latin1":
+        config.write_bytes(b'name = "caf\xe9"\n')
+        result = invoke("config", "validate", config)
+        assert_clean(result, 2, str(config), "line 1", "not UTF-8", "re-save")
+    elif case == "config-binary":
+        config.write_bytes(bytes(range(256)))
+        assert_clean(invoke("config", "validate", config), 2, "binary file", "UTF-8")
+    elif case == "config-utf16":
+        config.write_text('name = "x"\n', encoding="utf-16")
+        assert_clean(invoke("config", "validate", config), 2, str(config), "UTF-8")
+    elif case == "posts-latin1":
+        posts = tmp_path / "posts.csv"
+        posts.write_bytes(b'post_id,text\np1,"caf\xe9 at night"\n')
+        result = invoke("predict", posts, "--model", tmp_path / "none")
+        assert_clean(result, 2, "posts.csv (line 2", "not UTF-8", "re-save")
+    else:
+        root = write_dataset(tmp_path / "data", [("p1", "caf\xe9")] + [
+            (f"p{i}", f"post {i}") for i in range(2, 30)], encoding="latin-1")
+        result = invoke("config", "validate", DEMO, *sets(*on_dataset(root)))
+        assert_clean(result, 2, "redsm5_posts.csv", "not UTF-8", "UTF-8")
+
+
+# --- paths ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["base-is-directory", "base-missing", "output-under-file",
+                                  "store-under-file", "out-missing-dir", "out-is-directory",
+                                  "dataset-root-is-file"])
+def test_paths(case, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    config = tmp_path / "x.toml"
+    if case in ("base-is-directory", "base-missing"):
+        (tmp_path / "somedir").mkdir()
+        config.write_text(f'base = "{"somedir" if case == "base-is-directory" else "nope.toml"}"')
+        fragment = "is a directory" if case == "base-is-directory" else "not found"
+        assert_clean(invoke("config", "validate", config), 2, "somedir"
+                     if case == "base-is-directory" else "nope.toml", fragment)
+    elif case == "output-under-file":
+        result = invoke("run", DEMO, *sets(f'output_dir="{a_file}/outputs"'))
+        assert_clean(result, 2, "output_dir", str(a_file), "not a directory")
+    elif case == "store-under-file":
+        uri = f"sqlite:///{a_file}/mlflow.db"
+        result = invoke("run", DEMO, *sets(f'output_dir="{tmp_path}/out"',
+                                           f'tracking.mlflow.tracking_uri="{uri}"'))
+        assert_clean(result, 2, uri, "not a directory")
+        assert not (tmp_path / "out").exists()
+    elif case.startswith("out-"):
+        posts = tmp_path / "posts.csv"
+        posts.write_text("post_id,text\np1,hello\n")
+        out = tmp_path / "missing" / "o.csv" if case == "out-missing-dir" else tmp_path
+        result = invoke("predict", posts, "--model", tmp_path / "no-checkpoint", "--out", out)
+        assert_clean(result, 2, "--out", "does not exist" if case == "out-missing-dir"
+                     else "is a directory")
+    else:
+        result = invoke("config", "validate", DEMO, *sets(*on_dataset(a_file)))
+        assert_clean(result, 2, str(a_file), "not a directory")
+
+
+# --- range checks --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, fragments", [
+    ("seed=-5", ["$.seed", ">= 0"]),
+    (f"seed={2**70}", ["$.seed", "<= 4294967295"]),
+    ("train.weight_decay=nan", ["$.train.weight_decay", "finite"]),
+    ("train.head_lr=inf", ["$.train.head_lr", "finite"]),
+    ("train.max_grad_norm=-inf", ["$.train.max_grad_norm", "finite"]),
+    ("data.split=[1.0, 0.0, 0.0]", ["data.split", "val and test", "e.g. [0.8, 0.1, 0.1]"]),
+    ("data.split=[0.98, 0.01, 0.01]", ["data.split", "test", "30 posts"]),
+    ('hpo.metric="val/macro_f1x"', ["$.hpo.metric", "did you mean 'val/macro_f1'"]),
+])
+def test_range_checks(override, fragments, tmp_path):
+    root = write_dataset(tmp_path / "data")
+    result = invoke("config", "validate", DEMO, *sets(*on_dataset(root), override))
+    output = assert_clean(result, 2, *fragments)
+    assert "train.lr" not in output  # the message blames the key at fault, not another
+
+
+# --- tracking store ------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["unknown-scheme", "nothing-listening", "plain-path",
+                                  "database-down"])
+def test_tracking_store(case, tmp_path):
+    uri = {"unknown-scheme": "sqllite:///x.db",
+           "nothing-listening": f"http://127.0.0.1:{free_port()}",
+           "plain-path": str(tmp_path / "mlruns"),
+           "database-down": f"postgresql://cm:secret@127.0.0.1:{free_port()}/cm"}[case]
+    result = invoke("run", DEMO, *sets(f'output_dir="{tmp_path}/out"',
+                                       f'tracking.mlflow.tracking_uri="{uri}"'))
+    fragment = {"unknown-scheme": "unknown scheme 'sqllite'",
+                "nothing-listening": "does not answer within",
+                "plain-path": "use a database store",
+                "database-down": "nothing answers"}[case]
+    output = assert_clean(result, 2, fragment)
+    assert (uri if case != "database-down" else "cm:***@127.0.0.1") in output
+    assert "secret" not in output
+    assert not (tmp_path / "out").exists()  # nothing was started
+
+
+# --- concurrent first use and interrupted store creation ----------------------------------
+
+def cm_process(*args, cwd, **kwargs):
+    return subprocess.Popen([CM, *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def tracked_demo(tmp_path, uri, *more):
+    return [DEMO, *sets(*TINY_RUN, f'output_dir="{tmp_path}/out"',
+                        f'tracking.mlflow.tracking_uri="{uri}"', *more)]
+
+
+def test_two_runs_started_together_share_a_new_sqlite_store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    runs = [cm_process("run", *tracked_demo(tmp_path, uri), "--dry-run", cwd=tmp_path)
+            for _ in range(2)]
+    for run in runs:
+        out, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err
+        assert "Traceback" not in err
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.search_runs([client.get_experiment_by_name("demo").experiment_id])
+    assert sorted(r.info.status for r in found) == ["FINISHED", "FINISHED"]
+    assert not list(tmp_path.glob(".mlflow.db.*"))
+
+
+def test_ctrl_c_while_the_store_is_created_leaves_no_half_made_store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["config", "validate", *tracked_demo(tmp_path, uri)]
+    process = cm_process(*args, cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob(".mlflow.db.*.creating")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not (tmp_path / "mlflow.db").exists()
+    assert not list(tmp_path.glob(".mlflow.db.*"))
+    again = subprocess.run([CM, *map(str, args)], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_half_migrated_store_is_named_with_the_fix(tmp_path):
+    """What a first migration interrupted by Ctrl-C leaves: MLflow's initial tables and one
+    a later migration makes, but no recorded revision ("table assessments already exists")."""
+    import sqlalchemy
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    database = tmp_path / "mlflow.db"
+    engine = sqlalchemy.create_engine(f"sqlite:///{database}")
+    InitialBase.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text("CREATE TABLE assessments (id INTEGER)"))
+    uri = f"sqlite:///{database}"
+    result = invoke("config", "validate", *tracked_demo(tmp_path, uri))
+    assert_clean(result, 2, uri, "half-made", f"mv {database} {database}.broken")
+
+
+# --- signals mid-run -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum, code, line", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                                (signal.SIGINT, 130, "interrupted (Ctrl-C)")])
+def test_a_signal_mid_training_ends_the_run_killed_with_its_metrics(signum, code, line,
+                                                                    tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    process = cm_process("run", *tracked_demo(tmp_path, uri, "train.epochs=20"), cwd=tmp_path)
+    deadline = time.monotonic() + 600
+    while not list((tmp_path / "out").glob("demo/*/checkpoint/meta.json")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == code, err
+    assert "Traceback" not in err + out
+    assert err.strip().splitlines()[-1].endswith(line)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("demo").experiment_id])
+    assert run.info.status == "KILLED"
+    steps = client.get_metric_history(run.info.run_id, "train/loss")
+    epochs = client.get_metric_history(run.info.run_id, "val/macro_f1")
+    assert len(epochs) >= 1 and len(steps) > len(epochs)  # every step logged, not only epochs
+    assert max(m.step for m in steps) > 0
+
+
+# --- damaged checkpoints -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A real (untrained) checkpoint of the tiny demo model, as `cm run` saves it."""
+    from cm.config import load_experiment
+    from cm.model.backbone import load_backbone
+    from cm.model.checkpoint import save_checkpoint
+    from cm.model.crossencoder import build_cross_encoder
+    from cm.registry import get_registry
+
+    directory = tmp_path_factory.mktemp("checkpoint")
+    experiment = load_experiment(DEMO, TINY_RUN)
+    backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=["I cannot sleep at night"] * 60,
+                                        tiny=experiment.model.tiny, cache_root=directory / "cache")
+    model = build_cross_encoder(experiment, get_registry(), backbone, 1)
+    criteria = [{"id": c["id"], "text": c["text"]} for c in CRITERIA["criteria"]]
+    return save_checkpoint(directory / "checkpoint", model, tokenizer, experiment,
+                           {"num_logits": 1, "threshold": 0.5, "epoch": 1, "final": True,
+                            "criteria": criteria})
+
+
+def damage(directory: Path, case: str) -> None:
+    import tomllib
+
+    import tomli_w
+
+    weights, meta = directory / "model.safetensors", directory / "meta.json"
+    if case == "truncated-weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif case == "empty-weights":
+        weights.write_bytes(b"")
+    elif case == "cut-meta":
+        meta.write_text(meta.read_text()[:40])
+    elif case in ("no-threshold", "not-final"):
+        data = json.loads(meta.read_text())
+        data.pop("threshold") if case == "no-threshold" else data.update(final=False)
+        meta.write_text(json.dumps(data))
+    elif case == "empty-tokenizer":
+        shutil.rmtree(directory / "tokenizer")
+        (directory / "tokenizer").mkdir()
+    elif case == "broken-backbone-config":
+        (directory / "backbone" / "config.json").write_text('{"model_type": "deberta-v2", ')
+    elif case == "mismatched-experiment":
+        data = tomllib.loads((directory / "experiment.toml").read_text())
+        data["model"]["head"]["hidden_dims"] = [8]
+        (directory / "experiment.toml").write_text(tomli_w.dumps(data))
+    elif case == "invalid-experiment":
+        (directory / "experiment.toml").write_text("[train]\nlrr = 1\n")
+    elif case == "missing-meta":
+        meta.unlink()
+
+
+@pytest.mark.parametrize("case, fragments", [
+    ("truncated-weights", ["model.safetensors is damaged", "copy the checkpoint again"]),
+    ("empty-weights", ["model.safetensors is damaged"]),
+    ("cut-meta", ["meta.json is damaged"]),
+    ("no-threshold", ["meta.json has no threshold"]),
+    ("not-final", ["did not finish", "final: false", "a finished run"]),
+    ("empty-tokenizer", ["tokenizer is damaged"]),
+    ("broken-backbone-config", ["backbone is damaged"]),
+    ("mismatched-experiment", ["model.safetensors is damaged or does not match", "size mismatch"]),
+    ("invalid-experiment", ["experiment.toml", "lrr"]),
+    ("missing-meta", ["not a cm checkpoint", "missing: meta.json"]),
+])
+def test_damaged_checkpoints(case, fragments, checkpoint, tmp_path):
+    broken = tmp_path / "checkpoint"
+    shutil.copytree(checkpoint, broken)
+    damage(broken, case)
+    posts = tmp_path / "posts.csv"
+    posts.write_text("post_id,text\np1,I cannot sleep\n")
+    out = tmp_path / "out.csv"
+    result = invoke("predict", posts, "--model", broken, "--out", out)
+    assert_clean(result, 2, str(broken), *fragments)
+    assert not out.exists() and not list(tmp_path.glob(".out.csv*"))
+
+
+# --- predict input and output --------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["bom-header", "post-over-csv-field-limit", "latin1-byte",
+                                  "ragged-row", "out-written-whole"])
+def test_predict_input_output(case, checkpoint, tmp_path):
+    posts, out = tmp_path / "posts.csv", tmp_path / "out.csv"
+    text = {"bom-header": "post_id,text\np1,I cannot sleep\n",
+            "post-over-csv-field-limit": 'post_id,text\np1,"' + "word " * 30_000 + '"\n',
+            "ragged-row": "post_id,text\np1,a,b,c\n",
+            "out-written-whole": "post_id,text\np1,tired\np2,sad\n"}.get(case)
+    if case == "latin1-byte":
+        posts.write_bytes(b'post_id,text\np1,"caf\xe9"\n')
+    else:
+        posts.write_text(text, encoding="utf-8-sig" if case == "bom-header" else "utf-8")
+    result = invoke("predict", posts, "--model", checkpoint, "--out", out)
+    if case in ("latin1-byte", "ragged-row"):
+        assert_clean(result, 2, str(posts), "line 2")
+        assert not out.exists()
+        return
+    assert_clean(result, 0)
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("post_id,criterion_id,probability,decision")
+    assert len(rows) == 1 + 9 * (2 if case == "out-written-whole" else 1)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+# --- sweeps --------------------------------------------------------------------------------
+
+SPACE = ['hpo.space."train.lr"={ type = "float", low = 1e-4, high = 1e-3, log = true }',
+         "hpo.startup_trials=1", "hpo.pruner=\"none\""]
+
+
+def test_a_sweep_whose_every_trial_fails_exits_1_with_failed_runs(tmp_path):
+    """adamw_8bit needs bitsandbytes and CUDA: each trial fails once it builds its optimizer."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = invoke("sweep", DEMO, *sets(*TINY_RUN, *SPACE, "hpo.trials=2",
+                                         'train.optimizer.name="adamw_8bit"',
+                                         f'output_dir="{tmp_path}/out"',
+                                         f'tracking.mlflow.tracking_uri="{uri}"'),
+                    "--storage", f"sqlite:///{tmp_path}/optuna.db")
+    assert_clean(result, 1, "no trial of study", "completed", "FAIL", "bitsandbytes")
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("demo").experiment_id])
+    trials = [r for r in runs if "cm.trial_number" in r.data.tags]
+    assert len(trials) == 2
+    assert {r.info.status for r in trials} == {"FAILED"}
+    assert {r.data.tags["cm.trial_state"] for r in trials} == {"FAIL"}
+
+
+def test_ctrl_c_of_a_sweep_prints_one_line_and_resuming_reruns_the_baseline(tmp_path):
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    args = ["sweep", DEMO, *sets(*TINY_RUN, *SPACE, "hpo.trials=1", f'output_dir="{tmp_path}"',
+                                 f'tracking.mlflow.tracking_uri="sqlite:///{tmp_path}/m.db"'),
+            "--storage", storage]
+    process = cm_process(*args, "--study-name", "s", cwd=tmp_path)
+    deadline = time.monotonic() + 600
+    while not list(tmp_path.glob("demo/sweeps/s/trial-0/demo/*/config.toml")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    assert "Traceback" not in out + err
+    assert err.strip().splitlines() == [f"interrupted (Ctrl-C); resume with: cm sweep {DEMO} "
+                                        f"--storage '{storage}' --study-name s"]
+    resumed = subprocess.run([CM, *map(str, args), "--study-name", "s"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((tmp_path / "demo" / "sweeps" / "s" / "summary.json").read_text())
+    assert summary["baseline"]["state"] == "COMPLETE"
+    assert summary["baseline"]["number"] == 1  # trial 0 was the interrupted baseline
+    assert summary["states"] == {"FAIL": 1, "COMPLETE": 1}
+
+
+def test_a_replayed_trial_is_not_nested_under_its_sweep(tmp_path):
+    import attrs
+
+    from cm.config import load_experiment
+    from cm_tracking.options import TRIAL_TAGS
+    from cm_tracking.replay import tracked
+
+    trial_dir = tmp_path / "outputs" / "demo" / "sweeps" / "s" / "trial-3"
+    trial = load_experiment(DEMO, [f'output_dir="{trial_dir}"',
+                                   "tracking.mlflow.tags={ team = \"nlp\" }"])
+    spec = trial.tracking["mlflow"]
+    tags = {**spec.options.tags, **dict.fromkeys(TRIAL_TAGS, "x")}
+    trial = attrs.evolve(trial, tracking={"mlflow": attrs.evolve(
+        spec, options=attrs.evolve(spec.options, tags=tags))})
+    replayed = tracked(trial, "sqlite:///x.db", {"cm.replay_of": "abc"})
+    assert replayed.tracking["mlflow"].options.tags == {"team": "nlp", "cm.replay_of": "abc"}
+    assert replayed.output_dir == str(tmp_path / "outputs")
+
+
+# --- interrupts ----------------------------------------------------------------------------
+
+def test_ctrl_c_during_start_up_imports_is_one_line_and_130(tmp_path):
+    process = cm_process("config", "show", DEMO, cwd=tmp_path)
+    time.sleep(0.5)
+    assert process.poll() is None  # still importing
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip() == "interrupted (Ctrl-C)"
+
+
+# --- messages that mislead -----------------------------------------------------------------
+
+def test_a_post_over_the_csv_field_limit_is_read(tmp_path):
+    long_post = ("p0", "sleepless " * 15_000)  # 150,000 characters
+    root = write_dataset(tmp_path / "data", [long_post] + [
+        (f"p{i}", f"post {i}") for i in range(1, 30)])
+    assert_clean(invoke("config", "validate", DEMO, *sets(*on_dataset(root))), 0, "valid")
+
+
+def test_an_allowlist_hiding_every_plugin_is_named(tmp_path):
+    result = subprocess.run([CM, "config", "validate", str(DEMO)], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "CM_PLUGINS": "typo"})
+    assert_clean(result, 2, "CM_PLUGINS='typo'", "core", "unset CM_PLUGINS")
+
+
+# --- the boundary itself -------------------------------------------------------------------
+
+def test_an_unexpected_error_is_one_line_and_a_crash_report(crash_dir, monkeypatch):
+    def broken(experiment):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr("cm.cli.config_cmd.dumps", broken)
+    result = invoke("config", "show", DEMO)
+    output = assert_clean(result, 1, "unexpected RuntimeError: boom", str(crash_dir))
+    assert len(output.strip().splitlines()) == 1 and "second line" not in output
+    [report] = crash_dir.iterdir()
+    text = report.read_text()
+    assert str(report) in output
+    assert "Traceback (most recent call last)" in text and "RuntimeError: boom" in text
+    assert "cm-core: " in text and "python: " in text and "command: " in text
+
+
+@pytest.mark.parametrize("how", ["--debug", "CM_DEBUG"])
+def test_debug_shows_the_traceback(how, monkeypatch):
+    monkeypatch.setattr("cm.cli.config_cmd.dumps", lambda e: 1 / 0)
+    if how == "CM_DEBUG":
+        monkeypatch.setenv("CM_DEBUG", "1")
+    result = invoke(*(["--debug"] if how == "--debug" else []), "config", "show", DEMO)
+    assert isinstance(result.exception, ZeroDivisionError)
