@@ -10,6 +10,7 @@
   the fix.
 """
 
+import logging
 import os
 import socket
 import urllib.error
@@ -106,15 +107,21 @@ def check_listening(uri: str, scheme: str) -> None:
 
 
 def probe(uri: str) -> None:
-    """Open the store as a run will (creating a new sqlite store's tables)."""
+    """Open the store as a run will (creating a new sqlite store's tables, quietly: MLflow
+    logs each migration step at INFO)."""
     from mlflow import MlflowClient
 
+    migrations = logging.getLogger("mlflow.store.db.utils")
+    level = migrations.level
+    migrations.setLevel(max(level, logging.WARNING))
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here is the store's, named below
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         raise UserError(f"tracking store {redacted(uri)} cannot be opened "
                         f"({type(exc).__name__}: {first}){fix_for(uri, str(exc))}") from None
+    finally:
+        migrations.setLevel(level)
 
 
 def fix_for(uri: str, error: str) -> str:

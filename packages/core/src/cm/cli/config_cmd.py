@@ -4,7 +4,6 @@ import click
 
 from cm.cli.options import experiment_argument, load
 from cm.config.dump import dumps
-from cm.preflight import preflight
 
 
 @click.group()
@@ -23,8 +22,8 @@ def show(experiment_file, overrides):
 @config.command()
 @experiment_argument
 def validate(experiment_file, overrides):
-    """Check an experiment file, its data (every split non-empty), output folder and
-    tracking store; exit 2 with every problem listed when it is invalid."""
+    """Check an experiment file; exit 2 with every problem listed when it is invalid.
+    (cm run and cm sweep also check the data, the output folder and the tracking store
+    before any work.)"""
     experiment = load(experiment_file, overrides)
-    preflight(experiment)
     click.echo(f"{experiment_file}: valid experiment {experiment.name!r}")

@@ -50,6 +50,9 @@ TrackerSpec = spec_class("tracker")
 
 def _ratios(instance, attribute, value):
     problem = ratios_problem(value)
+    if not problem and min(value[1:]) <= 0:  # the shared rule lets val/test be empty
+        problem = (f"val and test ratios must be > 0 (a run picks its best epoch and threshold "
+                   f"on val and scores test), got {list(value)}; e.g. [0.8, 0.1, 0.1]")
     if problem:
         raise ValueError(problem, attribute)
 
