@@ -294,6 +294,11 @@ def test_sigterm_mid_training_ends_the_run_killed_with_everything_logged(tmp_pat
     epochs = client.get_metric_history(run.info.run_id, "val/macro_f1")
     assert len(epochs) >= 1 and len(steps) > len(epochs)  # every step logged, not only epochs
     assert max(m.step for m in steps) > 0
+    [directory] = (tmp_path / "out" / "demo").iterdir()
+    history = json.loads((directory / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [m.step for m in epochs]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "history.json" in logged and "config.toml" in logged
 
 
 def test_ctrl_c_of_a_run_exits_130_and_the_run_ends_killed(tmp_path):

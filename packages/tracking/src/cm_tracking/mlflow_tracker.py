@@ -99,7 +99,8 @@ class MlflowTracker:
 
     @hookimpl
     def run_finished(self, run, status, error):
-        """Whatever was logged stays; the status says how the run ended (Ctrl-C: KILLED)."""
+        """Whatever was logged stays; the status says how the run ended (Ctrl-C, SIGTERM:
+        KILLED). The epochs' history is logged however the run ended."""
         if self.run_id is None:  # run_started failed before the MLflow run existed
             return
         try:
@@ -109,9 +110,9 @@ class MlflowTracker:
             if error is not None:
                 self.client.set_tag(self.run_id, "cm.error",
                                     f"{type(error).__name__}: {error}"[:MAX_TAG_VAL_LENGTH])
+            self._artifact(run.directory / "history.json")
             if status == "FINISHED":
                 self._artifact(run.directory / "metrics.json")
-                self._artifact(run.directory / "history.json")
                 if self.options.log_checkpoint:
                     self._artifact(run.directory / "checkpoint")
         finally:

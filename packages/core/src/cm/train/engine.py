@@ -62,8 +62,6 @@ def train_and_evaluate(run, registry, console, hooks, dry):
         return
     best = fit(run, setup, hooks, console)
     setup.trainer.model.load_state_dict(best.state)
-    if run.world.main:
-        (run.directory / "history.json").write_text(json.dumps(best.history, indent=2))
     scorer = Scorer.of(run, setup.trainer.model, setup.trainer.loss, setup.tokenizer)
     evaluate_best(run, scorer, setup.splits, setup.corpus, best.epoch, hooks,
                   console)
@@ -183,6 +181,8 @@ def fit(run, setup, hooks, console) -> Best:
 def end_epoch(run, epoch, mean_loss, val, best, hooks, console):
     metrics = {"train/epoch_loss": mean_loss, **val}
     best.history.append({"epoch": epoch, **metrics})
+    if run.world.main:  # after every epoch: a run stopped later (SIGTERM, crash) keeps it
+        (run.directory / "history.json").write_text(json.dumps(best.history, indent=2))
     hooks.epoch_ended(run=run, epoch=epoch, metrics=metrics)
     selection = f"val_tuned/{run.experiment.train.selection_metric}"
     console.print(f"epoch {epoch}: train loss {mean_loss:.4f}, {selection} "
