@@ -198,7 +198,9 @@ def cm_process(*args, cwd, **kwargs):
 
 
 def tracked_demo(tmp_path, uri, *more):
-    return [DEMO, *sets(*TINY_RUN, f'output_dir="{tmp_path}/out"',
+    """The tiny demo run on the 30-post dataset (seconds per epoch), tracked at ``uri``."""
+    data = on_dataset(write_dataset(tmp_path / "data"))
+    return [DEMO, *sets(*TINY_RUN, *data, f'output_dir="{tmp_path}/out"',
                         f'tracking.mlflow.tracking_uri="{uri}"', *more)]
 
 
@@ -281,7 +283,8 @@ def the_run(uri):
 def test_sigterm_mid_training_ends_the_run_killed_with_everything_logged(tmp_path):
     """As SLURM or Kubernetes stop a job: in the second epoch, after the first was logged."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    process = cm_process("run", *tracked_demo(tmp_path, uri, "train.epochs=20"), cwd=tmp_path)
+    process = cm_process("run", *tracked_demo(tmp_path, uri, "train.epochs=1000",
+                                              "train.early_stopping_patience=0"), cwd=tmp_path)
     wait_for(process, lambda: list((tmp_path / "out").glob("demo/*/checkpoint/meta.json")))
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=300)
@@ -426,6 +429,7 @@ def test_a_sweep_whose_every_trial_fails_exits_1_with_failed_runs(tmp_path):
     """adamw_8bit needs bitsandbytes and CUDA: each trial fails once it builds its optimizer."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     result = invoke("sweep", DEMO, *sets(*TINY_RUN, *SPACE, "hpo.trials=2",
+                                         *on_dataset(write_dataset(tmp_path / "data")),
                                          'train.optimizer.name="adamw_8bit"',
                                          f'output_dir="{tmp_path}/out"',
                                          f'tracking.mlflow.tracking_uri="{uri}"'),
@@ -444,6 +448,7 @@ def test_a_sweep_whose_every_trial_fails_exits_1_with_failed_runs(tmp_path):
 def test_ctrl_c_of_a_sweep_prints_one_line_and_resuming_reruns_the_baseline(tmp_path):
     storage = f"sqlite:///{tmp_path}/optuna.db"
     args = ["sweep", DEMO, *sets(*TINY_RUN, *SPACE, "hpo.trials=1", f'output_dir="{tmp_path}"',
+                                 *on_dataset(write_dataset(tmp_path / "data")),
                                  f'tracking.mlflow.tracking_uri="sqlite:///{tmp_path}/m.db"'),
             "--storage", storage]
     process = cm_process(*args, "--study-name", "s", cwd=tmp_path)
