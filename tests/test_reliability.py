@@ -336,8 +336,9 @@ def checkpoint(tmp_path_factory):
     model = build_cross_encoder(experiment, get_registry(), backbone, 1)
     criteria = [{"id": c["id"], "text": c["text"]} for c in CRITERIA["criteria"]]
     return save_checkpoint(directory / "checkpoint", model, tokenizer, experiment,
-                           {"num_logits": 1, "threshold": 0.5, "epoch": 1, "final": True,
-                            "criteria": criteria})
+                           {"num_logits": 1, "epoch": 1, "final": True, "criteria": criteria,
+                            "temperatures": {c["id"]: 1.0 for c in criteria},
+                            "thresholds": {c["id"]: 0.5 for c in criteria}})
 
 
 def damage(directory: Path, case: str) -> None:
@@ -352,9 +353,9 @@ def damage(directory: Path, case: str) -> None:
         weights.write_bytes(b"")
     elif case == "cut-meta":
         meta.write_text(meta.read_text()[:40])
-    elif case in ("no-threshold", "not-final"):
+    elif case in ("no-criteria", "not-final"):
         data = json.loads(meta.read_text())
-        data.pop("threshold") if case == "no-threshold" else data.update(final=False)
+        data.pop("criteria") if case == "no-criteria" else data.update(final=False)
         meta.write_text(json.dumps(data))
     elif case == "empty-tokenizer":
         shutil.rmtree(directory / "tokenizer")
@@ -375,7 +376,7 @@ def damage(directory: Path, case: str) -> None:
     ("truncated-weights", ["model.safetensors is damaged", "copy the checkpoint again"]),
     ("empty-weights", ["model.safetensors is damaged"]),
     ("cut-meta", ["meta.json is damaged"]),
-    ("no-threshold", ["meta.json has no threshold"]),
+    ("no-criteria", ["meta.json has no criteria"]),
     ("not-final", ["did not finish", "final: false", "a finished run"]),
     ("empty-tokenizer", ["tokenizer is damaged"]),
     ("broken-backbone-config", ["backbone is damaged"]),

@@ -89,7 +89,7 @@ def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) 
     threshold (both as the run fitted them on val); for a match, the top sentence as
     evidence (char span and calibrated score; its text only ``with_text``); for posts split
     into windows, the window that drove the score."""
-    checkpoint.require("threshold", "criteria")
+    checkpoint.require("criteria")
     experiment, meta = checkpoint.experiment, checkpoint.meta
     if "thresholds" not in meta:
         raise UserError("this checkpoint has no decision (per-criterion thresholds and "

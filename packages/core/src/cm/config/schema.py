@@ -204,11 +204,11 @@ class SearchParam:
 
 
 def sweep_metrics() -> list[str]:
-    """What ``hpo.metric`` may name: the validation scores a run reports, at 0.5 (``val/``)
-    and at the tuned threshold (``val_tuned/``)."""
+    """The ``val/`` scores a run reports every epoch (what ``hpo.metric = "val/..."`` may
+    name; ``val_tuned/`` names are checked when the first trial ends)."""
     from cm.train.evaluation import metric_names  # imports torch: only for [hpo] tables
 
-    return [f"{split}/{name}" for split in ("val", "val_tuned") for name in metric_names()]
+    return [f"val/{name}" for name in metric_names()]
 
 
 @frozen
@@ -230,7 +230,8 @@ class HpoConfig:
         if self.metric is not None and not self.metric.startswith(("val/", "val_tuned/")):
             yield "metric", (f"sweeps optimize a validation metric (val/... or "
                              f"val_tuned/...), never test; got {self.metric!r}")
-        elif self.metric not in (known := sweep_metrics()):
+        elif self.metric is not None and self.metric.startswith("val/") and \
+                self.metric not in (known := sweep_metrics()):
             from cm.errors import suggest
 
             yield "metric", (f"{self.metric!r} is not a metric a run reports"
