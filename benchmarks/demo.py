@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_dir import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"
 
@@ -91,12 +93,7 @@ def main():
     threads = min(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count()), os.cpu_count())
     result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{os.cpu_count()} CPUs", "threads": threads, "runs": runs}
-    directory = args.out / time.strftime("demo-%Y%m%d-%H%M%S", time.gmtime())
-    directory.mkdir(parents=True)
-    (directory / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (directory / "results.md").write_text(markdown(result))
-    print(markdown(result), end="")
-    print(f"results: {directory}")
+    write_results(args.out, "demo", result, markdown(result))
 
 
 if __name__ == "__main__":

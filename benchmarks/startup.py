@@ -11,7 +11,6 @@ child), and the ratio of each to the bare interpreter's. Target (issue 11): ever
 """
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -21,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from results_dir import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"
@@ -89,12 +90,7 @@ def main():
     result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": load,
               "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
               "rounds": args.rounds, "commands": measure(args.rounds)}
-    directory = args.out / time.strftime("startup-%Y%m%d-%H%M%S", time.gmtime())
-    directory.mkdir(parents=True)
-    (directory / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (directory / "results.md").write_text(markdown(result))
-    print(markdown(result), end="")
-    print(f"results: {directory}")
+    write_results(args.out, "startup", result, markdown(result))
 
 
 if __name__ == "__main__":
