@@ -72,8 +72,18 @@ class MlflowTracker:
         run.links["mlflow"] = {"run_id": self.run_id, "experiment_id": experiment_id,
                                "tracking_uri": self.uri}
         self._log_params(params_of(run.experiment))
-        self.client.log_inputs(self.run_id, datasets=[dataset_input(run.experiment, corpus)])
+        self._log_dataset(dataset_input(run.experiment, corpus))
         self._artifact(run.directory / "config.toml")
+
+    def _log_dataset(self, dataset):
+        """MLflow inserts a dataset it has not seen; two runs starting together on the same
+        data race in that insert (a UNIQUE constraint): the loser links the winner's."""
+        try:
+            self.client.log_inputs(self.run_id, datasets=[dataset])
+        except MlflowException as exc:
+            if "UNIQUE constraint" not in str(exc) and "IntegrityError" not in str(exc):
+                raise
+            self.client.log_inputs(self.run_id, datasets=[dataset])
 
     @hookimpl
     def step_ended(self, run, step, metrics):
