@@ -138,9 +138,12 @@ def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
 
 
 def test_pruned_trial_then_resume_in_the_same_study(tmp_path):
-    # trial 1 can only take a learning rate too small to learn: pruned after epoch 1
+    # trial 1 can only take a learning rate too small to learn: pruned after epoch 1. The
+    # objective is the pair macro-F1 at 0.5: at thresholds tuned on val itself
+    # (val_tuned/, the default) a model that learned nothing can still match the baseline.
     space = '[hpo.space."train.lr"]\ntype = "categorical"\nchoices = [1e-9]\n'
-    path = write_sweep(tmp_path, "trials = 2\nprune_after_trials = 1", space)
+    path = write_sweep(tmp_path, 'trials = 2\nprune_after_trials = 1\nmetric = "val/macro_f1"',
+                       space)
     summary, _ = sweep(path)
     assert summary["states"] == {"COMPLETE": 1, "PRUNED": 1}
     assert summary["plots_skipped"] == {"param_importances": "needs at least 2 complete trials"}
