@@ -148,6 +148,9 @@ def test_paths(case, tmp_path):
     ("data.split=[1.0, 0.0, 0.0]", ["data.split", "val and test", "e.g. [0.8, 0.1, 0.1]"]),
     ("data.split=[0.98, 0.01, 0.01]", ["data.split", "test", "30 posts"]),
     ('hpo.metric="val/macro_f1x"', ["$.hpo.metric", "did you mean 'val/macro_f1'"]),
+    ('hpo.metric="val_tuned/post_macro_f1x"',
+     ["$.hpo.metric", "did you mean 'val_tuned/post_macro_f1'"]),
+    ('hpo.metric="val_tuned/A.5/f2"', ["$.hpo.metric", "val_tuned/<id>/f1"]),
 ])
 @pytest.mark.parametrize("command", ["config validate", "run"])
 def test_range_checks(override, fragments, command, tmp_path):

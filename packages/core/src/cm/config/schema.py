@@ -204,11 +204,18 @@ class SearchParam:
 
 
 def sweep_metrics() -> list[str]:
-    """The ``val/`` scores a run reports every epoch (what ``hpo.metric = "val/..."`` may
-    name; ``val_tuned/`` names are checked when the first trial ends)."""
+    """The validation scores a run reports every epoch, what ``hpo.metric`` may name (a
+    criterion's own score as ``val_tuned/<id>/<name>``, e.g. ``val_tuned/A.5/f1``)."""
     from cm.train.evaluation import metric_names  # imports torch: only for [hpo] tables
 
-    return [f"val/{name}" for name in metric_names()]
+    return [name.replace("/A.1/", "/<id>/") for name in metric_names()
+            if "/A.2/" not in name]
+
+
+def criterion_pattern(metric: str) -> str:
+    """``val_tuned/A.5/f1`` -> ``val_tuned/<id>/f1``: per-criterion names checked by shape."""
+    parts = metric.split("/")
+    return "/".join([parts[0], "<id>", parts[2]]) if len(parts) == 3 else metric
 
 
 @frozen
@@ -230,12 +237,13 @@ class HpoConfig:
         if self.metric is not None and not self.metric.startswith(("val/", "val_tuned/")):
             yield "metric", (f"sweeps optimize a validation metric (val/... or "
                              f"val_tuned/...), never test; got {self.metric!r}")
-        elif self.metric is not None and self.metric.startswith("val/") and \
-                self.metric not in (known := sweep_metrics()):
+        elif self.metric is not None and \
+                criterion_pattern(self.metric) not in (known := sweep_metrics()):
             from cm.errors import suggest
 
             yield "metric", (f"{self.metric!r} is not a metric a run reports"
-                             f"{suggest(self.metric, known)} (known: {', '.join(known)})")
+                             f"{suggest(criterion_pattern(self.metric), known)} "
+                             f"(known: {', '.join(known)})")
         for key in self.space:
             if key.split(".")[0] in ("hpo", "tracking", "name", "output_dir"):
                 yield f'space."{key}"', "a sweep cannot search over this key"

@@ -173,13 +173,15 @@ def evaluate(run, scorer: Scorer, splits, corpus, hooks, decision=None) -> Evalu
 
 
 def metric_names() -> list[str]:
-    """The scores ``split_metrics`` gives a split (``val/<name>`` per epoch): read off
-    scoring a two-post example rather than listed by hand, so they follow the code."""
+    """The scores ``validate`` reports every epoch (``val/<name>``, ``val_tuned/<name>``;
+    per criterion ``<column>/A.1/<name>``): read off validating a two-post example rather
+    than listed by hand, so they follow the code."""
     from types import SimpleNamespace
 
     from cm.data.records import PairSample
 
     pairs = [PairSample(post, criterion, "", "", label) for post, criterion, label in
              (("p1", "A.1", 1), ("p1", "A.2", 0), ("p2", "A.1", 0), ("p2", "A.2", 1))]
-    probs = np.array([0.9, 0.2, 0.6, 0.4])
-    return sorted(split_metrics(SimpleNamespace(pairs=pairs), probs, 0.5, ["A.1", "A.2"]))
+    scorer = SimpleNamespace(probabilities=lambda split: np.array([0.9, 0.2, 0.6, 0.4]))
+    eval_config = SimpleNamespace(thresholds="per_criterion")
+    return sorted(validate(scorer, SimpleNamespace(pairs=pairs), ["A.1", "A.2"], eval_config))
