@@ -19,6 +19,7 @@ from cm.testing import TINY_RUN
 from cm.train import engine
 from cm.train.batches import encode_split, train_loader
 from cm.train.checks import dry_run
+from cm.train.lifecycle import build, resolve_device
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
@@ -192,7 +193,7 @@ def test_every_component_trains_a_step(tmp_path, override):
     backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=prepared.tokenizer_texts(),
                                         tiny=experiment.model.tiny, cache_root=tmp_path)
     registry = get_registry()
-    loss = engine.build(registry, experiment.train.loss, pos_weight=2.0)
+    loss = build(registry, experiment.train.loss, pos_weight=2.0)
     model = build_cross_encoder(experiment, registry, backbone, loss.num_logits)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     split = encode_split("train", prepared.split("train")[:32], tokenizer, experiment.data,
@@ -210,7 +211,7 @@ def test_cuda_request_without_a_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     with pytest.raises(UserError, match="no CUDA GPU is visible"):
-        engine.resolve_device("cuda")
+        resolve_device("cuda")
 
 
 class Recorder:
