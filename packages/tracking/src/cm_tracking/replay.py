@@ -176,9 +176,10 @@ def find_run(client, experiment, directory) -> str:
 
 
 def differences(logged: dict, now: dict) -> tuple[int, list[str]]:
-    """How many val/test scores both runs have, and which differ. The new ``val/*`` is
-    compared with the logged ``best/val/*``: the logged ``val/*`` is the per-epoch history."""
-    scored = {k: f"best/{k}" if k.startswith("val/") else k for k in now
+    """How many val/test scores both runs have, and which differ. A new score is compared
+    with the logged ``best/<key>`` where there is one (the best checkpoint's value; the
+    logged ``<key>`` then holds the per-epoch history, e.g. ``val/*``, ``val_tuned/*``)."""
+    scored = {k: f"best/{k}" if f"best/{k}" in logged else k for k in now
               if k.split("/")[0] in ("val", "val_tuned", "test", "test_tuned")}
     both = {k: logged[v] for k, v in scored.items() if v in logged}
     return len(both), sorted(k for k, v in both.items() if now[k] != v)
