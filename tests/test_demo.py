@@ -52,7 +52,8 @@ def test_demo_prints_progress_and_a_summary(demo):
     _, run_dir, result = demo
     out = result.stdout
     assert "dry run ok" in out and "epoch 1:" in out and "samples/s" in out
-    assert "test_tuned" in out and "threshold tuned on val" in out
+    assert "9-criterion macro-F1" in out and "test per criterion" in out
+    assert "sentence evidence" in out
     assert f"run finished: outputs/demo/{run_dir.name}" in out
 
 
