@@ -61,7 +61,8 @@ def test_predict_scores_every_criterion_at_the_tuned_threshold(demo, tmp_path):
     work, run_dir, _ = demo
     posts = tmp_path / "posts.csv"
     posts.write_text("post_id,text\np1,I have not slept more than three hours a night for weeks "
-                     "and I wake up at 4am every day.\np2,Went hiking with friends, great day.\n")
+                     "and I wake up at 4am every day.\n"
+                     'p2,"Went hiking with friends, great day."\n')
     result = cm("predict", "--model", str(run_dir / "checkpoint"), str(posts), cwd=work)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
