@@ -20,7 +20,7 @@ from cm.config.load import load_raw, set_keys
 from cm.errors import UserError
 from cm.registry import get_registry
 from cm.testing import tiny_toml
-from cm_tracking.sweep import run_sweep
+from cm_tracking.sweep import baseline_unfinished, run_sweep
 from cm_tracking.sweep_space import baseline_params, check_space, config_values
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
@@ -241,3 +241,15 @@ def test_a_rejected_combination_is_a_failed_trial_with_its_run(tmp_path):
     assert run.data.tags["cm.trial_state"] == "FAIL"
     assert run.data.tags["mlflow.parentRunId"] == summary["mlflow_parent_run_id"]
     assert "$.data.stride: must be smaller than max_length (40)" in run.data.tags["cm.error"]
+
+
+def test_only_the_creator_enqueues_the_baseline_and_a_resume_reruns_a_failed_one():
+    study = optuna.create_study()
+    assert not baseline_unfinished(study)  # joined before its creator enqueued the baseline
+    study.enqueue_trial({}, user_attrs={"cm.baseline": True})
+    assert not baseline_unfinished(study)  # waiting for a worker
+    study.tell(study.ask(), state=TrialState.FAIL)  # e.g. Ctrl-C stopped it
+    assert baseline_unfinished(study)
+    study.enqueue_trial({}, user_attrs={"cm.baseline": True})
+    study.tell(study.ask(), 0.5)
+    assert not baseline_unfinished(study)

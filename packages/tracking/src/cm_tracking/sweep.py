@@ -123,11 +123,12 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
 
 
 def baseline_unfinished(study) -> bool:
-    """The baseline trial (trial 0 of a new study) never ran to the end, e.g. Ctrl-C stopped
-    it: resuming the study enqueues it again, so the summary can compare with it."""
+    """The baseline trial (trial 0 of a new study) was enqueued but never ran to the end,
+    e.g. Ctrl-C stopped it: resuming the study enqueues it again, so the summary can compare
+    with it. A study without one is not resumed but joined while its creator enqueues it."""
+    baselines = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("cm.baseline")]
     settled = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING, TrialState.RUNNING)
-    return not any(t.user_attrs.get("cm.baseline") and t.state in settled
-                   for t in study.get_trials(deepcopy=False))
+    return bool(baselines) and not any(t.state in settled for t in baselines)
 
 
 def default_storage(experiment) -> str:
