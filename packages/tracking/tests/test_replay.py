@@ -161,3 +161,25 @@ def test_predict_with_a_run_id_uses_the_logged_checkpoint(logged, tmp_path):
     assert len(by_run.stdout.strip().splitlines()) == 1 + 2 * 9  # header + posts x criteria
     neither = runner.invoke(cli, ["predict", str(posts)])
     assert neither.exit_code == 2 and "exactly one of --model DIR or --run-id ID" in neither.output
+
+
+def test_compare_takes_mlflow_run_ids_and_refuses_an_unknown_one(logged):
+    import json
+
+    from click.testing import CliRunner
+
+    from cm.cli.main import cli
+
+    _, uri, original, _, _ = logged
+    run_id, local = original.info.run_id, original.data.tags["cm.output_dir"]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["compare", run_id, local, "--tracking-uri", uri, "--json",
+                                 "--resamples", "200"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert list(scores)[0] == "post_macro_f1"  # the headline leads
+    post = scores["post_macro_f1"]
+    assert post["a"] == pytest.approx(original.data.metrics["test_tuned/post_macro_f1"])
+    assert post["difference"] == post["low"] == post["high"] == 0.0
+    unknown = runner.invoke(cli, ["compare", run_id, "nope", "--tracking-uri", uri])
+    assert unknown.exit_code == 2 and "no MLflow run 'nope'" in unknown.output
