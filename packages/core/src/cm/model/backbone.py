@@ -94,8 +94,11 @@ def _load(name_or_dir: str, auto, offline):
             f"model.backbone {name_or_dir!r} looks like a path but no such directory exists"
         )
     offline = offline()
+    hub = {"local_files_only": offline}
+    if offline and auto is AutoModel:  # transformers does not pass local_files_only on to its
+        hub["adapter_kwargs"] = {"local_files_only": True}  # PEFT probe: 23 s of retries
     try:
-        return auto.from_pretrained(name_or_dir, local_files_only=offline)
+        return auto.from_pretrained(name_or_dir, **hub)
     except _LOAD_ERRORS as err:
         if offline:
             why = "the Hugging Face hub could not be reached and it is not in the local cache"
