@@ -279,9 +279,10 @@ def _why(symptom: str, status: int) -> str:
     return f"Synthetic demo label: the sentence {verdict} {symptom}."
 
 
-def _post(rng: random.Random, post_id: str, symptoms: list[str]) -> tuple[str, list[list]]:
+def _post(rng: random.Random, post_id: str, symptoms: list[str],
+          lengths=LENGTHS) -> tuple[str, list[list]]:
     """One post's text and its annotation rows."""
-    low, high, _ = rng.choices(LENGTHS, weights=[w for *_, w in LENGTHS])[0]
+    low, high, _ = rng.choices(lengths, weights=[w for *_, w in lengths])[0]
     target = rng.randint(low, high)
     content = _content(rng, symptoms)
     body = [(rng.choice(_lines(OPENERS)), [])] if rng.random() < 0.3 else []
@@ -314,8 +315,10 @@ def _post(rng: random.Random, post_id: str, symptoms: list[str]) -> tuple[str, l
     return "".join(parts), rows
 
 
-def write_demo(root: Path, n_posts: int = DEFAULT_POSTS, seed: int = DEFAULT_SEED) -> Path:
-    """Write root/redsm5/*.csv and root/DSM5/MDD_Criteira.json; same arguments, same bytes."""
+def write_demo(root: Path, n_posts: int = DEFAULT_POSTS, seed: int = DEFAULT_SEED,
+               lengths=LENGTHS) -> Path:
+    """Write root/redsm5/*.csv and root/DSM5/MDD_Criteira.json; same arguments, same bytes.
+    ``lengths``: (min words, max words, weight) rows the post lengths are drawn from."""
     rng = random.Random(seed)
     root = Path(root)
     (root / "redsm5").mkdir(parents=True, exist_ok=True)
@@ -323,7 +326,7 @@ def write_demo(root: Path, n_posts: int = DEFAULT_POSTS, seed: int = DEFAULT_SEE
     posts, annotations = [], []
     for number, symptoms in enumerate(_pick_symptoms(rng, n_posts), start=1):
         post_id = f"demo_{number:04d}"
-        text, rows = _post(rng, post_id, symptoms)
+        text, rows = _post(rng, post_id, symptoms, lengths)
         posts.append([post_id, text])
         annotations.extend(rows)
     header = ["post_id", "sentence_id", "sentence_text", "DSM5_symptom", "status", "explanation"]
