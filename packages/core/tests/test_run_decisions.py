@@ -40,7 +40,8 @@ def small(tmp_path, *more):
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     console = Console(record=True, width=160, file=open("/dev/null", "w"))  # noqa: SIM115
-    return engine.run_experiment(small(out, "train.epochs=2", "eval.bootstrap_resamples=300"),
+    return engine.run_experiment(small(out, "train.epochs=2", "eval.bootstrap_resamples=300",
+                                       "eval.evidence=true"),
                                  console=console), console.export_text()
 
 

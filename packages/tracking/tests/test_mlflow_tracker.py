@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "experiments" / "demo.toml"
-SMALL = [*TINY_RUN, "train.epochs=2"]
+SMALL = [*TINY_RUN, "train.epochs=2", "eval.evidence=true"]
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,8 @@ point ``cm`` of group ``pytest11``): any project with cm-core installed gets the
 
 ``TINY_RUN`` is a list of ``--set`` overrides that make the demo a DeBERTaV3-shaped run
 training in seconds on CPU (one layer, hidden 32, 64-token pairs, one epoch, 40/30/30 splits
-so val and test hold enough positives). Heavy modules are imported inside the fixtures, so
+so val and test hold enough positives, sentence evidence not scored: add
+``eval.evidence=true`` where a test needs it). Heavy modules are imported inside the fixtures, so
 the plugin costs nothing at pytest start.
 """
 
@@ -24,7 +25,8 @@ import pytest
 
 TINY_RUN = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
             "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
-            "train.epochs=1", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]"]
+            "train.epochs=1", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]",
+            "eval.evidence=false"]
 
 DEMO_EXPERIMENT = Path(str(files("cm") / "data" / "demo_data" / "demo.toml"))
 
