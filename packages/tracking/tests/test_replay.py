@@ -61,10 +61,10 @@ def test_retrain_lands_within_tolerance_and_is_tagged(logged):
     client, uri, original, _, _ = logged
     outcome = replay(original.info.run_id, uri=uri, console=quiet())
     assert outcome.within and abs(outcome.delta_pp) <= 0.5
-    assert outcome.original == original.data.metrics["test/macro_f1"]
+    assert outcome.original == original.data.metrics["test_tuned/post_macro_f1"]
     new = client.get_run(outcome.run_id)
     assert new.info.status == "FINISHED" and new.info.run_id != original.info.run_id
-    assert new.data.metrics["test/macro_f1"] == outcome.replayed
+    assert new.data.metrics["test_tuned/post_macro_f1"] == outcome.replayed
     tags = new.data.tags
     assert tags["cm.replay_of"] == original.info.run_id
     assert tags["cm.replay.mode"] == "retrain"
@@ -114,7 +114,7 @@ def test_a_run_without_digests_needs_allow_data_change(logged, tmp_path):
     bare = client.create_run(original.info.experiment_id, tags=tags).info.run_id
     client.log_artifact(bare, client.download_artifacts(original.info.run_id, "config.toml",
                                                         str(tmp_path)))
-    client.log_metric(bare, "test/macro_f1", 0.5)
+    client.log_metric(bare, "test_tuned/post_macro_f1", 0.5)
     with pytest.raises(UserError, match="logged no dataset digests.*--allow-data-change"):
         replay(bare, uri=uri, eval_only=True, console=quiet())
     with pytest.raises(UserError, match="no 'checkpoint' artifact.*log_checkpoint = true"):
@@ -128,7 +128,8 @@ def test_cli_exits_1_beyond_the_tolerance(logged, tmp_path):
     copy = client.create_run(original.info.experiment_id, tags=original.data.tags).info.run_id
     for name in ("config.toml", "checkpoint"):
         client.log_artifact(copy, client.download_artifacts(run_id, name, str(tmp_path)))
-    client.log_metric(copy, "test/macro_f1", original.data.metrics["test/macro_f1"] + 0.2)
+    client.log_metric(copy, "test_tuned/post_macro_f1",
+                      original.data.metrics["test_tuned/post_macro_f1"] + 0.2)
     client.set_terminated(copy)
     env = {**os.environ, "CM_CACHE_DIR": str(cache), "MLFLOW_TRACKING_URI": uri}
     result = subprocess.run([str(CM), "replay", "--run-id", copy, "--eval-only"],
@@ -136,7 +137,7 @@ def test_cli_exits_1_beyond_the_tolerance(logged, tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     out = " ".join(result.stdout.split())
     assert "delta -20.00 pp, beyond the tolerance of 0.5 pp" in out, out
-    assert "val/test scores:" in out and "1 differ (e.g. test/macro_f1)" in out, out
+    assert "val/test scores:" in out and "1 differ (e.g. test_tuned/post_macro_f1)" in out, out
     missing = subprocess.run([str(CM), "replay", "--run-id", "nope"], capture_output=True,
                              text=True, env=env, cwd=tmp_path, timeout=300)
     assert missing.returncode == 2

@@ -38,11 +38,12 @@ TRACKING_URI_HELP = ("MLflow store holding the run (default: $MLFLOW_TRACKING_UR
 @click.option("--eval-only", is_flag=True, help="Re-evaluate the logged checkpoint.")
 @click.option("--allow-data-change", is_flag=True, help="Replay even if the data changed.")
 @click.option("--tolerance", type=float, default=0.5, show_default=True,
-              help="Largest accepted |delta| of test macro-F1, in percentage points.")
+              help="Largest accepted |delta| of the test 9-criterion macro-F1, in "
+                   "percentage points.")
 @click.option("--tracking-uri", help=TRACKING_URI_HELP)
 def replay(run_id, eval_only, allow_data_change, tolerance, tracking_uri):
     """Re-run a logged run from its stored config and compare metrics; exit 1 when the test
-    macro-F1 delta is beyond the tolerance."""
+    9-criterion macro-F1 delta is beyond the tolerance."""
     from cm_tracking.replay import replay as run_replay
 
     outcome = run_replay(run_id, uri=tracking_uri, eval_only=eval_only,
