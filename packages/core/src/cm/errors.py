@@ -44,3 +44,9 @@ class Terminated(Interrupted):
 
     exit_code = 143
     default = "terminated (SIGTERM)"
+
+
+def interruption(exc: KeyboardInterrupt) -> Interrupted:
+    """``exc`` as an ``Interrupted`` (a plain KeyboardInterrupt is a Ctrl-C): its str() is
+    the one line to print, its ``exit_code`` the code to exit with."""
+    return exc if isinstance(exc, Interrupted) else Interrupted()

@@ -23,7 +23,7 @@ from rich.markup import escape
 
 from cm.config.decode import decode
 from cm.config.load import load_raw, set_keys
-from cm.errors import Interrupted, JobFailed, UserError
+from cm.errors import JobFailed, UserError, interruption
 from cm.hookspecs import hookimpl
 from cm.preflight import preflight
 from cm.registry import get_registry
@@ -110,7 +110,7 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
                        callbacks=[lambda s, t: print_trial(sweep, t)])
     except KeyboardInterrupt as exc:
         tracker.client.set_terminated(parent_id, status="KILLED")
-        stopped = exc if isinstance(exc, Interrupted) else Interrupted()
+        stopped = interruption(exc)
         raise type(stopped)(f"{stopped}; resume with: cm sweep {path} --storage "
                             f"'{redact(storage)}' --study-name {study.study_name}") from None
     optuna.storages.fail_stale_trials(study)

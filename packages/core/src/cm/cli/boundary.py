@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from cm.errors import Interrupted, Terminated, UserError
+from cm.errors import Terminated, UserError, interruption
 
 VERSIONED = ("torch", "transformers", "mlflow", "optuna", "click", "numpy")
 
@@ -58,9 +58,9 @@ def guard(body, debug=False):
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
-        click.secho(str(exc) if isinstance(exc, Interrupted) else Interrupted.default,
-                    fg="yellow", err=True)
-        sys.exit(exc.exit_code if isinstance(exc, Interrupted) else Interrupted.exit_code)
+        stopped = interruption(exc)
+        click.secho(str(stopped), fg="yellow", err=True)
+        sys.exit(stopped.exit_code)
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing unexpected leaks a trace
         if debug_requested(debug):
             raise

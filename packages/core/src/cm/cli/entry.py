@@ -9,7 +9,7 @@ the handlers below record every signal, so such a one still stops cm once import
 import signal
 import sys
 
-from cm.errors import Interrupted, Terminated
+from cm.errors import Interrupted, Terminated, interruption
 
 _received: list[int] = []
 
@@ -35,8 +35,9 @@ def _stop(signum, frame):
 
 
 def _stopped(exc: KeyboardInterrupt) -> int:
-    print(exc if isinstance(exc, Interrupted) else Interrupted.default, file=sys.stderr)
-    return exc.exit_code if isinstance(exc, Interrupted) else Interrupted.exit_code
+    stopped = interruption(exc)
+    print(stopped, file=sys.stderr)
+    return stopped.exit_code
 
 
 def _import_cli():
