@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,8 @@ def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) 
     scorer = Scorer(checkpoint.model.to(device), _loss(experiment), checkpoint.tokenizer,
                     batch_size, device, data.window_aggregation)
     criteria = [(c["id"], c["text"]) for c in meta["criteria"]]
-    sentences = {pid: split_sentences(text) for pid, text in posts}
+    sentences = {pid: split_sentences(text) for pid, text in posts} \
+        if data.level == "sentence" else {}  # post level: only matched posts, for evidence
     if data.level == "sentence":
         pairs = [PairSample(pid, cid, text[s.start:s.end], ctext, 0)
                  for pid, text in posts for s in sentences[pid] for cid, ctext in criteria]
@@ -127,8 +129,11 @@ def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) 
 
 
 def _add_windows(rows, split, windows, data, tokenizer, with_text):
+    by_pair = defaultdict(list)
+    for e in split.encoded:
+        by_pair[e.pair_index].append(e)
     for i, row in enumerate(rows):
-        encoded = [e for e in split.encoded if e.pair_index == i]
+        encoded = by_pair[i]
         if len(encoded) > 1:
             window = encoded[int(windows[i])]
             start, end = _span(window, int(windows[i]), data.max_length, data.stride)
@@ -139,8 +144,11 @@ def _add_windows(rows, split, windows, data, tokenizer, with_text):
 
 def _add_evidence(rows, texts, sentences, criteria, scorer, data, decision, with_text):
     """The top sentence of each match: ``evidence_start``/``evidence_end`` (chars in the
-    post), ``evidence_score`` (its calibrated P(match) alone)."""
+    post), ``evidence_score`` (its calibrated P(match) alone). ``sentences`` (post id ->
+    spans) gets the matched posts not segmented yet."""
     matches = [row for row in rows if row["decision"]]
+    for pid in {r["post_id"] for r in matches} - sentences.keys():
+        sentences[pid] = split_sentences(texts[pid])
     requests = [(texts[r["post_id"]], sentences[r["post_id"]], r["criterion_id"],
                  criteria[r["criterion_id"]]) for r in matches]
     for row, request, probs in zip(matches, requests,
