@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu-check"
-CUDA_TESTS = 18  # tests/cuda/test_cuda_paths.py, parametrizations counted
+CUDA_TESTS = 19  # tests/cuda/test_cuda_paths.py, parametrizations counted
 
 
 def gpu_check():
@@ -43,7 +43,7 @@ def test_cpu_dry_run_installs_offline_and_selects_the_cuda_tests(tmp_path):
     assert summary["steps"]["bench"]["returncode"] == 0
     assert "benchmarks/gpu.toml decodes: bf16, bucketing+bf16" in done.stdout
     log = (tmp_path / "gpu-check.log").read_text()
-    assert "tests: 18 selected, 0 passed, 0 failed, 18 skipped" in log
+    assert f"tests: {CUDA_TESTS} selected, 0 passed, 0 failed, {CUDA_TESTS} skipped" in log
     assert done.stdout.rstrip().splitlines()[-1] == (
         f"cm gpu-check (cpu-dry-run) on cpu: tests 0 passed / 0 failed / {CUDA_TESTS} "
         f"skipped of {CUDA_TESTS}")

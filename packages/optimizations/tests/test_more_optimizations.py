@@ -281,3 +281,16 @@ def test_options_are_validated(tmp_path):
         small(tmp_path, "optimizations.compile={ compile_mode = 'fast' }")
     assert attrs.fields_dict(get_registry().get("optimization", "qlora").options)[
         "quant_type"].default == "nf4"
+
+
+def test_quantized_layers_give_the_autocast_dtype():
+    """bitsandbytes returns a 4-bit layer's output in its input's dtype (fp32 after a
+    LayerNorm); the hook QLoRA puts on each gives autocast's dtype, as nn.Linear does, or
+    DeBERTa's attention mixes fp32 queries with bf16 scores and overflows (seen on an H200)."""
+    from cm_optimizations.lora import autocast_output
+
+    output = torch.ones(2, 3)
+    assert autocast_output(None, (), output).dtype == torch.float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert autocast_output(None, (), output).dtype == torch.bfloat16
+        assert torch.nn.functional.linear(output, torch.ones(4, 3)).dtype == torch.bfloat16

@@ -122,16 +122,46 @@ def test_run_reports_throughput_and_peak_memory(tmp_path):
     assert metrics["train/samples_per_s"] > 0 and metrics["system/peak_memory_mb"] > 50
 
 
-def test_gradient_checkpointing_switches_the_backbone_on(tmp_path):
-    experiment = small(tmp_path, "optimizations.gradient_checkpointing={ every_n_layers = 1 }")
+def checkpointing_context(tmp_path, options="{}"):
+    """(the gradient_checkpointing optimization resolved, a context with a tiny backbone)."""
+    experiment = small(tmp_path, f"optimizations.gradient_checkpointing={options}")
     backbone, _ = load_backbone("tiny-deberta-v3", texts=["a b c"] * 50,
                                 tiny=experiment.model.tiny, cache_root=tmp_path)
     context = TrainContext(experiment, "cpu", torch.nn.Module())
     context.model.backbone = backbone
     active, _ = resolve(experiment.optimizations, get_registry(), "cpu")
-    assert not backbone.is_gradient_checkpointing
-    active[0].apply(context)
-    assert backbone.is_gradient_checkpointing
+    return active[0], context
+
+
+def test_gradient_checkpointing_switches_the_backbone_on(tmp_path):
+    checkpointing, context = checkpointing_context(tmp_path, "{ every_n_layers = 1 }")
+    assert not context.model.backbone.is_gradient_checkpointing
+    checkpointing.apply(context)
+    assert context.model.backbone.is_gradient_checkpointing
+
+
+def test_gradient_checkpointing_on_a_transformers_before_5_23(tmp_path, monkeypatch):
+    """transformers 5.17 (the GPU machine's) has only ``gradient_checkpointing_enable``; 4.x
+    has it without every_n_layers and offload, which is then a clear error."""
+    from transformers import PreTrainedModel
+
+    def like_5_17(self, gradient_checkpointing_kwargs=None, every_n_layers=1, offload=False):
+        self._activation_checkpointing_enable(gradient_checkpointing_kwargs, every_n_layers,
+                                              offload)
+
+    monkeypatch.delattr(PreTrainedModel, "activation_checkpointing_enable")
+    monkeypatch.setattr(PreTrainedModel, "gradient_checkpointing_enable", like_5_17)
+    checkpointing, context = checkpointing_context(tmp_path, "{ every_n_layers = 2 }")
+    checkpointing.apply(context)
+    assert context.model.backbone.is_gradient_checkpointing
+
+    def before_5(self, gradient_checkpointing_kwargs=None):
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(PreTrainedModel, "gradient_checkpointing_enable", before_5)
+    checkpointing, context = checkpointing_context(tmp_path, "{ every_n_layers = 2 }")
+    with pytest.raises(UserError, match="every_n_layers needs a newer transformers than 5"):
+        checkpointing.apply(context)
 
 
 def test_offloaded_checkpointing_needs_cuda(tmp_path):

@@ -5,10 +5,14 @@ materialising the [B, H, L, L] score matrix, with ``kernel = "triton"`` (fused T
 kernels: CUDA) or ``kernel = "torch"`` (its PyTorch implementation: any device, checked
 equal to eager within fp32 rounding on CPU in the tests).
 
-It replaces each layer's self-attention module, keeping parameter names (checkpoints load
-into an eager model). Two limits, declared as conflicts: it fuses the Q/K/V projections,
-so LoRA adapters on ``query_proj``/``key_proj``/``value_proj`` would be silently bypassed
-(lora, qlora); it takes only 2-D padding masks, not packing's 3-D block mask (packing).
+It replaces each layer's self-attention module, keeping parameter names (checkpoints load into
+an eager model). The Triton kernels take the batch size and sequence length as compile-time
+constants, so every new batch length compiles new kernels (measured on an H200: 6 samples/s
+where eager gave 145, with a length per batch); training batches are padded to a multiple of
+``pad_to_multiple`` (64: at most 8 lengths at max_length 512). Two limits, declared as
+conflicts: it fuses the Q/K/V projections, so LoRA adapters on
+``query_proj``/``key_proj``/``value_proj`` would be silently bypassed (lora, qlora); it takes
+only 2-D padding masks, not packing's 3-D block mask (packing).
 """
 
 import importlib.util
@@ -44,6 +48,9 @@ class Attention(Optimization):
         from disentangled_flash import optimize_deberta_training
 
         backbone = context.model.backbone
+        if self.options.kernel == "triton":
+            context.pad_to_multiple = max(context.pad_to_multiple or 1,
+                                          self.options.pad_to_multiple)
         try:
             optimize_deberta_training(backbone, backend=self.options.kernel)
         except (TypeError, ValueError) as exc:

@@ -90,5 +90,17 @@ def quantize(backbone, targets, quant_type):
                                          quant_type=quant_type)
         if module.bias is not None:
             layer.bias = torch.nn.Parameter(module.bias.data, requires_grad=False)
+        layer.register_forward_hook(autocast_output)
         parent_name, _, child = name.rpartition(".")
         setattr(backbone.get_submodule(parent_name), child, layer.to(module.weight.device))
+
+
+def autocast_output(module, inputs, output):
+    """bitsandbytes returns a 4-bit layer's output in its input's dtype: fp32 after a
+    LayerNorm, even under bf16 autocast, where an ``nn.Linear`` gives bf16. DeBERTa then mixes
+    fp32 queries with bf16 scores (``masked_fill(finfo(query.dtype).min)`` overflows bf16);
+    give the autocast dtype, as the layer it replaced did."""
+    device = output.device.type
+    if torch.is_autocast_enabled(device):
+        return output.to(torch.get_autocast_dtype(device))
+    return output

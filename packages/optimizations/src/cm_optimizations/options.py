@@ -15,6 +15,8 @@ ATTENTION = ["query_proj", "key_proj", "value_proj"]  # DeBERTa's names
 class AttentionOptions(OptimizationOptions):
     backend: Literal["eager", "disentangled_flash"] = "eager"
     kernel: Literal["triton", "torch"] = "triton"  # disentangled_flash only
+    # triton: its kernels are compiled per batch length; pad lengths to a multiple of this
+    pad_to_multiple: int = attrs.field(default=64, validator=ge(1))
 
 
 @attrs.frozen
