@@ -222,3 +222,11 @@ def test_peak_flops_by_device_name():
     assert peak_flops("NVIDIA H200", "bf16") == 989e12
     assert peak_flops("NVIDIA A100-SXM4-80GB", "bf16") == 312e12
     assert peak_flops("NVIDIA GeForce RTX 3060", "bf16") is None
+
+
+def test_only_keeps_the_named_configurations_in_file_order(tmp_path):
+    bench = load_bench(bench_file(tmp_path), ['bench.only=["packing", "cm"]'])
+    assert [config.name for config in bench.configs] == ["cm", "packing"]
+    message = problems(tmp_path, CONFIGS, 'bench.only=["pakcing"]')
+    assert "$.bench.only: 'pakcing' is not a configuration here; choose from " \
+           "['cm', 'bucketing', 'packing']" in message

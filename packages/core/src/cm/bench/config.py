@@ -7,6 +7,7 @@
     output_dir = "benchmarks/results"   # results go in <output_dir>/<device>-<timestamp>/
     vocab_size = 128100     # optional: pad the embedding matrix to this many rows
     threads = 1             # optional: torch CPU threads for every row (default: torch's)
+    only = ["packing-bf16"] # optional: measure only these configurations (and the reference)
 
     [[bench.configs]]
     name = "packing-bf16"
@@ -50,8 +51,12 @@ class BenchTable:
     output_dir: str = field(default="benchmarks/results", validator=min_len(1))
     vocab_size: int | None = field(default=None, validator=optional(ge(1)))
     threads: int | None = field(default=None, validator=optional(ge(1)))
+    only: list[str] = attrs.Factory(list)
 
     def check(self):
+        names = [entry.name for entry in self.configs]
+        for name in set(self.only) - set(names):
+            yield "only", f"{name!r} is not a configuration here; choose from {names}"
         seen = set()
         for i, entry in enumerate(self.configs):
             if entry.name.startswith("reference"):
@@ -99,6 +104,8 @@ def load_bench(path, overrides=(), registry=None) -> Bench:
         raise ConfigError(source, problems)
     configs = []
     for i, entry in enumerate(table.configs):
+        if table.only and entry.name not in table.only:
+            continue
         config = _config(entry, f"$.bench.configs[{i}]", raw, source, registry, problems)
         if config is not None:
             configs.append(config)
