@@ -19,7 +19,7 @@ from cm.testing import TINY_RUN
 from cm.train import engine
 from cm.train.batches import encode_split, train_loader
 from cm.train.checks import dry_run
-from cm.train.lifecycle import build, resolve_device
+from cm.train.lifecycle import build, resolve_device, run_directory
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
@@ -313,3 +313,25 @@ def test_nonfinite_loss_with_the_scaler_is_counted_not_averaged(tmp_path):
     check_nonfinite(loop, float("inf"), 3)
     check_nonfinite(loop, float("nan"), 4)
     assert loop.nonfinite_losses == 2
+
+
+def test_runs_started_in_the_same_second_claim_different_folders(tmp_path, monkeypatch):
+    """Another process may create the timestamp folder between any check and our mkdir (CI
+    saw FileExistsError from two runs started together): each folder is claimed by mkdir."""
+    import time as clock
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(clock, "strftime", lambda fmt: "20261130-215039")
+    experiment = SimpleNamespace(output_dir=str(tmp_path), name="demo")
+    real_mkdir = Path.mkdir
+
+    def raced(self, *args, **kwargs):  # the other run wins the first name
+        if self.name == "20261130-215039" and not self.exists():
+            real_mkdir(self)
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", raced)
+    first = run_directory(experiment)
+    second = run_directory(experiment)
+    assert (first.name, second.name) == ("20261130-215039-1", "20261130-215039-2")
+    assert first.is_dir() and second.is_dir()

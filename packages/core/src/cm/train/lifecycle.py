@@ -8,6 +8,7 @@ A run's listeners are the installed plugins that implement lifecycle hooks, the 
 manager never changes and every listener hears its own run only. Trackers publish their
 external ids on the run (``run.links["mlflow"]["run_id"]``)."""
 
+import itertools
 import random
 import time
 from pathlib import Path
@@ -59,13 +60,19 @@ def resolve_device(name: str) -> str:
 
 
 def run_directory(experiment) -> Path:
+    """``<output_dir>/<name>/<timestamp>``, or ``<timestamp>-N`` when taken: each is claimed
+    by an atomic mkdir, so runs started in the same second (a sweep's workers, a test
+    starting two) never share a folder or crash on one the other just made."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = Path(experiment.output_dir) / experiment.name
-    directory, n = base / stamp, 1
-    while directory.exists():
-        directory, n = base / f"{stamp}-{n}", n + 1
-    directory.mkdir(parents=True)
-    return directory
+    base.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count():
+        directory = base / (f"{stamp}-{n}" if n else stamp)
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue
+        return directory
 
 
 def build(registry, spec, **kwargs):
