@@ -34,8 +34,8 @@ def quiet():
     return Console(file=open("/dev/null", "w"))  # noqa: SIM115
 
 
-def test_same_seed_same_metrics(tmp_path):
-    first = engine.run_experiment(small(tmp_path), console=quiet())
+def test_same_seed_same_metrics(tmp_path, tiny_run):
+    first = tiny_run  # the same tiny experiment, trained once per session
     second = engine.run_experiment(small(tmp_path), console=quiet())
     assert first.status == second.status == "FINISHED"
     assert first.directory != second.directory

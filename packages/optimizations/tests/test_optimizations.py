@@ -104,21 +104,21 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
     assert math.isfinite(result.metrics["test/roc_auc"])
 
 
-def test_gradient_checkpointing_gives_the_same_run(tmp_path):
-    plain = run(small(tmp_path))
+def test_gradient_checkpointing_gives_the_same_run(tmp_path, tiny_run):
+    plain = tiny_run  # the same tiny run without optimizations, trained once per session
     checkpointed = run(small(tmp_path, "optimizations.gradient_checkpointing={}"))
     assert checkpointed.metrics["test/roc_auc"] == pytest.approx(plain.metrics["test/roc_auc"],
                                                                  abs=1e-6)
 
 
-def test_loader_workers_give_the_same_run(tmp_path):
-    plain = run(small(tmp_path))
+def test_loader_workers_give_the_same_run(tmp_path, tiny_run):
+    plain = tiny_run
     workers = run(small(tmp_path, "optimizations.loader={ num_workers = 2 }"))
     assert workers.metrics["test/macro_f1"] == plain.metrics["test/macro_f1"]
 
 
-def test_run_reports_throughput_and_peak_memory(tmp_path):
-    metrics = run(small(tmp_path)).metrics
+def test_run_reports_throughput_and_peak_memory(tiny_run):
+    metrics = tiny_run.metrics
     assert metrics["train/samples_per_s"] > 0 and metrics["system/peak_memory_mb"] > 50
 
 
