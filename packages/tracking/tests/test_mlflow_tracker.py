@@ -81,8 +81,14 @@ def test_finished_run_is_logged_in_full(tmp_path, monkeypatch):
     assert sorted(m.step for m in history) == [1, 2]
     steps = client.get_metric_history(logged.info.run_id, "train/loss")
     assert len(steps) >= 2 and [m.step for m in steps] == sorted({m.step for m in steps})
-    for key in ("train/lr", "train/samples_per_s"):
-        assert len(client.get_metric_history(logged.info.run_id, key)) == len(steps)
+    assert len(client.get_metric_history(logged.info.run_id, "train/lr")) == len(steps)
+    # the running rate per step, then the run's figure at the last step: its latest value
+    rates = client.get_metric_history(logged.info.run_id, "train/samples_per_s")
+    assert len(rates) == len(steps) + 1
+    assert max(r.step for r in rates) == max(m.step for m in steps)
+    assert logged.data.metrics["train/samples_per_s"] == pytest.approx(
+        run.metrics["train/samples_per_s"])
+    assert not any(k.startswith("best/train") for k in logged.data.metrics)
     assert len(client.get_metric_history(logged.info.run_id, "train/epoch_loss")) == 2
     metrics = logged.data.metrics
     tests = {k: v for k, v in run.metrics.items() if k.startswith("test/")}

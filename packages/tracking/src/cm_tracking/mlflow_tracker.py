@@ -57,6 +57,7 @@ class MlflowTracker:
         self.client = MlflowClient(tracking_uri=self.uri)
         self.run_id = None  # the MLflow run's id, once started
         self.logged = {}  # metric key -> the value last logged
+        self.steps = {}  # metric key -> the step it was last logged at
         self.pending = []  # step metrics, sent in batches (not one round trip per step)
         self.clock = time.monotonic  # tests inject their own
         self.flushed_at = None  # clock() of the last send; None: the first step goes at once
@@ -115,7 +116,10 @@ class MlflowTracker:
             return
         try:
             self._flush()
-            self._log_metrics(final_metrics(run.metrics, self.logged), run.epoch)
+            scores, measured = final_metrics(run.metrics, self.logged)
+            self._log_metrics(scores, run.epoch)
+            for key, value in measured.items():  # after its history: the latest value
+                self._log_metrics({key: value}, self.steps[key])
             self._log_telemetry(run.telemetry)
             if error is not None:
                 self.client.set_tag(self.run_id, "cm.error",
@@ -157,6 +161,7 @@ class MlflowTracker:
         items = [Metric(k, float(v), stamp, int(step)) for k, v in loggable(metrics).items()]
         self.pending.extend(items)
         self.logged.update((m.key, m.value) for m in items)
+        self.steps.update((m.key, m.step) for m in items)
         due = self.flushed_at is None or self.clock() - self.flushed_at >= FLUSH_SECONDS
         if send or due or len(self.pending) >= MAX_METRICS_PER_BATCH:
             self._flush()
@@ -184,17 +189,24 @@ class MlflowTracker:
             self.client.log_artifact(self.run_id, str(path))
 
 
-def final_metrics(metrics: dict, logged: dict) -> dict:
-    """The run's metrics not yet logged with their value: a key whose per-epoch history
-    (``val_tuned/...``) ended on another value gets ``best/`` in front, as in ``evaluated``,
-    so the history keeps one entry per epoch and the best checkpoint's value is logged too."""
-    out = {}
+def final_metrics(metrics: dict, logged: dict) -> tuple[dict, dict]:
+    """The run's metrics not yet logged with their value, as (scores, measurements). A
+    validation score whose per-epoch history (``val_tuned/...``) ended on another value gets
+    ``best/`` in front, as in ``evaluated``: the history keeps one entry per epoch and the
+    best checkpoint's value is logged too. A measurement logged per step
+    (``train/samples_per_s``: the running rate) keeps its name: the run's figure goes on
+    its history, as its latest value."""
+    scores, measured = {}, {}
     for key, value in loggable(metrics).items():
         if key not in logged:
-            out[key] = value
-        elif logged[key] != float(value) and logged.get(f"best/{key}") != float(value):
-            out[f"best/{key}"] = value
-    return out
+            scores[key] = value
+        elif logged[key] == float(value):
+            continue
+        elif not key.startswith("val"):
+            measured[key] = value
+        elif logged.get(f"best/{key}") != float(value):
+            scores[f"best/{key}"] = value
+    return scores, measured
 
 
 def loggable(metrics: dict) -> dict:
