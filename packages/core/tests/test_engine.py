@@ -10,7 +10,8 @@ from rich.console import Console
 
 from cm.config import load_experiment
 from cm.data.prepare import prepare
-from cm.errors import UserError
+from cm.errors import Interrupted, UserError
+from cm.hookspecs import hookimpl
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import load_checkpoint
 from cm.model.crossencoder import build_cross_encoder
@@ -335,3 +336,48 @@ def test_runs_started_in_the_same_second_claim_different_folders(tmp_path, monke
     second = run_directory(experiment)
     assert (first.name, second.name) == ("20261130-215039-1", "20261130-215039-2")
     assert first.is_dir() and second.is_dir()
+
+
+class CtrlCWhileSaving:
+    """A listener that gets ``presses`` Ctrl-Cs while it saves at run_finished."""
+
+    def __init__(self, presses):
+        self.presses, self.saved, self.calls = presses, [], 0
+
+    @hookimpl
+    def run_finished(self, run, status, error):
+        import signal
+
+        self.calls += 1
+        for _ in range(self.presses):
+            signal.raise_signal(signal.SIGINT)
+        self.saved.append(status)
+
+
+@pytest.fixture
+def stray_ctrl_c_fails():
+    """A Ctrl-C that cm lets through fails the test instead of stopping the whole session."""
+    import signal
+
+    def fail(signum, frame):
+        raise AssertionError("a Ctrl-C reached the caller of run_experiment")
+
+    previous = signal.signal(signal.SIGINT, fail)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_one_ctrl_c_while_the_run_is_saved_is_told_and_ignored(tmp_path, capsys,
+                                                                stray_ctrl_c_fails):
+    listener = CtrlCWhileSaving(presses=1)
+    run = engine.run_experiment(small(tmp_path), dry=True, console=quiet(),
+                                listeners=[listener])
+    assert run.status == "FINISHED" and listener.saved == ["FINISHED"]
+    assert "saving what the run logged; press Ctrl-C again" in capsys.readouterr().err
+
+
+def test_a_second_ctrl_c_while_the_run_is_saved_stops_it(tmp_path, stray_ctrl_c_fails):
+    listener = CtrlCWhileSaving(presses=2)
+    with pytest.raises(Interrupted):
+        engine.run_experiment(small(tmp_path), dry=True, console=quiet(), listeners=[listener])
+    assert (listener.calls, listener.saved) == (1, [])  # stopped; no KILLED save after it

@@ -2,7 +2,11 @@
 their code: 2 for bad input a user can fix, 1 for a job that ran and failed, 130 / 143 for
 an interrupt (Ctrl-C / SIGTERM)."""
 
+import contextlib
 import difflib
+import signal
+import sys
+import threading
 
 
 class UserError(Exception):
@@ -50,3 +54,29 @@ def interruption(exc: KeyboardInterrupt) -> Interrupted:
     """``exc`` as an ``Interrupted`` (a plain KeyboardInterrupt is a Ctrl-C): its str() is
     the one line to print, its ``exit_code`` the code to exit with."""
     return exc if isinstance(exc, Interrupted) else Interrupted()
+
+
+@contextlib.contextmanager
+def saving_through_one_interrupt(say=None):
+    """While the block saves what a run logged (its trackers' last flush, its status), a
+    Ctrl-C or SIGTERM only prints that it is saving; a second one stops it (``Interrupted``
+    / ``Terminated``, as always). Main thread only: elsewhere signals never arrive."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
+    received = []
+
+    def handle(signum, frame):
+        received.append(signum)
+        if len(received) > 1:
+            raise Terminated() if signum == signal.SIGTERM else Interrupted()
+        say("saving what the run logged; press Ctrl-C again to stop without it")
+
+    previous = {number: signal.signal(number, handle)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from cm import hookspecs
 from cm.config.dump import dumps
-from cm.errors import UserError
+from cm.errors import UserError, saving_through_one_interrupt
 from cm.plugins import GROUP
 from cm.registry import get_registry
 from cm.train.distributed import World, broadcast, start, stop
@@ -113,16 +113,23 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) 
     try:
         hooks.run_started(run=run)
         body(run, registry, console, hooks)
-        run.status = "FINISHED"
-        hooks.run_finished(run=run, status="FINISHED", error=None)
+        finish(run, hooks, "FINISHED", None)
     except KeyboardInterrupt as exc:
+        if run.status == "RUNNING":  # else a second Ctrl-C stopped the saving: stop now
+            finish(run, hooks, "KILLED", exc)
         run.status = "KILLED"
-        hooks.run_finished(run=run, status="KILLED", error=exc)
         raise
     except BaseException as exc:
-        run.status = "FAILED"
-        hooks.run_finished(run=run, status="FAILED", error=exc)
+        finish(run, hooks, "FAILED", exc)
         raise
     finally:
         stop(world)
     return run
+
+
+def finish(run, hooks, status, error):
+    """``run_finished`` for every listener, through one Ctrl-C: a user who presses it while
+    the trackers save (after a first Ctrl-C, say) is told so, and a second one stops it."""
+    run.status = status
+    with saving_through_one_interrupt():
+        hooks.run_finished(run=run, status=status, error=error)
