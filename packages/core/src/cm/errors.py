@@ -59,18 +59,22 @@ def interruption(exc: KeyboardInterrupt) -> Interrupted:
 @contextlib.contextmanager
 def saving_through_one_interrupt(say=None):
     """While the block saves what a run logged (its trackers' last flush, its status), a
-    Ctrl-C or SIGTERM only prints that it is saving; a second one stops it (``Interrupted``
-    / ``Terminated``, as always). Main thread only: elsewhere signals never arrive."""
+    Ctrl-C or SIGTERM prints that it is saving and is raised once the block ends; a second
+    one is raised at once (``Interrupted`` / ``Terminated``, as always). Main thread only:
+    elsewhere signals never arrive."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     received = []
 
+    def stop(signum):
+        raise Terminated() if signum == signal.SIGTERM else Interrupted()
+
     def handle(signum, frame):
         received.append(signum)
         if len(received) > 1:
-            raise Terminated() if signum == signal.SIGTERM else Interrupted()
+            stop(signum)
         say("saving what the run logged; press Ctrl-C again to stop without it")
 
     previous = {number: signal.signal(number, handle)
@@ -80,3 +84,5 @@ def saving_through_one_interrupt(say=None):
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+    if received:
+        stop(received[0])

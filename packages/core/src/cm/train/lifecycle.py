@@ -115,9 +115,8 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) 
         body(run, registry, console, hooks)
         finish(run, hooks, "FINISHED", None)
     except KeyboardInterrupt as exc:
-        if run.status == "RUNNING":  # else a second Ctrl-C stopped the saving: stop now
+        if run.status == "RUNNING":  # else it came while the run was saved: stop now
             finish(run, hooks, "KILLED", exc)
-        run.status = "KILLED"
         raise
     except BaseException as exc:
         finish(run, hooks, "FAILED", exc)
@@ -129,7 +128,8 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) 
 
 def finish(run, hooks, status, error):
     """``run_finished`` for every listener, through one Ctrl-C: a user who presses it while
-    the trackers save (after a first Ctrl-C, say) is told so, and a second one stops it."""
+    the trackers save is told so and the run stops once they have; a second one stops the
+    saving."""
     run.status = status
     with saving_through_one_interrupt():
         hooks.run_finished(run=run, status=status, error=error)
