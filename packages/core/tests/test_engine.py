@@ -382,3 +382,20 @@ def test_a_second_ctrl_c_while_the_run_is_saved_stops_it(tmp_path, stray_ctrl_c_
     with pytest.raises(Interrupted):
         engine.run_experiment(small(tmp_path), dry=True, console=quiet(), listeners=[listener])
     assert (listener.calls, listener.saved) == (1, [])  # stopped; no KILLED save after it
+
+
+def test_a_run_that_fails_before_it_starts_still_leaves_the_torchrun_group(tmp_path,
+                                                                             monkeypatch):
+    """A tracker that cannot be built (say) must not leave this rank in the process group."""
+    from cm.train import lifecycle
+
+    left = []
+    monkeypatch.setattr(lifecycle, "stop", left.append)
+
+    def broken(*args):
+        raise RuntimeError("tracker store unreachable")
+
+    monkeypatch.setattr(lifecycle, "run_hooks", broken)
+    with pytest.raises(RuntimeError, match="unreachable"):
+        engine.run_experiment(small(tmp_path), dry=True, console=quiet())
+    assert len(left) == 1

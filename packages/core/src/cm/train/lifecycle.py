@@ -100,19 +100,35 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) 
     registry = registry or get_registry()
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
-    console = (console or Console()) if world.main else Console(quiet=True)
+    try:  # whatever fails from here on, this process leaves the torchrun group
+        console = (console or Console()) if world.main else Console(quiet=True)
+        run, hooks = open_run(experiment, registry, world, device, listeners)
+        live(run, hooks, lambda: body(run, registry, console, hooks))
+    finally:
+        stop(world)
+    return run
+
+
+def open_run(experiment, registry, world, device, listeners):
+    """The run and its directory (rank 0 writes ``config.toml`` and builds the trackers),
+    and the hooks of the run's listeners."""
     directory = broadcast(run_directory(experiment) if world.main else None, world)
     run = Run(experiment, directory, device, world=world)
+    trackers = []
     if world.main:  # rank 0 alone writes files and talks to trackers
         (run.directory / "config.toml").write_text(dumps(experiment))
-    trackers = [build(registry, spec, experiment=experiment)
-                for spec in experiment.tracking.values()] if world.main else []
+        trackers = [build(registry, spec, experiment=experiment)
+                    for spec in experiment.tracking.values()]
     # trackers last: called first, so a listener that stops the run (a pruner) does so
     # after the event was logged
-    hooks = run_hooks(registry.plugins.manager, [*listeners, *trackers])
+    return run, run_hooks(registry.plugins.manager, [*listeners, *trackers])
+
+
+def live(run, hooks, work):
+    """``run_started``, ``work()``, then ``run_finished`` with how the work ended."""
     try:
         hooks.run_started(run=run)
-        body(run, registry, console, hooks)
+        work()
         finish(run, hooks, "FINISHED", None)
     except KeyboardInterrupt as exc:
         if run.status == "RUNNING":  # else it came while the run was saved: stop now
@@ -121,9 +137,6 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) 
     except BaseException as exc:
         finish(run, hooks, "FAILED", exc)
         raise
-    finally:
-        stop(world)
-    return run
 
 
 def finish(run, hooks, status, error):
