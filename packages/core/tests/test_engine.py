@@ -106,7 +106,8 @@ def test_thresholds_are_tuned_on_validation_labels_only(tmp_path, monkeypatch):
 
 
 def test_windows_truncation_scores_every_pair_once_and_predict_names_the_evidence(tmp_path):
-    run = engine.run_experiment(small(tmp_path, "data.truncation=windows"), console=quiet())
+    run = engine.run_experiment(small(tmp_path, "data.truncation=windows", "data.max_length=128",
+                                     "data.stride=32"), console=quiet())
     assert run.status == "FINISHED"
     report = json.loads((run.directory / "test_metrics.json").read_text())
     assert report["metrics"]["n"] == len(prepare(small(tmp_path)).split("test"))
