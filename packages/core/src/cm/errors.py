@@ -50,6 +50,11 @@ class Terminated(Interrupted):
     default = "terminated (SIGTERM)"
 
 
+def signalled(signum) -> Interrupted:
+    """The interrupt a signal stands for: ``Terminated`` for SIGTERM, else ``Interrupted``."""
+    return Terminated() if signum == signal.SIGTERM else Interrupted()
+
+
 def interruption(exc: KeyboardInterrupt) -> Interrupted:
     """``exc`` as an ``Interrupted`` (a plain KeyboardInterrupt is a Ctrl-C): its str() is
     the one line to print, its ``exit_code`` the code to exit with."""
@@ -57,7 +62,7 @@ def interruption(exc: KeyboardInterrupt) -> Interrupted:
 
 
 @contextlib.contextmanager
-def saving_through_one_interrupt(say=None):
+def saving_through_one_interrupt():
     """While the block saves what a run logged (its trackers' last flush, its status), a
     Ctrl-C or SIGTERM prints that it is saving and is raised once the block ends; a second
     one is raised at once (``Interrupted`` / ``Terminated``, as always). Main thread only:
@@ -65,17 +70,14 @@ def saving_through_one_interrupt(say=None):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     received = []
-
-    def stop(signum):
-        raise Terminated() if signum == signal.SIGTERM else Interrupted()
 
     def handle(signum, frame):
         received.append(signum)
         if len(received) > 1:
-            stop(signum)
-        say("saving what the run logged; press Ctrl-C again to stop without it")
+            raise signalled(signum)
+        print("saving what the run logged; press Ctrl-C again to stop without it",
+              file=sys.stderr, flush=True)
 
     previous = {number: signal.signal(number, handle)
                 for number in (signal.SIGINT, signal.SIGTERM)}
@@ -85,4 +87,4 @@ def saving_through_one_interrupt(say=None):
         for number, handler in previous.items():
             signal.signal(number, handler)
     if received:
-        stop(received[0])
+        raise signalled(received[0])

@@ -42,6 +42,11 @@ class TrainContext:
         lambda self: None if self.experiment is None else self.experiment.train.optimizer,
         takes_self=True)
 
+    def pad_lengths_to(self, multiple):
+        """Pad training batches' length up to a multiple of ``multiple``: compiled code and
+        the Triton attention see a few lengths, not one per batch (the largest ask wins)."""
+        self.pad_to_multiple = max(self.pad_to_multiple or 1, multiple)
+
 
 class Optimization:
     """Base class: override ``unavailable`` and ``apply``; list names in ``conflicts``."""

@@ -49,8 +49,7 @@ class Attention(Optimization):
 
         backbone = context.model.backbone
         if self.options.kernel == "triton":
-            context.pad_to_multiple = max(context.pad_to_multiple or 1,
-                                          self.options.pad_to_multiple)
+            context.pad_lengths_to(self.options.pad_to_multiple)
         try:
             optimize_deberta_training(backbone, backend=self.options.kernel)
         except (TypeError, ValueError) as exc:

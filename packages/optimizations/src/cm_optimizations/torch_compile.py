@@ -28,7 +28,7 @@ def compile_training(context, mode, dynamic, multiple):
     """Compile ``context.model`` for training; pad batch lengths to ``multiple`` unless
     ``dynamic``."""
     if not dynamic:
-        context.pad_to_multiple = multiple
+        context.pad_lengths_to(multiple)
         lengths = -(-context.experiment.data.max_length // multiple)
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
                                                    2 * lengths)

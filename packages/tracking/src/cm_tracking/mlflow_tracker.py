@@ -56,8 +56,7 @@ class MlflowTracker:
         check_store(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.run_id = None  # the MLflow run's id, once started
-        self.logged = {}  # metric key -> the value last logged
-        self.steps = {}  # metric key -> the step it was last logged at
+        self.logged = {}  # metric key -> the Metric last logged (value, step)
         self.pending = []  # step metrics, sent in batches (not one round trip per step)
         self.clock = time.monotonic  # tests inject their own
         self.flushed_at = None  # clock() of the last send; None: the first step goes at once
@@ -119,7 +118,7 @@ class MlflowTracker:
             scores, measured = final_metrics(run.metrics, self.logged)
             self._log_metrics(scores, run.epoch)
             for key, value in measured.items():  # after its history: the latest value
-                self._log_metrics({key: value}, self.steps[key])
+                self._log_metrics({key: value}, self.logged[key].step)
             self._log_telemetry(run.telemetry)
             if error is not None:
                 self.client.set_tag(self.run_id, "cm.error",
@@ -160,8 +159,7 @@ class MlflowTracker:
         stamp = int(time.time() * 1000)
         items = [Metric(k, float(v), stamp, int(step)) for k, v in loggable(metrics).items()]
         self.pending.extend(items)
-        self.logged.update((m.key, m.value) for m in items)
-        self.steps.update((m.key, m.step) for m in items)
+        self.logged.update((m.key, m) for m in items)
         due = self.flushed_at is None or self.clock() - self.flushed_at >= FLUSH_SECONDS
         if send or due or len(self.pending) >= MAX_METRICS_PER_BATCH:
             self._flush()
@@ -190,21 +188,22 @@ class MlflowTracker:
 
 
 def final_metrics(metrics: dict, logged: dict) -> tuple[dict, dict]:
-    """The run's metrics not yet logged with their value, as (scores, measurements). A
-    validation score whose per-epoch history (``val_tuned/...``) ended on another value gets
-    ``best/`` in front, as in ``evaluated``: the history keeps one entry per epoch and the
-    best checkpoint's value is logged too. A measurement logged per step
-    (``train/samples_per_s``: the running rate) keeps its name: the run's figure goes on
-    its history, as its latest value."""
+    """The run's metrics not yet logged (``logged``: key -> last Metric) with their value,
+    as (scores, measurements). A validation score whose per-epoch history (``val_tuned/...``)
+    ended on another value gets ``best/`` in front, as in ``evaluated``: the history keeps one
+    entry per epoch and the best checkpoint's value is logged too. A measurement logged per
+    step (``train/samples_per_s``: the running rate) keeps its name: the run's figure goes
+    on its history, as its latest value."""
+    last = {key: metric.value for key, metric in logged.items()}
     scores, measured = {}, {}
     for key, value in loggable(metrics).items():
-        if key not in logged:
+        if key not in last:
             scores[key] = value
-        elif logged[key] == float(value):
+        elif last[key] == float(value):
             continue
         elif not key.startswith("val"):
             measured[key] = value
-        elif logged.get(f"best/{key}") != float(value):
+        elif last.get(f"best/{key}") != float(value):
             scores[f"best/{key}"] = value
     return scores, measured
 

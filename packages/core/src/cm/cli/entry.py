@@ -9,7 +9,7 @@ the handlers below record every signal, so such a one still stops cm once import
 import signal
 import sys
 
-from cm.errors import Interrupted, Terminated, interruption
+from cm.errors import interruption, signalled
 
 _received: list[int] = []
 
@@ -24,14 +24,15 @@ def main():
     except KeyboardInterrupt as exc:  # before the boundary itself was imported
         return _stopped(exc)
     if _received:  # raised where Python swallowed it
-        return _stopped(Terminated() if signal.SIGTERM in _received else Interrupted())
+        return _stopped(signalled(signal.SIGTERM if signal.SIGTERM in _received
+                                  else signal.SIGINT))
     signal.signal(signal.SIGINT, signal.default_int_handler)
     return cli()
 
 
 def _stop(signum, frame):
     _received.append(signum)
-    raise Terminated() if signum == signal.SIGTERM else Interrupted()
+    raise signalled(signum)
 
 
 def _stopped(exc: KeyboardInterrupt) -> int:
