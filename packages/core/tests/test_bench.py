@@ -230,3 +230,28 @@ def test_only_keeps_the_named_configurations_in_file_order(tmp_path):
     message = problems(tmp_path, CONFIGS, 'bench.only=["pakcing"]')
     assert "$.bench.only: 'pakcing' is not a configuration here; choose from " \
            "['cm', 'bucketing', 'packing']" in message
+
+
+def test_a_warmup_pass_meets_every_shape_of_the_timed_pass_first(tmp_path, monkeypatch):
+    import cm.bench.runner as runner
+
+    shapes, epoch = {}, runner.train_epoch
+
+    def recording(loop, loader, progress, label, on_step=None):
+        seen = shapes.setdefault(label, [])
+        batches = [batch for batch in loader]
+        seen += [tuple(batch["input_ids"].shape) for batch in batches]
+        return epoch(loop, batches, progress, label, on_step)
+
+    monkeypatch.setattr(runner, "train_epoch", recording)
+    configs = '[[bench.configs]]\nname = "bucketing"\nset = { "optimizations.bucketing" = {} }\n'
+    result = CliRunner().invoke(cli, ["bench", str(bench_file(tmp_path, configs)),
+                                      "--set", "bench.warmup_pass=true"])
+    assert result.exit_code == 0, result.output
+    assert len(shapes["bucketing"]) == 3  # 24 examples, batches of 8
+    assert shapes["bucketing warmup"] == shapes["bucketing"]
+    [directory] = (tmp_path / "results").iterdir()
+    rows = json.loads((directory / "results.json").read_text())["rows"]
+    assert all(row["warmup_seconds"] > 0 for row in rows)
+    assert "warm-up: one untimed pass over the same examples" in (
+        directory / "results.md").read_text()

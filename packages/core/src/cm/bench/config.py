@@ -47,6 +47,10 @@ class BenchTable:
     configs: list[BenchEntry] = field(validator=min_len(1))
     examples: int = field(default=256, validator=ge(1))
     warmup: int = field(default=2, validator=ge(0))
+    # true: warm up on one untimed pass over the timed examples themselves, so every batch
+    # shape the timed pass meets is compiled (compile, CUDA graphs, Triton kernels) before
+    # the clock starts: the steady state of a long run; the warm-up time is reported
+    warmup_pass: bool = False
     rounds: int = field(default=1, validator=ge(1))
     output_dir: str = field(default="benchmarks/results", validator=min_len(1))
     vocab_size: int | None = field(default=None, validator=optional(ge(1)))

@@ -16,7 +16,7 @@ from cm.bench.memory import label as memory_label
 from cm.config.dump import dumps
 
 COLUMNS = ("config", "precision", "samples/s", "tokens/s", "padding waste", "peak memory MiB",
-           "MFU", "vs reference", "vs reference (CPU time)")
+           "MFU", "vs reference", "vs reference (CPU time)", "warm-up s")
 
 
 def output_directory(bench, device: dict) -> Path:
@@ -66,11 +66,18 @@ def cells(row: dict) -> list[str]:
             f"{row['tokens_per_s']:,.0f}", f"{row['padding_waste']:.1%}",
             "n/a" if memory is None else f"{memory:,.0f}",
             "n/a" if row["mfu"] is None else f"{row['mfu']:.1%}",
-            _ratio(row["ratio_vs_reference"]), _ratio(row["ratio_vs_reference_cpu_time"])]
+            _ratio(row["ratio_vs_reference"]), _ratio(row["ratio_vs_reference_cpu_time"]),
+            f"{row['warmup_seconds']:.1f}"]
 
 
 def _ratio(value) -> str:
     return "n/a" if value is None else f"{value:.2f}x"
+
+
+def warmup(bench: dict) -> str:
+    if bench["warmup_pass"]:
+        return "warm-up: one untimed pass over the same examples (every batch shape compiled)"
+    return f"{bench['warmup']} warmup batches"
 
 
 def markdown(result: dict) -> str:
@@ -84,7 +91,7 @@ def markdown(result: dict) -> str:
         f"{result['created']}, commit {commit}, torch {result['versions']['torch']}, "
         f"transformers {result['versions']['transformers']}, {device['torch_threads']} torch "
         f"threads; `{result['source']}`: {bench['examples']} train examples per row, "
-        f"{bench['warmup']} warmup batches, median of {bench['rounds']} round(s).",
+        f"{warmup(bench)}, median of {bench['rounds']} round(s).",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" if i < 2 else "---:" for i in range(len(COLUMNS))) + "|",
@@ -104,7 +111,8 @@ def markdown(result: dict) -> str:
         "(input_ids cells) / real tokens - 1; peak memory: "
         f"{result['memory_measure']}; vs reference: samples/s over the plain Hugging Face "
         "loop's at the same precision; (CPU time): the same with this process's CPU seconds "
-        "instead of wall seconds, which a busy machine disturbs less (CPU only).",
+        "instead of wall seconds, which a busy machine disturbs less (CPU only); warm-up s: "
+        "the untimed warm-up before the timed pass, where compilation lands.",
         "",
         f"Process CPU time / wall time during the timed passes: {min(load):.2f} to "
         f"{max(load):.2f} (the process ran {device['torch_threads']} threads; lower means it "

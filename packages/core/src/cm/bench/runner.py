@@ -4,7 +4,8 @@ precision they use, on the same training examples.
 Fairness: every row trains one pass over the same ``bench.table.examples`` examples of the train
 split (a seeded draw, repeated when the split is smaller), tokenized once by cm's encoder;
 only the grouping into batches differs (random, bucketed, packed). Rows see the same real
-tokens, so samples/s and tokens/s compare directly. ``warmup`` untimed batches come first.
+tokens, so samples/s and tokens/s compare directly. ``warmup`` untimed batches come first,
+or with ``warmup_pass`` one untimed pass over the timed examples (every shape compiled).
 With ``rounds`` > 1 the rows are measured in turn, round after round (each round starting
 at a different row), and each row reports its median, so a machine whose load changes
 during the bench slows every row alike.
@@ -56,6 +57,7 @@ class Measured:
     steps: int
     seconds: float
     cpu_seconds: float  # this process's CPU time over the timed pass, all threads
+    warmup_seconds: float  # the untimed warm-up before it (compilation lands here)
     flops: int  # useful train FLOPs of the timed pass (cm.bench.flops)
     peak_memory_mib: float | None
     telemetry: tuple = ()
@@ -119,7 +121,8 @@ class Runner:
         table = self.bench.table
         warm = table.warmup * experiment.train.batch_size
         order = draw(len(split.encoded), max(table.examples, warm), experiment.seed)
-        return split, subset(split, order[:table.examples]), subset(split, order[:warm])
+        timed = subset(split, order[:table.examples])
+        return split, timed, timed if table.warmup_pass else subset(split, order[:warm])
 
     def pad_vocab(self, model):
         vocab_size = self.bench.table.vocab_size
@@ -141,12 +144,12 @@ class Runner:
             scheduler = trainer.scheduler(self.registry, sum(len(loader) for loader in loaders))
             loop = Loop(trainer, trainer.context.model, scheduler)
             counted = Counted(loaders[1])
-            seconds, cpu = self._timed(
+            seconds, cpu, warmup = self._timed(
                 lambda: train_epoch(loop, loaders[0], progress, f"{config.name} warmup"),
                 lambda: train_epoch(loop, counted, progress, config.name))
         return Measured(config.name, "cm", PRECISION[trainer.context.autocast_dtype],
                         len(timed.encoded), counted.real, counted.cells, len(counted),
-                        seconds, cpu, counted.flops(backbone.config), peak.mib,
+                        seconds, cpu, warmup, counted.flops(backbone.config), peak.mib,
                         tuple(attrs.astuple(row) for row in trainer.telemetry))
 
     def measure_reference(self, precision: str, progress) -> Measured:
@@ -173,20 +176,22 @@ class Runner:
                                           DTYPE[precision], device,
                                           on_step=lambda: progress.advance(task))
 
-            seconds, cpu = self._timed(lambda: epoch(loaders[0], f"{name} warmup"),
-                                       lambda: epoch(counted, name))
+            seconds, cpu, warmup = self._timed(lambda: epoch(loaders[0], f"{name} warmup"),
+                                               lambda: epoch(counted, name))
         return Measured(name, "reference", precision, len(timed.encoded), counted.real,
-                        counted.cells, len(counted), seconds, cpu, counted.flops(model.config),
-                        peak.mib)
+                        counted.cells, len(counted), seconds, cpu, warmup,
+                        counted.flops(model.config), peak.mib)
 
-    def _timed(self, warmup, timed) -> tuple[float, float]:
-        """(wall seconds, process CPU seconds) of ``timed``, after ``warmup``."""
+    def _timed(self, warmup, timed) -> tuple[float, float, float]:
+        """(wall seconds, process CPU seconds) of ``timed``, and the wall seconds of
+        ``warmup`` that ran before it."""
+        started = time.perf_counter()
         warmup()
         self._sync()
-        started, cpu = time.perf_counter(), time.process_time()
+        warmed, cpu = time.perf_counter(), time.process_time()
         timed()
         self._sync()
-        return time.perf_counter() - started, time.process_time() - cpu
+        return time.perf_counter() - warmed, time.process_time() - cpu, warmed - started
 
     def _sync(self):
         if self.device == "cuda":
@@ -277,6 +282,7 @@ def summarize(runs: list[Measured], device: str, device_name: str) -> dict:
         "real_tokens": first.real_tokens, "computed_tokens": first.computed_tokens,
         "padding_waste": first.computed_tokens / first.real_tokens - 1,
         "seconds": seconds,
+        "warmup_seconds": median(run.warmup_seconds for run in runs),
         "samples_per_s": first.examples / seconds,
         "tokens_per_s": first.real_tokens / seconds,
         # on a CPU shared with other work, CPU time counts only the time this process ran
