@@ -19,8 +19,8 @@ WORDS = (
     "in hobbies worthless guilty appetite weight focus hopeless empty crying morning work "
     "school friends music"
 ).split()
-# 200 words in a fixed pseudo-random order, so slices from different places differ.
-LONG_POST = " ".join(random.Random(0).choices(WORDS, k=200))
+# 400 words in a fixed pseudo-random order, so slices from different places differ.
+LONG_POST = " ".join(random.Random(0).choices(WORDS, k=400))
 SHORT_POST = "I cant sleep at night."
 MAX_LENGTH = 64
 

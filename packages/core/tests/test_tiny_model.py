@@ -99,12 +99,19 @@ def test_in_vocabulary_text_has_no_unk_and_is_segmented(tok):
     for text in CORPUS:
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert tok.unk_token_id not in ids, text
-        # Real sentencepiece segmentation: fewer pieces than characters, and it decodes back.
+        # Real segmentation: fewer pieces than characters, and it decodes back.
         assert len(ids) < len(text)
         assert tok.decode(ids) == text
     # A new sentence made of corpus words is in-vocabulary too.
     ids = tok("I can't sleep and I feel worthless", add_special_tokens=False)["input_ids"]
     assert tok.unk_token_id not in ids
+
+
+def test_words_the_corpus_repeats_are_single_pieces(tok):
+    # the unigram trainer split "and" into "▁" + "and": 1.8 pieces per word on the demo posts
+    words = "I can't sleep and I feel".split()
+    pieces = tok.tokenize(" ".join(words))
+    assert pieces == ["▁" + word for word in words]
 
 
 def test_unseen_characters_are_unk(tok):
@@ -130,7 +137,7 @@ def test_pair_template_is_cls_a_sep_b_sep(tok):
 
 
 def test_from_pretrained_round_trip(tok, tok_dir):
-    assert {"spm.model", "tokenizer.json", "tokenizer_config.json"} <= set(os.listdir(tok_dir))
+    assert {"tokenizer.json", "tokenizer_config.json"} <= set(os.listdir(tok_dir))
     again = AutoTokenizer.from_pretrained(str(tok_dir))
     assert type(again) is type(tok)
     assert again.get_vocab() == tok.get_vocab()
@@ -154,7 +161,7 @@ def test_vocab_grows_to_hold_every_character(tmp_path):
 
 
 def test_long_texts_are_not_dropped_from_training(tmp_path):
-    # sentencepiece skips sentences over 4192 bytes by default; a lone long post must count.
+    # a lone long post (sentencepiece's trainer skipped those over 4192 bytes) must count
     long_post = " ".join(CORPUS * 3)
     assert len(long_post.encode()) > 4192
     t = train_tokenizer([long_post], tmp_path, vocab_size=200)
