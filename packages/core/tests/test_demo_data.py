@@ -99,3 +99,23 @@ def test_shares_no_text_with_the_real_sample(demo, shared_sample):
     real_shingles = set().union(*(_shingles(c["text"]) for c in real["criteria"]))
     for criterion in demo.criteria:
         assert not _shingles(criterion.text) & real_shingles, criterion.id
+
+
+def test_the_demo_dataset_generates_other_sizes_once_into_the_cache(tmp_path, monkeypatch):
+    from cm.data import datasets
+
+    monkeypatch.setenv("CM_CACHE_DIR", str(tmp_path))
+    shipped = datasets.demo(datasets.DemoOptions())
+    assert len(shipped.posts) == 300 and not (tmp_path / "demo").exists()
+    small = datasets.demo(datasets.DemoOptions(posts=60, length_scale=0.5))
+    [folder] = (tmp_path / "demo").iterdir()
+    assert folder.name == "60-0.5" and len(small.posts) == 60
+    words = statistics.median(len(p.text.split()) for p in small.posts)
+    full = statistics.median(len(p.text.split()) for p in datasets.demo(
+        datasets.DemoOptions(posts=60)).posts)
+    assert words < 0.7 * full  # half-length ranges: about half the words
+    stamp = (folder / FILES[0]).stat().st_mtime_ns
+    again = datasets.demo(datasets.DemoOptions(posts=60, length_scale=0.5))
+    assert [p.text for p in again.posts] == [p.text for p in small.posts]
+    assert (folder / FILES[0]).stat().st_mtime_ns == stamp  # read, not written again
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["60-0.5", "60-1"]

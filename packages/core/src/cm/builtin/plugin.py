@@ -35,4 +35,4 @@ def register_schedulers(register):
 @hookimpl
 def register_datasets(register):
     register("redsm5", datasets.redsm5, options=datasets.Redsm5Options)
-    register("demo", datasets.demo)
+    register("demo", datasets.demo, options=datasets.DemoOptions)

@@ -242,7 +242,7 @@ def _pick_symptoms(rng: random.Random, n_posts: int) -> list[list[str]]:
             picked.append(names.pop(i))
             weights.pop(i)
         chosen.append(picked)
-    floor = max(1, round(25 * n_posts / DEFAULT_POSTS))
+    floor = max(1, round(n_posts / 12))  # each symptom in at least 1 post in 12
     candidates = [s for s in chosen if s]
     for symptom in SYMPTOMS:
         while candidates and sum(symptom in s for s in chosen) < floor:
