@@ -94,7 +94,7 @@ def test_every_command_has_help(command):
 
 
 def test_data_stats_on_the_demo_data():
-    result = cm("data", "stats", "experiments/demo.toml", "--json")
+    result = cm("data", "stats", "experiments/demo-posts.toml", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["posts"] == {"train": 240, "val": 30, "test": 30}
@@ -119,7 +119,7 @@ def test_data_stats_table_on_the_shared_sample_in_its_real_format():
     dataset = (f'{{ name = "redsm5", posts = "{sample}/redsm5_posts.csv", '
                f'annotations = "{sample}/redsm5_annotations.csv", '
                f'criteria = "{sample}/MDD_Criteira.json" }}')
-    result = cm("data", "stats", "experiments/demo.toml", "--set", f"data.dataset={dataset}",
+    result = cm("data", "stats", "experiments/demo-posts.toml", "--set", f"data.dataset={dataset}",
                 "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -149,7 +149,7 @@ def test_cm_tracking_adds_its_commands_through_the_hook_and_cm_runs_without_it(t
     assert "--run-id" not in cm("predict", "--help", env=without).stdout
     missing = cm("sweep", "experiments/hpo.toml", env=without)
     assert missing.returncode == 2 and "No such command 'sweep'" in missing.stderr
-    run = cm("run", "experiments/demo.toml", "--dry-run", "--set", f"output_dir='{tmp_path}'",
+    run = cm("run", "experiments/demo-posts.toml", "--dry-run", "--set", f"output_dir='{tmp_path}'",
              "--set", "train.device='cpu'", env={**without, "CM_CACHE_DIR": str(tmp_path)})
     assert run.returncode == 0, run.stderr
     assert "dry run finished" in run.stdout

@@ -1,5 +1,6 @@
 """The README's main job, run as a user runs it: `cm run experiments/demo.toml`, then
-`cm predict` with the checkpoint it wrote. One demo run (a few minutes) serves every test."""
+`cm predict` with the checkpoint it wrote. One demo run (about 2 minutes) serves every
+test."""
 
 import csv
 import io
@@ -30,22 +31,15 @@ def demo(tmp_path_factory):
     return work, run_dir, result
 
 
-def all_negative_macro_f1(report):
-    """Macro-F1 of predicting 'no match' for every pair of the split."""
-    pair = report["metrics"]
-    negatives = pair["n"] - pair["positives"]
-    return (2 * negatives / (negatives + pair["n"])) / 2
-
-
-def test_demo_beats_the_all_negative_baseline_clearly(demo):
+def test_demo_learns_every_criterion(demo):
+    """Issue 11's bar for the demo: test 9-criterion macro-F1 >= 0.80 and every criterion's
+    F1 >= 0.5 (measured here: 0.97, every criterion >= 0.85; 100 test posts)."""
     _, run_dir, _ = demo
-    report = json.loads((run_dir / "test_metrics.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    baseline = all_negative_macro_f1(report)
-    assert 0.40 < baseline < 0.50
-    # measured here: 0.68 against 0.45 (ROC-AUC 0.80); the margin leaves room for CPU noise
-    assert metrics["test/macro_f1"] > baseline + 0.12, (metrics["test/macro_f1"], baseline)
-    assert metrics["test/roc_auc"] > 0.7
+    assert metrics["test_tuned/post_macro_f1"] >= 0.80, metrics["test_tuned/post_macro_f1"]
+    per_criterion = {f"A.{i}": metrics[f"test_tuned/A.{i}/f1"] for i in range(1, 10)}
+    assert min(per_criterion.values()) >= 0.5, per_criterion
+    assert metrics["test/roc_auc"] > 0.95
 
 
 def test_demo_prints_progress_and_a_summary(demo):

@@ -37,7 +37,7 @@ def runs(tmp_path_factory):
     quiet = Console(file=open("/dev/null", "w"))  # noqa: SIM115
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CM_CACHE_DIR", str(work / "cache"))
-        return tuple(run_experiment(load_experiment(ROOT / "experiments" / "demo.toml",
+        return tuple(run_experiment(load_experiment(ROOT / "experiments" / "demo-posts.toml",
                                                     [*budget, *more]), console=quiet)
                      for more in (pretrained, []))
 

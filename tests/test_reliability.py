@@ -20,7 +20,7 @@ from cm.cli.main import cli
 from cm.testing import TINY_RUN
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "experiments" / "demo.toml"
+DEMO = ROOT / "experiments" / "demo-posts.toml"
 CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"
 CRITERIA = {"diagnosis": "MDD", "criteria": [{"id": f"A.{i}", "text": f"criterion {i} text"}
                                              for i in range(1, 10)]}

@@ -17,7 +17,7 @@ from cm.data.redsm5 import load_redsm5
 from cm.errors import UserError
 from cm.predict import read_posts
 
-DEMO = Path(__file__).resolve().parents[1] / "experiments" / "demo.toml"
+DEMO = Path(__file__).resolve().parents[1] / "experiments" / "demo-posts.toml"
 KEYS = [("name",), ("seed",), ("output_dir",), ("data",), ("data", "split"),
         ("data", "max_length"), ("data", "stride"), ("data", "truncation"), ("data", "level"),
         ("data", "dataset"), ("data", "dataset", "name"), ("model", "backbone"),

@@ -37,7 +37,7 @@ from cm.train.trainer import build_trainer
 
 pytestmark = pytest.mark.cuda
 
-DEMO = Path(__file__).resolve().parents[2] / "experiments" / "demo.toml"
+DEMO = Path(__file__).resolve().parents[2] / "experiments" / "demo-posts.toml"
 BASE = ["model.tiny.hidden_size=768", "model.tiny.num_layers=12", "model.tiny.num_heads=12",
         "model.tiny.intermediate_size=3072", "data.max_length=256", "train.batch_size=16",
         "train.device=cuda", "train.lr=1e-4", "train.head_lr=1e-3",

@@ -18,7 +18,7 @@ from cm.errors import UserError
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
-DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
+DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo-posts.toml"
 TINY = """
 base = "{demo}"
 [data]

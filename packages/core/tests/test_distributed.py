@@ -25,8 +25,9 @@ def cm_run(launcher, tmp_path, name):
     sets = [arg for key in [*SMALL, f"output_dir={tmp_path}", f"name={name}"]
             for arg in ("--set", key)]
     env = {**os.environ, "CM_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([*launcher, str(BIN / "cm"), "run", str(ROOT / "experiments/demo.toml"),
-                           *sets], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([*launcher, str(BIN / "cm"), "run",
+                           str(ROOT / "experiments/demo-posts.toml"), *sets], env=env,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = list((tmp_path / name).iterdir())
     assert len(runs) == 1  # rank 1 made no run directory of its own

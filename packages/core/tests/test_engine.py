@@ -24,7 +24,7 @@ from cm.train.lifecycle import build, resolve_device, run_directory
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
-DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
+DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo-posts.toml"
 
 
 def small(tmp_path, *more):

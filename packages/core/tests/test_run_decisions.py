@@ -19,7 +19,7 @@ from cm.predict import predict
 from cm.testing import TINY_RUN
 from cm.train import engine
 
-DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
+DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo-posts.toml"
 CRITERIA = [f"A.{i}" for i in range(1, 10)]
 
 

@@ -11,7 +11,7 @@ from cm.optimization import resolve
 from cm.registry import get_registry
 from cm.testing import TINY_RUN
 
-DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo.toml"
+DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo-posts.toml"
 CUDA_ONLY = ("fp16", "tf32", "fused_adamw", "cuda_graphs")
 
 

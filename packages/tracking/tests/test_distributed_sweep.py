@@ -23,7 +23,7 @@ from cm_tracking.sweep_study import PARENT, storage_url
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
 ROOT = Path(__file__).resolve().parents[3]
-DEMO = ROOT / "experiments" / "demo.toml"
+DEMO = ROOT / "experiments" / "demo-posts.toml"
 BIN = Path(sys.executable).parent
 SWEEP = f"""base = "{DEMO}"
 name = "team"

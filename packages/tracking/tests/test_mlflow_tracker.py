@@ -24,7 +24,7 @@ from cm_tracking.mlflow_tracker import MlflowTracker, dataset_digest
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
 ROOT = Path(__file__).resolve().parents[3]
-DEMO = ROOT / "experiments" / "demo.toml"
+DEMO = ROOT / "experiments" / "demo-posts.toml"
 SMALL = [*TINY_RUN, "train.epochs=2", "eval.evidence=true"]
 
 

@@ -41,7 +41,7 @@ def logged(tmp_path_factory):
     uri = f"sqlite:///{base}/mlflow.db"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CM_CACHE_DIR", str(cache))
-        experiment = load_experiment(ROOT / "experiments" / "demo.toml", [
+        experiment = load_experiment(ROOT / "experiments" / "demo-posts.toml", [
             *SMALL, f"output_dir='{base / 'outputs'}'", f"data.dataset={{ name = 'redsm5', "
             f"root = '{data}' }}", "tracking.mlflow={ log_checkpoint = true }"])
         patch.setenv("MLFLOW_TRACKING_URI", uri)  # the tracker's default store

@@ -26,7 +26,7 @@ from cm_tracking.sweep_space import baseline_params, check_space, config_values
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
 ROOT = Path(__file__).resolve().parents[3]
-DEMO = ROOT / "experiments" / "demo.toml"
+DEMO = ROOT / "experiments" / "demo-posts.toml"
 SPACE = """
 [hpo.space."train.lr"]
 type = "float"

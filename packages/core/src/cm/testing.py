@@ -28,7 +28,7 @@ TINY_RUN = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.n
             "train.epochs=1", "train.batch_size=32", "data.split=[0.4, 0.3, 0.3]",
             "eval.evidence=false"]
 
-DEMO_EXPERIMENT = Path(str(files("cm") / "data" / "demo_data" / "demo.toml"))
+DEMO_EXPERIMENT = Path(str(files("cm") / "data" / "demo_data" / "demo-posts.toml"))
 
 
 def tiny_toml() -> str:
