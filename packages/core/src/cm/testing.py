@@ -1,8 +1,9 @@
 """Test helpers for cm and for plugins written for it, installed as a pytest plugin (entry
 point ``cm`` of group ``pytest11``): any project with cm-core installed gets these fixtures.
 
-- ``tiny_experiment(*sets, **tables)`` -> a decoded ``Experiment``: the demo experiment
-  shipped in cm-core (``DEMO_EXPERIMENT``, offline tiny DeBERTaV3, cm's synthetic posts),
+- ``tiny_experiment(*sets, **tables)`` -> a decoded ``Experiment``: the post-level demo
+  experiment shipped in cm-core (``DEMO_EXPERIMENT``: ``demo-posts.toml``, offline tiny
+  DeBERTaV3, the 300 synthetic posts shipped with cm, whole posts as pairs),
   shrunk by ``TINY_RUN``, writing under the test's ``tmp_path``; then your ``--set``
   strings (``"model.head.name=my_head"``) and tables (``model={"head": {...}}``).
 - ``run_tiny(experiment, **kwargs)`` -> the finished ``Run`` of ``cm run`` (metrics,
@@ -42,8 +43,9 @@ def tiny_toml() -> str:
 
 
 def make_tiny_experiment(output_dir, *sets, registry=None, **tables):
-    """The shipped demo experiment shrunk by TINY_RUN, writing under ``output_dir``, with
-    ``sets`` (``key=value`` strings) and ``tables`` (top-level keys merged in) applied."""
+    """The shipped post-level demo experiment shrunk by TINY_RUN, writing under
+    ``output_dir``, with ``sets`` (``key=value`` strings) and ``tables`` (top-level keys
+    merged in) applied."""
     from cm.config.decode import decode
     from cm.config.load import apply_overrides, load_raw, set_keys
 
