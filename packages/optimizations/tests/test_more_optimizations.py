@@ -204,7 +204,9 @@ def test_lora_run_with_packing_trains_and_the_checkpoint_scores_the_same(tmp_pat
     probs, _ = score(checkpoint.model, loss, split, 64, checkpoint.tokenizer.pad_token_id,
                      "cpu")
     again = split_metrics(split, probs, 0.5, [f"A.{i}" for i in range(1, 10)])
-    assert again["roc_auc"] == pytest.approx(result.metrics["test/roc_auc"], abs=1e-6)
+    # float noise between batchings (~1e-7 in a probability) may swap two near-tied pairs,
+    # which moves ROC-AUC by ~5e-6; a checkpoint that lost the adapters moves it by far more
+    assert again["roc_auc"] == pytest.approx(result.metrics["test/roc_auc"], abs=1e-4)
 
 
 def test_compile_pads_to_static_lengths(tmp_path):
