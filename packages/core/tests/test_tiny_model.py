@@ -371,3 +371,19 @@ def test_hub_probe_times_out_quickly(monkeypatch):
     start = time.monotonic()
     assert backbone.hub_reachable(timeout=1.0) is False
     assert time.monotonic() - start < 3
+
+
+def test_training_is_deterministic_across_processes(tmp_path):
+    """The cache key is the texts' digest, so the same texts must give the same tokenizer
+    in any process (the merge trainer's hash maps are seeded per process)."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from pathlib import Path; from cm.model.tiny import train_tokenizer; "
+              "from tests_corpus import CORPUS; train_tokenizer(CORPUS, Path(sys.argv[1]), 300)")
+    (tmp_path / "tests_corpus.py").write_text(f"CORPUS = {CORPUS!r}\n")
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True,
+                       cwd=tmp_path, capture_output=True)
+    first, second = ((tmp_path / name / "tokenizer.json").read_bytes() for name in ("a", "b"))
+    assert first == second
