@@ -50,7 +50,8 @@ def show(report, experiment):
             f"{row[f'{s}_pairs']} ({row[f'{s}_positives']})" for s in SPLITS))
     console.print(labels)
     lengths = report["lengths"]
-    console.print("pair length in tokens (criterion + post): " + ", ".join(
+    text = "post" if report["level"] == "post" else "sentence"
+    console.print(f"pair length in tokens (criterion + {text}): " + ", ".join(
         f"{k} {v}" for k, v in lengths.items() if k.startswith("p"))
         + f", mean {lengths['mean']:.0f}, max {lengths['max']}; "
         f"{lengths['over_max_length']:.1%} exceed max_length {experiment.data.max_length}")

@@ -24,7 +24,8 @@ def label_counts(prepared: Prepared) -> list[dict]:
 
 
 def pair_lengths(prepared: Prepared, tokenizer) -> np.ndarray:
-    """Full (untruncated) token length of every pair: criterion + post + 3 special tokens."""
+    """Full (untruncated) token length of every pair: criterion + post (or sentence) + 3
+    special tokens."""
     texts = sorted({p.text for p in prepared.pairs} | {p.criterion_text for p in prepared.pairs})
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     length = {text: len(tokens) for text, tokens in zip(texts, ids, strict=True)}
