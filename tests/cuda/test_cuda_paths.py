@@ -21,8 +21,9 @@ import torch
 from rich.console import Console
 
 from cm.bench.runner import subset
+from cm.cachedir import cache_root
 from cm.config import load_experiment
-from cm.data.prepare import cache_root, prepare
+from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import load_checkpoint, save_checkpoint

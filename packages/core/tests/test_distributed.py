@@ -78,7 +78,8 @@ import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from rich.console import Console
 from cm.bench.runner import subset
-from cm.data.prepare import cache_root, prepare
+from cm.cachedir import cache_root
+from cm.data.prepare import prepare
 from cm.model.backbone import load_backbone
 from cm.registry import get_registry
 from cm.testing import make_tiny_experiment

@@ -180,7 +180,7 @@ def _span(encoded, window, max_length, stride):
 
 
 def _cache():
-    from cm.data.prepare import cache_root
+    from cm.cachedir import cache_root
 
     return cache_root() / "encoded"
 

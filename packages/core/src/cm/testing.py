@@ -92,7 +92,8 @@ def build_train_context(experiment, device="cpu"):
     experiment's optimizations applied."""
     import attrs
 
-    from cm.data.prepare import cache_root, prepare
+    from cm.cachedir import cache_root
+    from cm.data.prepare import prepare
     from cm.model.backbone import load_backbone
     from cm.registry import get_registry
     from cm.train.trainer import build_trainer

@@ -31,7 +31,8 @@ import torch
 from cm.bench import reference
 from cm.bench.flops import peak_flops, train_flops
 from cm.bench.memory import PeakMemory
-from cm.data.prepare import cache_root, prepare
+from cm.cachedir import cache_root
+from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import experiment_tokenizer, load_backbone
 from cm.progress import Progress

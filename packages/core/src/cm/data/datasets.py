@@ -2,15 +2,13 @@
 (cm's own synthetic posts in the ReDSM5 format, shipped inside cm-core, or generated at
 another size)."""
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import attrs
 from attrs.validators import ge, gt, le
 
-from cm.data.demo import DEFAULT_POSTS, DEMO_ROOT, LENGTHS, write_demo
+from cm.cachedir import build_once, cache_root
+from cm.data.demo import DEFAULT_POSTS, DEMO_ROOT, scaled_lengths, write_demo
 from cm.data.redsm5 import load_redsm5, load_redsm5_root
 
 
@@ -51,20 +49,7 @@ class DemoOptions:
 def demo(options: DemoOptions):
     if options == DemoOptions():
         return load_redsm5_root(DEMO_ROOT)
-    from cm.data.prepare import cache_root  # prepare imports the registry: a late import
-
-    root = cache_root() / "demo" / f"{options.posts}-{options.length_scale:g}"
-    if not root.is_dir():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".tmp-demo-", dir=root.parent))
-        write_demo(scratch, options.posts, lengths=[
-            (max(1, round(low * options.length_scale)),
-             max(2, round(high * options.length_scale)), weight)
-            for low, high, weight in LENGTHS])
-        try:
-            os.rename(scratch, root)  # whole or absent: a reader never sees half a dataset
-        except OSError:
-            shutil.rmtree(scratch, ignore_errors=True)
-            if not root.is_dir():  # not a lost race with another run: a real failure
-                raise
+    lengths = scaled_lengths(options.length_scale)
+    root = build_once(cache_root() / "demo" / f"{options.posts}-{options.length_scale:g}",
+                      lambda folder: write_demo(folder, options.posts, lengths=lengths))
     return load_redsm5_root(root)

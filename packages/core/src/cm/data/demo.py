@@ -215,6 +215,12 @@ LENGTHS = [(25, 60, 15), (60, 100, 23), (100, 160, 27), (160, 260, 17), (260, 40
            (450, 850, 5)]  # fmt: skip
 
 
+def scaled_lengths(scale: float) -> list[tuple[int, int, int]]:
+    """LENGTHS with every word range multiplied by ``scale`` (0.5: half-length posts)."""
+    return [(max(1, round(low * scale)), max(2, round(high * scale)), weight)
+            for low, high, weight in LENGTHS]
+
+
 def _lines(block: str) -> list[str]:
     return block.strip().splitlines()
 

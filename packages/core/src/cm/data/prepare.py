@@ -1,8 +1,6 @@
 """From a resolved experiment to what the engines consume: the corpus, its pairs, the split
 of every post. Shared by ``cm data stats``, ``cm run`` and ``cm bench``."""
 
-import os
-from pathlib import Path
 
 import attrs
 
@@ -11,11 +9,6 @@ from cm.data.records import Corpus, PairSample
 from cm.data.splits import SPLITS, split_posts
 from cm.errors import UserError
 from cm.registry import get_registry
-
-
-def cache_root() -> Path:
-    """Where tokenizers and encoded pairs are cached: ``$CM_CACHE_DIR`` or ``~/.cache/cm``."""
-    return Path(os.environ.get("CM_CACHE_DIR") or Path.home() / ".cache" / "cm")
 
 
 @attrs.frozen
@@ -65,4 +58,4 @@ def check_splits(prepared: Prepared, ratios) -> None:
                         "a share that holds at least one post, e.g. [0.8, 0.1, 0.1]")
 
 
-__all__ = ["SPLITS", "Prepared", "cache_root", "prepare"]
+__all__ = ["SPLITS", "Prepared", "prepare"]

@@ -71,7 +71,7 @@ def load_tokenizer(
 def experiment_tokenizer(experiment, prepared):
     """The tokenizer of ``experiment``'s backbone, without its weights; the tiny model's
     learns from ``prepared`` (a ``cm.data.prepare.Prepared``): criteria and train posts."""
-    from cm.data.prepare import cache_root
+    from cm.cachedir import cache_root
 
     return load_tokenizer(experiment.model.backbone, texts=prepared.tokenizer_texts(),
                           tiny=experiment.model.tiny, cache_root=cache_root())

@@ -18,10 +18,7 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
-import shutil
-import tempfile
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -31,6 +28,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model, DebertaV2Tokenizer
 
+from cm.cachedir import build_once
 from cm.config.schema import TinyBackbone
 from cm.data.encode import texts_digest
 
@@ -106,31 +104,16 @@ def _scored_pieces(corpus: list[str], vocab_size: int) -> list[tuple[str, float]
 
 
 def cached_tokenizer(texts: Iterable[str], cache_root: Path, vocab_size: int = 8000):
-    """train_tokenizer, memoised on disk by (texts, vocab_size, FORMAT_VERSION).
-
-    Entries are built in a temporary folder and renamed into place, so a reader never sees a
-    half-written tokenizer and concurrent builders simply keep whichever rename won.
-    """
+    """train_tokenizer, memoised on disk by (texts, vocab_size, FORMAT_VERSION), each entry
+    built once (``cm.cachedir.build_once``: a reader never sees half a tokenizer)."""
     texts = list(texts)
     key = hashlib.sha256(
         f"{FORMAT_VERSION}:{vocab_size}:{texts_digest(texts)}".encode()
     ).hexdigest()
-    cache_root = Path(cache_root)
-    final = cache_root / f"tokenizer-{key[:24]}"
+    final = Path(cache_root) / f"tokenizer-{key[:24]}"
     if final.is_dir():
         log.debug("tokenizer cache hit: %s", final)
-        return AutoTokenizer.from_pretrained(str(final))
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-tokenizer-", dir=cache_root))
-    try:
-        train_tokenizer(texts, tmp, vocab_size)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():  # not a lost race: a real failure
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    build_once(final, lambda folder: train_tokenizer(texts, folder, vocab_size))
     return AutoTokenizer.from_pretrained(str(final))
 
 

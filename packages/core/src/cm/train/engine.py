@@ -13,7 +13,8 @@ import time
 import attrs
 import torch
 
-from cm.data.prepare import SPLITS, cache_root, prepare
+from cm.cachedir import cache_root
+from cm.data.prepare import SPLITS, prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import save_checkpoint

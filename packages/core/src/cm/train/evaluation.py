@@ -13,7 +13,7 @@ import attrs
 import numpy as np
 import torch
 
-from cm.data.prepare import cache_root
+from cm.cachedir import cache_root
 from cm.evaluate import decisions
 from cm.evaluate.decisions import Decision, Pairs
 from cm.evaluate.metrics import aggregate_windows, pair_metrics, post_level

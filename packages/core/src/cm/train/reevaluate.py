@@ -5,7 +5,8 @@ temperatures and per-criterion thresholds, reports, ``evaluated`` per split) giv
 the original run logged, exactly. Listeners
 follow it through the usual hooks."""
 
-from cm.data.prepare import cache_root, prepare
+from cm.cachedir import cache_root
+from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.evaluate.decisions import Decision
 from cm.model.checkpoint import load_checkpoint
