@@ -131,6 +131,13 @@ def test_data_stats_table_on_the_shared_sample_in_its_real_format():
                                       "MDD_Criteira.json"}
 
 
+def test_data_stats_at_sentence_level_measures_criterion_and_sentence():
+    result = cm("data", "stats", "experiments/demo-posts.toml", "--set", 'data.level="sentence"')
+    assert result.returncode == 0, result.stderr
+    assert "(sentence level)" in result.stdout
+    assert "pair length in tokens (criterion + sentence):" in result.stdout
+
+
 def test_data_stats_names_a_missing_dataset_root(tmp_path):
     result = cm("data", "stats", "experiments/baseline.toml",
                 "--set", f"data.dataset.root={tmp_path / 'nowhere'}")
