@@ -3,7 +3,7 @@ seconds with exit 2 instead of after an epoch: the output folder can be written,
 dataset loads and every split of it is non-empty, and each tracker's store answers
 (trackers check their store when they are built)."""
 
-import os
+import tempfile
 from pathlib import Path
 
 from cm.errors import UserError
@@ -19,9 +19,12 @@ def writable_directory(path, what) -> None:
         where = "is a file" if existing == path else f"lies under {existing}, which is a file"
         raise UserError(f"{what} {path} {where}, not a directory; choose another path or "
                         "move that file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"{what} {path}: {existing} is not writable by this user; choose a "
-                        "writable path or fix its permissions")
+    try:  # a real folder made and removed: permissions alone miss /proc, read-only mounts
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as exc:
+        raise UserError(f"{what} {path}: no folder can be made in {existing} "
+                        f"({exc.strerror or exc}); choose a writable path or fix its "
+                        "permissions") from None
 
 
 def preflight(experiment, registry=None) -> None:

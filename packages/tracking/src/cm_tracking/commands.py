@@ -3,6 +3,7 @@ sweep``, ``cm replay``, ``cm predict --run-id`` and run ids for ``cm compare``. 
 MLflow are imported only when one of them runs (they take seconds to import)."""
 
 import functools
+import re
 import tempfile
 from pathlib import Path
 
@@ -91,12 +92,18 @@ def add_run_ids(compare: click.Command) -> None:
         from cm_tracking.replay import logged_predictions
 
         with tempfile.TemporaryDirectory(prefix="cm-compare-") as scratch:
-            runs = [run if Path(run).is_dir() else
+            runs = [run if not is_run_id(run) else
                     str(logged_predictions(run, tracking_uri, Path(scratch) / name))
                     for name, run in (("a", run_a), ("b", run_b))]
             return score(*runs, **kwargs)
 
     compare.callback = callback
+
+
+def is_run_id(run: str) -> bool:
+    """An MLflow run id (32 hex digits) that is not also a directory here; anything else is
+    a run directory, which ``cm compare`` reports as missing if it is."""
+    return not Path(run).is_dir() and re.fullmatch(r"[0-9a-f]{32}", run) is not None
 
 
 def register(cli: click.Group) -> None:

@@ -32,9 +32,12 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
+from cm import signals
 from cm.config.dump import flatten, to_dict
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
+from cm.secrets import hidden, hide_passwords
+from cm_tracking.busy import end_run
 from cm_tracking.options import MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
 
@@ -130,7 +133,9 @@ class MlflowTracker:
                     self._artifact(run.directory / "checkpoint")
         finally:
             final = status if status in STATUSES else "FAILED"
-            self.client.set_terminated(self.run_id, status=final)
+            if final == "FINISHED" and signals.received:  # stopped while it was saved
+                final = "KILLED"
+            end_run(self.client, self.run_id, final, hide_passwords(self.uri))
 
     def experiment_id(self) -> str:
         """The MLflow experiment runs go to (the options' name, else the cm experiment's),
@@ -226,8 +231,8 @@ def criterion_metrics(split, table) -> dict:
 
 
 def params_of(experiment) -> dict:
-    """The resolved config, flattened; tracker tables are left out (URIs may hold secrets)."""
-    flat = flatten(to_dict(experiment))
+    """The resolved config, flattened, passwords hidden; tracker tables are left out."""
+    flat = flatten(hidden(to_dict(experiment)))
     return {k: str(v)[:MAX_PARAM_VAL_LENGTH] for k, v in flat.items()
             if not k.startswith("tracking.")}
 

@@ -17,6 +17,7 @@ from cm.config.decode import decode
 from cm.config.load import read_toml
 from cm.config.schema import TrackerSpec
 from cm.errors import UserError
+from cm.secrets import hide_passwords
 from cm_tracking.mlflow_tracker import DIGEST_TAG, dataset_tags, load_corpus
 from cm_tracking.options import TRIAL_TAGS, MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
@@ -46,7 +47,7 @@ def replay(run_id, *, uri=None, eval_only=False, allow_data_change=False, tolera
            console=None) -> Outcome:
     console = console or Console()
     uri = uri or tracking_uri()
-    check_store(uri)
+    check_store(uri, create=False)
     client = MlflowClient(tracking_uri=uri)
     original = fetch_run(client, run_id, uri)
     if METRIC not in original.data.metrics:
@@ -92,8 +93,9 @@ def fetch_run(client, run_id, uri):
     try:
         return client.get_run(run_id)
     except MlflowException:
-        raise UserError(f"no MLflow run {run_id!r} at {uri}; pass --tracking-uri or set "
-                        "MLFLOW_TRACKING_URI to the store that holds it") from None
+        raise UserError(f"no MLflow run {run_id!r} at {hide_passwords(uri)}; pass "
+                        "--tracking-uri or set MLFLOW_TRACKING_URI to the store that holds "
+                        "it") from None
 
 
 def download(client, run_id, path, into: Path) -> Path:
@@ -109,7 +111,7 @@ def logged_checkpoint(run_id, uri, into: Path) -> Path:
     """The best checkpoint a run logged (``log_checkpoint = true``), downloaded into ``into``
     (for ``cm predict --run-id``)."""
     uri = uri or tracking_uri()
-    check_store(uri)
+    check_store(uri, create=False)
     client = MlflowClient(tracking_uri=uri)
     fetch_run(client, run_id, uri)
     return download(client, run_id, "checkpoint", into)
@@ -120,6 +122,7 @@ def logged_predictions(run_id, uri, into: Path) -> Path:
     from cm.evaluate.compare import PREDICTIONS
 
     uri = uri or tracking_uri()
+    check_store(uri, create=False)
     client = MlflowClient(tracking_uri=uri)
     fetch_run(client, run_id, uri)
     into.mkdir(parents=True, exist_ok=True)

@@ -21,18 +21,21 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.markup import escape
 
+from cm import signals
 from cm.config.decode import decode
 from cm.config.load import load_raw, set_keys
 from cm.errors import JobFailed, UserError, interruption
 from cm.hookspecs import hookimpl
 from cm.preflight import preflight
 from cm.registry import get_registry
+from cm.secrets import hide_passwords
 from cm.train.engine import run_experiment
+from cm_tracking.busy import end_run
 from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker, clip
 from cm_tracking.options import TRIAL_TAGS
 from cm_tracking.sweep_report import finish_sweep
 from cm_tracking.sweep_space import baseline_params, check_space, suggest
-from cm_tracking.sweep_study import open_study, parent_run, redact
+from cm_tracking.sweep_study import open_study, parent_run
 
 STATES = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED",
           TrialState.FAIL: "FAIL"}
@@ -100,19 +103,23 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
     sweep = Sweep(str(path), base, experiment, study, tracker, sampler_args, parent_id,
                   directory, console,
                   console if verbose else Console(quiet=True))
-    console.print(f"study [bold]{study.study_name}[/bold] at {redact(storage)} "
+    shown = hide_passwords(storage)
+    console.print(f"study [bold]{study.study_name}[/bold] at {shown} "
                   f"({'new' if new else f'{len(study.trials)} trials so far'}); MLflow parent "
-                  f"run {parent_id} at {redact(tracker.uri)}; up to {sweep.hpo.trials} trials"
+                  f"run {parent_id} at {hide_passwords(tracker.uri)}; up to "
+                  f"{sweep.hpo.trials} trials"
                   + (f" or {sweep.hpo.timeout_s:g} s" if sweep.hpo.timeout_s else ""))
     try:
         study.optimize(lambda trial: objective(sweep, trial), n_trials=sweep.hpo.trials,
                        timeout=sweep.hpo.timeout_s, catch=(Exception,),
-                       callbacks=[lambda s, t: print_trial(sweep, t)])
+                       callbacks=[lambda s, t: trial_ended(sweep, t)])
     except KeyboardInterrupt as exc:
-        tracker.client.set_terminated(parent_id, status="KILLED")
+        signals.forget()  # handled here: the sweep stops
+        with signals.deferred():
+            end_run(tracker.client, parent_id, "KILLED", hide_passwords(tracker.uri))
         stopped = interruption(exc)
         raise type(stopped)(f"{stopped}; resume with: cm sweep {path} --storage "
-                            f"'{redact(storage)}' --study-name {study.study_name}") from None
+                            f"'{shown}' --study-name {study.study_name}") from None
     optuna.storages.fail_stale_trials(study)
     summary = finish_sweep(sweep)
     if summary["best"] is None:
@@ -171,6 +178,11 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
             run = run_experiment(experiment, console=sweep.trial_console, listeners=[hooks])
     except optuna.TrialPruned:
         hooks.mark("PRUNED", status="KILLED")
+        raise
+    except KeyboardInterrupt:  # the run ended KILLED; the sweep stops
+        with signals.deferred():
+            trial.set_user_attr("cm.error", "interrupted")
+            hooks.mark("INTERRUPTED")
         raise
     except BaseException as exc:
         trial.set_user_attr("cm.error", f"{type(exc).__name__}: {exc}"[:500])
@@ -237,6 +249,13 @@ class TrialHooks:
         client.set_tag(self.run_id, "cm.trial_state", state)
         if status:
             client.set_terminated(self.run_id, status=status)
+
+
+def trial_ended(sweep: Sweep, trial) -> None:
+    """Print the trial's line, then stop the sweep if a signal came during the trial and
+    Python swallowed its exception (a safe point of cm.signals)."""
+    print_trial(sweep, trial)
+    signals.check()
 
 
 def print_trial(sweep: Sweep, trial) -> None:

@@ -2,18 +2,17 @@
 ones included):
 
 - a ``UserError`` prints its message (what, where, the fix) and exits with its code (2);
-- Ctrl-C prints one line and exits 130; SIGTERM is raised as ``Terminated`` (a
-  KeyboardInterrupt, so runs end KILLED with what they logged kept) and exits 143;
+- Ctrl-C prints one line and exits 130, SIGTERM exits 143 (cm.signals: runs end KILLED
+  with what they logged kept), also when Python swallowed the signal's exception;
+- a closed standard output (``cm predict ... | head -2``) ends the command quietly, as
+  Unix tools do;
 - anything else prints one line with the path of a crash report (traceback, command,
   versions) and exits 1; ``--debug`` or ``CM_DEBUG=1`` prints the traceback instead.
 """
 
-import contextlib
 import os
 import platform
-import signal
 import sys
-import threading
 import time
 import traceback
 from importlib import metadata
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import click
 
-from cm.errors import Terminated, UserError, interruption
+from cm import signals
+from cm.errors import UserError, interruption
 
 VERSIONED = ("torch", "transformers", "mlflow", "optuna", "click", "numpy")
 
@@ -30,28 +30,13 @@ def debug_requested(flag=False) -> bool:
     return bool(flag) or os.environ.get("CM_DEBUG", "").strip().lower() in ("1", "true", "yes")
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM raises ``Terminated`` in the main thread while the block runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def guard(body, debug=False):
     """Run ``body()``; turn whatever it raises into one message and an exit code."""
+    previous = signals.install()
     try:
-        with sigterm_as_interrupt():
-            return body()
+        result = body()
+        signals.check()  # a signal whose exception Python swallowed
+        return result
     except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
         raise
     except UserError as exc:
@@ -61,11 +46,24 @@ def guard(body, debug=False):
         stopped = interruption(exc)
         click.secho(str(stopped), fg="yellow", err=True)
         sys.exit(stopped.exit_code)
+    except BrokenPipeError:
+        sys.exit(closed_output())
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing unexpected leaks a trace
         if debug_requested(debug):
             raise
         crash(exc)
         sys.exit(1)
+    finally:
+        signals.restore(previous)
+
+
+def closed_output() -> int:
+    """The reader of standard output went away: point stdout at /dev/null, so Python's
+    last flush at exit cannot fail again, and exit 0 (what ``head`` expects)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 def crash(exc: BaseException) -> None:
