@@ -193,6 +193,83 @@ def test_tracking_store(case, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing was started
 
 
+@pytest.mark.parametrize("case", ["replay-missing-store", "compare-missing-dir",
+                                  "missing-sqlite-folder", "malformed-uri", "output-in-proc"])
+def test_lookups_and_paths_create_nothing(case, tmp_path, monkeypatch):
+    """A lookup never makes a store; a missing folder is refused, never made; a bad URI or
+    output_dir is exit 2 naming it."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "nonexistent" / "dir"
+    args = {"replay-missing-store": ["replay", "--run-id", "0123",
+                                     "--tracking-uri", "sqlite:///nothere.db"],
+            "compare-missing-dir": ["compare", "RUN", "missing_dir"],
+            "missing-sqlite-folder": ["run", DEMO, "--dry-run", *sets(
+                f'output_dir="{tmp_path}/out"',
+                f'tracking.mlflow.tracking_uri="sqlite:///{folder}/m.db"')],
+            "malformed-uri": ["run", DEMO, "--dry-run", *sets(
+                f'output_dir="{tmp_path}/out"',
+                'tracking.mlflow.tracking_uri="http://[::1"')],
+            "output-in-proc": ["run", DEMO, "--dry-run", *sets('output_dir="/proc/x"')]}[case]
+    fragments = {"replay-missing-store": ["no tracking store at 'sqlite:///nothere.db'",
+                                          "--tracking-uri"],
+                 "compare-missing-dir": ["RUN: no such run directory"],
+                 "missing-sqlite-folder": [f"the folder {folder} does not exist",
+                                           f"mkdir -p {folder}"],
+                 "malformed-uri": ["tracking URI 'http://[::1' is malformed", "tracking_uri"],
+                 "output-in-proc": ["output_dir /proc/x", "no folder can be made"]}[case]
+    assert_clean(invoke(*args), 2, *fragments)
+    assert list(tmp_path.iterdir()) == []  # no store, folder, output or crash report
+
+
+def test_a_password_in_a_uri_is_never_printed(tmp_path):
+    uri = "postgresql+psycopg://cm:s3cret@db.example:5432/cm"
+    result = invoke("config", "show", DEMO, *sets(f'tracking.mlflow.tracking_uri="{uri}"'))
+    output = assert_clean(result, 0, 'tracking_uri = "postgresql+psycopg://cm:***@db.example')
+    assert "s3cret" not in output
+
+
+def test_a_uri_with_credentials_is_checked_at_its_real_host():
+    """The health check goes to host:port with the credentials as basic auth (it once
+    looked up "user:secret@host" as a host name and refused every such URI)."""
+    import base64
+    import http.server
+    import threading
+
+    from cm_tracking.store import check_server
+
+    seen = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        check_server(f"http://cm:s%40cret@127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert seen == [("/health", "Basic " + base64.b64encode(b"cm:s@cret").decode())]
+
+
+def test_output_to_a_closed_pipe_ends_quietly(tmp_path):
+    """`cm predict ... | head -2`: the boundary (every command) ends quietly with exit 0."""
+    script = ("from cm.cli.boundary import guard\n"
+              "guard(lambda: [print('row,' * 20) for _ in range(100_000)])\n")
+    result = subprocess.run(f"{sys.executable} -c \"{script}\" | head -2; "
+                            "echo ${PIPESTATUS[0]} >&2", shell=True, executable="/bin/bash",
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "CM_CRASH_DIR": str(tmp_path / "crashes")})
+    assert result.stdout.splitlines() == ["row," * 20] * 2
+    assert result.stderr.strip() == "0", result.stderr
+    assert not (tmp_path / "crashes").exists()
+
+
 # --- concurrent first use and interrupted store creation ----------------------------------
 
 def cm_process(*args, cwd, **kwargs):

@@ -36,10 +36,19 @@ def on_main_thread() -> bool:
 
 
 def install() -> dict:
-    """Make ``stop`` the handler of SIGINT and SIGTERM; returns the handlers it replaced."""
+    """Make ``stop`` the handler of SIGINT and SIGTERM (and keep Python from printing the
+    traceback of one it swallows); returns the handlers it replaced."""
     if not on_main_thread():
         return {}
+    sys.unraisablehook = quiet_about_signals
     return {number: signal.signal(number, stop) for number in STOP}
+
+
+def quiet_about_signals(unraisable) -> None:
+    """Python's hook for an exception it swallows: a signal's is recorded in ``received``
+    and raised at the next safe point, so it is not printed; any other is, as always."""
+    if not isinstance(unraisable.exc_value, Interrupted):
+        sys.__unraisablehook__(unraisable)
 
 
 def restore(previous: dict) -> None:

@@ -75,6 +75,7 @@ def check_sqlite_file(uri: str, path: Path | None, create: bool, what="tracking 
     if path is None:
         return
     if not path.parent.is_dir():
+        writable_directory(path.parent, f"the directory of {what} {uri!r}")  # a file there?
         raise UserError(f"{what} {uri!r}: the folder {path.parent.absolute()} does not "
                         f"exist; create it (mkdir -p {path.parent}) or fix the URI")
     if path.is_dir():
