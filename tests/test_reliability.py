@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cm.cli.main import cli
 from cm.testing import TINY_RUN
@@ -302,9 +304,39 @@ def test_two_runs_started_together_share_a_new_sqlite_store(tmp_path):
     assert not list(tmp_path.glob(".mlflow.db.*"))
 
 
+WORKER = """
+import sys, time, types
+import optuna
+from cm_tracking.sweep_study import open_storage
+
+ready, count = sys.argv[2], int(sys.argv[3])
+open(f"{ready}.{sys.argv[4]}", "w").close()
+while len(__import__("glob").glob(f"{ready}.*")) < count:  # start together
+    time.sleep(0.01)
+storage = open_storage(sys.argv[1], types.SimpleNamespace(heartbeat_s=60), None)
+optuna.create_study(storage=storage, study_name="s", load_if_exists=True)
+"""
+
+
+def test_workers_creating_one_sqlite_study_storage_together_both_run(tmp_path):
+    """`cm sweep --storage sqlite:///new.db --study-name s` started twice at once: the
+    storage's tables are made in a private file linked into place, never raced."""
+    url = f"sqlite:///{tmp_path}/new.db"
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(tmp_path / "ready"),
+                                 "3", str(i)], stderr=subprocess.PIPE, text=True)
+               for i in range(3)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err
+    import optuna
+
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["s"]
+    assert not list(tmp_path.glob(".new.db.*"))
+
+
 def test_ctrl_c_while_the_store_is_created_leaves_no_half_made_store(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    args = ["replay", "--run-id", "0123", "--tracking-uri", uri]  # opens the store first
+    args = ["run", *tracked_demo(tmp_path, uri), "--dry-run"]  # preflight makes the store
     process = cm_process(*args, cwd=tmp_path)
     wait_for(process, lambda: list(tmp_path.glob(".mlflow.db.*.creating")))
     process.send_signal(signal.SIGINT)
@@ -315,7 +347,7 @@ def test_ctrl_c_while_the_store_is_created_leaves_no_half_made_store(tmp_path):
     assert not list(tmp_path.glob(".mlflow.db.*"))
     again = subprocess.run([CM, *map(str, args)], cwd=tmp_path, capture_output=True,
                            text=True, timeout=300)
-    assert_clean(again, 2, "no MLflow run '0123'")  # the store opened; the run is not there
+    assert_clean(again, 0, "dry run finished")
 
 
 def test_a_half_migrated_store_is_named_with_the_fix(tmp_path):
@@ -396,6 +428,118 @@ def test_ctrl_c_of_a_run_exits_130_and_the_run_ends_killed(tmp_path):
     assert "Traceback" not in err + out and "Aborted" not in err
     assert err.strip().splitlines()[-1] == "interrupted (Ctrl-C)"
     assert the_run(uri)[1].info.status == "KILLED"
+
+
+def store_statuses(database: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=60) as connection:
+        return [row[0] for row in connection.execute("SELECT status FROM runs")]
+
+
+def test_a_store_locked_by_another_process_while_the_run_ends_still_gets_killed(tmp_path):
+    """`mlflow ui` (say) holds the store longer than sqlite's default 5 s wait while the run
+    ends on Ctrl-C: the run waits for it and ends KILLED."""
+    import sqlite3
+
+    database = tmp_path / "mlflow.db"
+    process = cm_process("run", *tracked_demo(tmp_path, f"sqlite:///{database}"), cwd=tmp_path)
+    wait_for(process, lambda: mlflow_runs(database))
+    lock = sqlite3.connect(database, timeout=60, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    process.send_signal(signal.SIGINT)
+    time.sleep(8)
+    lock.execute("ROLLBACK")
+    lock.close()
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err + out and "locked" not in err
+    assert store_statuses(database) == ["KILLED"]
+
+
+# when to signal: a phase of the run (its files show it was reached), then a delay
+RUN_PHASES = {"start-up": lambda p, out: catches_sigterm(p.pid),
+              "training": lambda p, out: mlflow_runs(out.parent / "mlflow.db"),
+              "final evaluation": lambda p, out: list(out.glob("demo/*/checkpoint/meta.json")),
+              "mlflow writes": lambda p, out: list(out.glob("demo/*/metrics.json"))}
+SIGNALS = settings(max_examples=5, deadline=None, derandomize=True,
+                   suppress_health_check=list(HealthCheck))
+
+
+def signal_at(process, out: Path, phase, delay: float, signum) -> bool:
+    """Send ``signum`` once ``phase`` is reached and ``delay`` seconds passed; False when
+    the process had ended by then."""
+    deadline = time.monotonic() + 600
+    while process.poll() is None and not phase(process, out) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(delay)
+    if process.poll() is not None:
+        return False
+    process.send_signal(signum)
+    return True
+
+
+def assert_stopped(process, sent: bool, signum, out: Path):
+    """Exit 128 + signal and no traceback; every MLflow run KILLED, or FINISHED when it
+    had finished before the signal came."""
+    stdout, stderr = process.communicate(timeout=600)
+    if process.returncode == 0:  # it ended before (or as) the signal was sent
+        assert not sent or list(out.glob("**/metrics.json")), stderr
+    else:
+        assert sent and process.returncode == 128 + signum, stderr
+        assert stderr.strip().splitlines()[-1].startswith(
+            "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)")
+    assert "Traceback" not in stdout + stderr and "Exception ignored" not in stderr, stderr
+    database = out.parent / "mlflow.db"
+    statuses = store_statuses(database) if database.exists() else []
+    finished = {"FINISHED"} if process.returncode == 0 else set()
+    assert set(statuses) <= {"KILLED"} | finished | ({"FINISHED"} if list(
+        out.glob("**/metrics.json")) else set()), statuses
+    return statuses
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@SIGNALS
+@given(phase=st.sampled_from(list(RUN_PHASES)), delay=st.floats(0, 1.5))
+def test_a_signal_at_any_moment_of_a_tracked_run_stops_it(tmp_path_factory, signum, phase,
+                                                          delay):
+    tmp_path = tmp_path_factory.mktemp("run")
+    process = cm_process("run", *tracked_demo(tmp_path, f"sqlite:///{tmp_path}/mlflow.db"),
+                         cwd=tmp_path, env={**os.environ,
+                                            "CM_CRASH_DIR": str(tmp_path / "crashes")})
+    sent = signal_at(process, tmp_path / "out", RUN_PHASES[phase], delay, signum)
+    statuses = assert_stopped(process, sent, signum, tmp_path / "out")
+    if process.returncode and phase != "start-up":
+        assert statuses == ["KILLED"]
+    assert not (tmp_path / "crashes").exists()
+
+
+SWEEP_PHASES = {"start-up": RUN_PHASES["start-up"],
+                "trial 0": lambda p, out: list(out.glob("demo/sweeps/s/trial-0/demo/*/"
+                                                        "config.toml")),
+                "trial 1": lambda p, out: list(out.glob("demo/sweeps/s/trial-1"))}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@settings(SIGNALS, max_examples=3)
+@given(phase=st.sampled_from(list(SWEEP_PHASES)), delay=st.floats(0, 1.5))
+def test_a_signal_at_any_moment_of_a_sweep_stops_it(tmp_path_factory, signum, phase, delay):
+    """The sweep exits 128 + signal; the trial under way ends KILLED, none FAILED, and no
+    trial starts after the signal."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    out = tmp_path / "out"
+    args = ["sweep", DEMO, *sets(*TINY_RUN, *SPACE, "hpo.trials=2", f'output_dir="{out}"',
+                                 *on_dataset(write_dataset(tmp_path / "data")),
+                                 f'tracking.mlflow.tracking_uri="sqlite:///{tmp_path}/'
+                                 'mlflow.db"'),
+            "--storage", f"sqlite:///{tmp_path}/optuna.db", "--study-name", "s"]
+    process = cm_process(*args, cwd=tmp_path)
+    sent = signal_at(process, out, SWEEP_PHASES[phase], delay, signum)
+    trials_then = len(list(out.glob("demo/sweeps/s/trial-*")))
+    statuses = assert_stopped(process, sent, signum, out)
+    if process.returncode:
+        assert "FAILED" not in statuses and "RUNNING" not in statuses
+        assert len(list(out.glob("demo/sweeps/s/trial-*"))) <= max(trials_then, 1)
 
 
 # --- damaged checkpoints -------------------------------------------------------------------

@@ -56,6 +56,18 @@ def restore(previous: dict) -> None:
         signal.signal(number, handler)
 
 
+@contextlib.contextmanager
+def installed():
+    """``install`` while the block runs (a command), then the previous handlers back."""
+    hook = sys.unraisablehook
+    previous = install()
+    try:
+        yield
+    finally:
+        restore(previous)
+        sys.unraisablehook = hook
+
+
 def pending() -> Interrupted | None:
     """The interrupt a recorded signal stands for (SIGTERM wins), else None; taking it
     clears the record: whoever takes it raises or reports it."""

@@ -32,10 +32,10 @@ def debug_requested(flag=False) -> bool:
 
 def guard(body, debug=False):
     """Run ``body()``; turn whatever it raises into one message and an exit code."""
-    previous = signals.install()
     try:
-        result = body()
-        signals.check()  # a signal whose exception Python swallowed
+        with signals.installed():
+            result = body()
+            signals.check()  # a signal whose exception Python swallowed
         return result
     except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
         raise
@@ -53,8 +53,6 @@ def guard(body, debug=False):
             raise
         crash(exc)
         sys.exit(1)
-    finally:
-        signals.restore(previous)
 
 
 def closed_output() -> int:
