@@ -113,11 +113,14 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
         study.optimize(lambda trial: objective(sweep, trial), n_trials=sweep.hpo.trials,
                        timeout=sweep.hpo.timeout_s, catch=(Exception,),
                        callbacks=[lambda s, t: trial_ended(sweep, t)])
-    except KeyboardInterrupt as exc:
-        signals.forget()  # handled here: the sweep stops
+    except BaseException as exc:
+        # a signal, or the error of a storage write it cut short: the sweep stops
+        stopped = signals.pending() or (exc if isinstance(exc, KeyboardInterrupt) else None)
+        if stopped is None:
+            raise
         with signals.deferred():
             end_run(tracker.client, parent_id, "KILLED", hide_passwords(tracker.uri))
-        stopped = interruption(exc)
+        stopped = interruption(stopped)
         raise type(stopped)(f"{stopped}; resume with: cm sweep {path} --storage "
                             f"'{shown}' --study-name {study.study_name}") from None
     optuna.storages.fail_stale_trials(study)

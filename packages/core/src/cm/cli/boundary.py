@@ -43,16 +43,22 @@ def guard(body, debug=False):
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
-        stopped = interruption(exc)
-        click.secho(str(stopped), fg="yellow", err=True)
-        sys.exit(stopped.exit_code)
+        stop(interruption(exc))
     except BrokenPipeError:
         sys.exit(closed_output())
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing unexpected leaks a trace
+        stopped = signals.pending()  # an error of a store write a signal cut short
+        if stopped is not None:
+            stop(stopped)
         if debug_requested(debug):
             raise
         crash(exc)
         sys.exit(1)
+
+
+def stop(stopped) -> None:
+    click.secho(str(stopped), fg="yellow", err=True)
+    sys.exit(stopped.exit_code)
 
 
 def closed_output() -> int:
