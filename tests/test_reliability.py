@@ -462,7 +462,7 @@ RUN_PHASES = {"start-up": lambda p, out: catches_sigterm(p.pid),
               "training": lambda p, out: mlflow_runs(out.parent / "mlflow.db"),
               "final evaluation": lambda p, out: list(out.glob("demo/*/checkpoint/meta.json")),
               "mlflow writes": lambda p, out: list(out.glob("demo/*/metrics.json"))}
-SIGNALS = settings(max_examples=5, deadline=None, derandomize=True,
+SIGNALS = settings(deadline=None,
                    suppress_health_check=list(HealthCheck))
 
 
@@ -485,6 +485,8 @@ def assert_stopped(process, sent: bool, signum, out: Path):
     stdout, stderr = process.communicate(timeout=600)
     if process.returncode == 0:  # it ended before (or as) the signal was sent
         assert not sent or list(out.glob("**/metrics.json")), stderr
+    elif process.returncode == -signum:  # while Python shut down (its default handlers
+        assert sent  # back): a shell sees 128 + signal all the same
     else:
         assert sent and process.returncode == 128 + signum, stderr
         assert stderr.strip().splitlines()[-1].startswith(
@@ -492,15 +494,15 @@ def assert_stopped(process, sent: bool, signum, out: Path):
     assert "Traceback" not in stdout + stderr and "Exception ignored" not in stderr, stderr
     database = out.parent / "mlflow.db"
     statuses = store_statuses(database) if database.exists() else []
-    finished = {"FINISHED"} if process.returncode == 0 else set()
-    assert set(statuses) <= {"KILLED"} | finished | ({"FINISHED"} if list(
-        out.glob("**/metrics.json")) else set()), statuses
+    done = process.returncode <= 0 and list(out.glob("**/metrics.json"))
+    assert set(statuses) <= ({"KILLED", "FINISHED"} if done else {"KILLED"}), statuses
     return statuses
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-@SIGNALS
-@given(phase=st.sampled_from(list(RUN_PHASES)), delay=st.floats(0, 1.5))
+@pytest.mark.parametrize("phase", list(RUN_PHASES))
+@settings(SIGNALS, max_examples=1)  # one run each (a minute on 2 busy cores): 8 in all
+@given(delay=st.floats(0, 1.5))
 def test_a_signal_at_any_moment_of_a_tracked_run_stops_it(tmp_path_factory, signum, phase,
                                                           delay):
     tmp_path = tmp_path_factory.mktemp("run")
@@ -509,7 +511,7 @@ def test_a_signal_at_any_moment_of_a_tracked_run_stops_it(tmp_path_factory, sign
                                             "CM_CRASH_DIR": str(tmp_path / "crashes")})
     sent = signal_at(process, tmp_path / "out", RUN_PHASES[phase], delay, signum)
     statuses = assert_stopped(process, sent, signum, tmp_path / "out")
-    if process.returncode and phase != "start-up":
+    if process.returncode > 0 and phase != "start-up":
         assert statuses == ["KILLED"]
     assert not (tmp_path / "crashes").exists()
 
@@ -521,7 +523,7 @@ SWEEP_PHASES = {"start-up": RUN_PHASES["start-up"],
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-@settings(SIGNALS, max_examples=3)
+@settings(SIGNALS, max_examples=2)
 @given(phase=st.sampled_from(list(SWEEP_PHASES)), delay=st.floats(0, 1.5))
 def test_a_signal_at_any_moment_of_a_sweep_stops_it(tmp_path_factory, signum, phase, delay):
     """The sweep exits 128 + signal; the trial under way ends KILLED, none FAILED, and no
@@ -537,7 +539,7 @@ def test_a_signal_at_any_moment_of_a_sweep_stops_it(tmp_path_factory, signum, ph
     sent = signal_at(process, out, SWEEP_PHASES[phase], delay, signum)
     trials_then = len(list(out.glob("demo/sweeps/s/trial-*")))
     statuses = assert_stopped(process, sent, signum, out)
-    if process.returncode:
+    if process.returncode > 0:
         assert "FAILED" not in statuses and "RUNNING" not in statuses
         assert len(list(out.glob("demo/sweeps/s/trial-*"))) <= max(trials_then, 1)
 
