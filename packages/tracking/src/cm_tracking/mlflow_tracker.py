@@ -117,25 +117,37 @@ class MlflowTracker:
         if self.run_id is None:  # run_started failed before the MLflow run existed
             return
         try:
-            self._flush()
-            scores, measured = final_metrics(run.metrics, self.logged)
-            self._log_metrics(scores, run.epoch)
-            for key, value in measured.items():  # after its history: the latest value
-                self._log_metrics({key: value}, self.logged[key].step)
-            self._log_telemetry(run.telemetry)
-            if error is not None:
-                self.client.set_tag(self.run_id, "cm.error",
-                                    f"{type(error).__name__}: {error}"[:MAX_TAG_VAL_LENGTH])
-            self._artifact(run.directory / "history.json")
-            if status == "FINISHED":
-                self._artifact(run.directory / "metrics.json")
-                if self.options.log_checkpoint:
-                    self._artifact(run.directory / "checkpoint")
+            self._save(run, status, error)
+        except Exception as exc:
+            if status != "KILLED":
+                raise
+            # a stopped run still exits with its signal's code: say what was not saved
+            print(f"warning: MLflow run {self.run_id}: the last metrics and files could not "
+                  f"be logged ({type(exc).__name__}: {hide_passwords(str(exc))[:200]})",
+                  file=sys.stderr, flush=True)
         finally:
             final = status if status in STATUSES else "FAILED"
             if final == "FINISHED" and signals.received:  # stopped while it was saved
                 final = "KILLED"
             end_run(self.client, self.run_id, final, hide_passwords(self.uri))
+
+    def _save(self, run, status, error):
+        """What a run logs as it ends: buffered and final metrics, telemetry, its error,
+        history, and (finished runs) the metrics and checkpoint."""
+        self._flush()
+        scores, measured = final_metrics(run.metrics, self.logged)
+        self._log_metrics(scores, run.epoch)
+        for key, value in measured.items():  # after its history: the latest value
+            self._log_metrics({key: value}, self.logged[key].step)
+        self._log_telemetry(run.telemetry)
+        if error is not None:
+            self.client.set_tag(self.run_id, "cm.error",
+                                f"{type(error).__name__}: {error}"[:MAX_TAG_VAL_LENGTH])
+        self._artifact(run.directory / "history.json")
+        if status == "FINISHED":
+            self._artifact(run.directory / "metrics.json")
+            if self.options.log_checkpoint:
+                self._artifact(run.directory / "checkpoint")
 
     def experiment_id(self) -> str:
         """The MLflow experiment runs go to (the options' name, else the cm experiment's),
