@@ -123,7 +123,7 @@ class MlflowTracker:
                 raise
             # a stopped run still exits with its signal's code: say what was not saved
             print(f"warning: MLflow run {self.run_id}: the last metrics and files could not "
-                  f"be logged ({type(exc).__name__}: {hide_passwords(str(exc))[:200]})",
+                  f"be logged ({type(exc).__name__}: {hide_passwords(" ".join(str(exc).split()))[:200]})",
                   file=sys.stderr, flush=True)
         finally:
             final = status if status in STATUSES else "FAILED"
