@@ -122,8 +122,9 @@ class MlflowTracker:
             if status != "KILLED":
                 raise
             # a stopped run still exits with its signal's code: say what was not saved
+            text = hide_passwords(" ".join(str(exc).split()))[:200]
             print(f"warning: MLflow run {self.run_id}: the last metrics and files could not "
-                  f"be logged ({type(exc).__name__}: {hide_passwords(" ".join(str(exc).split()))[:200]})",
+                  f"be logged ({type(exc).__name__}: {text})",
                   file=sys.stderr, flush=True)
         finally:
             final = status if status in STATUSES else "FAILED"
