@@ -99,32 +99,33 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
     directory = Path(experiment.output_dir).resolve() / experiment.name / "sweeps" / \
         study.study_name
     directory.mkdir(parents=True, exist_ok=True)
-    parent_id = parent_run(study, new, experiment, tracker, storage, sampler_args)
-    sweep = Sweep(str(path), base, experiment, study, tracker, sampler_args, parent_id,
-                  directory, console,
-                  console if verbose else Console(quiet=True))
-    shown = hide_passwords(storage)
-    console.print(f"study [bold]{study.study_name}[/bold] at {shown} "
-                  f"({'new' if new else f'{len(study.trials)} trials so far'}); MLflow parent "
-                  f"run {parent_id} at {hide_passwords(tracker.uri)}; up to "
-                  f"{sweep.hpo.trials} trials"
-                  + (f" or {sweep.hpo.timeout_s:g} s" if sweep.hpo.timeout_s else ""))
+    shown, parent_id = hide_passwords(storage), None
     try:
+        with signals.deferred():  # the parent run is made whole, then a signal stops it
+            parent_id = parent_run(study, new, experiment, tracker, storage, sampler_args)
+        sweep = Sweep(str(path), base, experiment, study, tracker, sampler_args, parent_id,
+                      directory, console, console if verbose else Console(quiet=True))
+        console.print(f"study [bold]{study.study_name}[/bold] at {shown} "
+                      f"({'new' if new else f'{len(study.trials)} trials so far'}); MLflow "
+                      f"parent run {parent_id} at {hide_passwords(tracker.uri)}; up to "
+                      f"{sweep.hpo.trials} trials"
+                      + (f" or {sweep.hpo.timeout_s:g} s" if sweep.hpo.timeout_s else ""))
         study.optimize(lambda trial: objective(sweep, trial), n_trials=sweep.hpo.trials,
                        timeout=sweep.hpo.timeout_s, catch=(Exception,),
                        callbacks=[lambda s, t: trial_ended(sweep, t)])
+        optuna.storages.fail_stale_trials(study)
+        summary = finish_sweep(sweep)
     except BaseException as exc:
         # a signal, or the error of a storage write it cut short: the sweep stops
         stopped = signals.pending() or (exc if isinstance(exc, KeyboardInterrupt) else None)
         if stopped is None:
             raise
-        with signals.deferred():
-            end_run(tracker.client, parent_id, "KILLED", hide_passwords(tracker.uri))
+        if parent_id is not None:
+            with signals.deferred():
+                end_run(tracker.client, parent_id, "KILLED", hide_passwords(tracker.uri))
         stopped = interruption(stopped)
         raise type(stopped)(f"{stopped}; resume with: cm sweep {path} --storage "
                             f"'{shown}' --study-name {study.study_name}") from None
-    optuna.storages.fail_stale_trials(study)
-    summary = finish_sweep(sweep)
     if summary["best"] is None:
         raise JobFailed(f"no trial of study {study.study_name} completed ({summary['states']}); "
                         f"each trial's error is in its line above and in the cm.error tag of "
