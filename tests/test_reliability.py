@@ -514,7 +514,7 @@ def test_a_signal_at_any_moment_of_a_tracked_run_stops_it(tmp_path_factory, sign
                                             "CM_CRASH_DIR": str(tmp_path / "crashes")})
     sent, finished = signal_at(process, tmp_path / "out", RUN_PHASES[phase], delay, signum)
     statuses = assert_stopped(process, sent, finished, signum, tmp_path / "out")
-    assert len(statuses) == (0 if phase == "start-up" and not statuses else 1)
+    assert len(statuses) <= 1 and (statuses or phase == "start-up")  # one run, if any
     assert not (tmp_path / "crashes").exists()
 
 
