@@ -30,6 +30,7 @@ import torch
 
 from cm.bench import reference
 from cm.bench.flops import peak_flops, train_flops
+from cm.bench.lengths import profile, reshape
 from cm.bench.memory import PeakMemory
 from cm.cachedir import cache_root
 from cm.data.prepare import prepare
@@ -122,6 +123,12 @@ class Runner:
         table = self.bench.table
         warm = table.warmup * experiment.train.batch_size
         order = draw(len(split.encoded), max(table.examples, warm), experiment.seed)
+        if table.lengths:  # the same draw of lengths for every row
+            lengths = profile(table.lengths, experiment.data.level).draw(len(order),
+                                                                         experiment.seed)
+            split = SplitData(split.name, split.pairs, reshape(
+                [split.encoded[int(i)] for i in order], lengths, experiment.data.max_length))
+            order = np.arange(len(order))
         timed = subset(split, order[:table.examples])
         return split, timed, timed if table.warmup_pass else subset(split, order[:warm])
 
@@ -217,10 +224,12 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
     device_name = _device_name(device)
     measured, precisions = {}, {}
 
+    epoch = epoch_pairs(bench)
+
     def record(row, progress, round_):
         _record(measured, row, progress, round_, bench)
         if on_row:
-            on_row(summary(measured, device, device_name))
+            on_row(summary(measured, device, device_name, epoch))
         if row.precision not in precisions:  # round 1: its reference next, so ratios exist
             precisions[row.precision] = True
             record(runner.measure_reference(row.precision, progress), progress, round_)
@@ -233,13 +242,22 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
             shift = (round_ - 1) * len(jobs) // bench.table.rounds
             for job in jobs[shift:] + jobs[:shift]:
                 record(job(progress), progress, round_)
-    return summary(measured, device, device_name)
+    return summary(measured, device, device_name, epoch)
 
 
-def summary(measured: dict, device: str, device_name: str) -> dict:
+def epoch_pairs(bench) -> int | None:
+    """Train pairs in one real epoch at the bench's level, when it uses a length profile."""
+    table, data = bench.table, bench.experiment.data
+    return profile(table.lengths, data.level).pairs_per_epoch if table.lengths else None
+
+
+def summary(measured: dict, device: str, device_name: str, epoch: int | None = None) -> dict:
     """The device and one summarized row per measured name, references first, each with
-    its ratios to the reference at its precision (None while that one is unmeasured)."""
+    its ratios to the reference at its precision (None while that one is unmeasured) and,
+    given ``epoch`` (pairs in one real epoch), the seconds such an epoch would take."""
     rows = [summarize(runs, device, device_name) for runs in measured.values()]
+    for row in rows:
+        row["epoch_seconds"] = epoch / row["samples_per_s"] if epoch else None
     rows.sort(key=lambda row: row["kind"] != "reference")
     references = {row["precision"]: row for row in rows if row["kind"] == "reference"}
     for row in rows:
@@ -290,6 +308,9 @@ def summarize(runs: list[Measured], device: str, device_name: str) -> dict:
         "samples_per_cpu_s": first.examples / median(run.cpu_seconds for run in runs)
         if device == "cpu" else None,
         "samples_per_s_rounds": [run.examples / run.seconds for run in runs],
+        # (slowest - fastest) / median round: how far one round can be trusted
+        "spread": (max(run.seconds for run in runs) - min(run.seconds for run in runs))
+        / seconds,
         # CPU time / wall time of each round: below the thread count when the process had
         # to wait for cores (a busy machine), which is when wall-clock rates are noisy
         "cpu_utilization_rounds": [run.cpu_seconds / run.seconds for run in runs],

@@ -100,8 +100,8 @@ def describe(run, setup, console):
                   f"on {run.device} -> {run.directory}")
     if run.telemetry:
         console.print(telemetry_table(run.telemetry))
-    if run.world.size > 1:
-        console.print(f"torchrun: {run.world.size} processes, global batch "
+    if run.world.joined:
+        console.print(f"torchrun: {run.world.size} process(es), global batch "
                       f"{run.experiment.train.batch_size} split across them; "
                       f"{setup.loader.batch_sampler.dropped} examples per epoch left out "
                       "(final batches smaller than the world)")
