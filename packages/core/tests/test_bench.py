@@ -83,6 +83,8 @@ def test_bench_writes_consistent_results(tmp_path):
     assert rows["bucketing"]["padding_waste"] < rows["cm"]["padding_waste"]
     assert rows["packing"]["steps"] <= rows["cm"]["steps"]
     assert all(row["spread"] == 0.0 and row["epoch_seconds"] is None for row in rows.values())
+    assert rows["reference"]["eval_pairs_per_s"] is None  # scoring is timed for cm rows
+    assert all(rows[name]["eval_pairs_per_s"] > 0 for name in ("cm", "bucketing", "packing"))
     table = (directory / "results.md").read_text()
     assert "**Indicative only** (fewer than 3 rounds or 100 timed steps): reference" in table
     assert "| config | precision | samples/s |" in table and "| packing | fp32 |" in table
@@ -115,9 +117,10 @@ def test_a_length_profile_gives_its_lengths_and_a_real_epoch_estimate(tmp_path):
     assert result.exit_code == 0, result.output
     [directory] = (tmp_path / "results").iterdir()
     rows = json.loads((directory / "results.json").read_text())["rows"]
-    epoch = profile("redsm5", "post").pairs_per_epoch
+    real = profile("redsm5", "post")
     for row in rows:
-        assert row["epoch_seconds"] == pytest.approx(epoch / row["samples_per_s"])
+        assert row["epoch_seconds"] == pytest.approx(real.pairs_per_epoch / row["samples_per_s"])
+    assert rows[1]["eval_seconds"] == pytest.approx(real.eval_pairs / rows[1]["eval_pairs_per_s"])
     # at max_length 256 a third of ReDSM5 pairs are cut: most real tokens are near the cap
     assert rows[0]["real_tokens"] / rows[0]["examples"] > 100
     assert "'redsm5' profile" in (directory / "results.md").read_text()

@@ -27,6 +27,7 @@ class Profile:
 
     quantiles: tuple[tuple[float, int], ...]  # (probability, tokens), from 0 to 1
     pairs_per_epoch: int  # train pairs of one real epoch (for the epoch-time estimate)
+    eval_pairs: int  # val + test pairs, scored after every run (and val after every epoch)
 
     def draw(self, count: int, seed: int) -> np.ndarray:
         """``count`` lengths: uniform probabilities through the log-interpolated quantiles."""
@@ -36,14 +37,17 @@ class Profile:
         return np.maximum(1, np.rint(np.exp(logs))).astype(int)
 
 
-# ReDSM5 as cm splits it (seed 42, 80/10/10 by post): 1,187 train posts x 9 criteria;
-# ~29,400 sentences x 9 criteria at sentence level (~80% of them in train: ~212,000).
+# ReDSM5 as cm splits it (seed 42, 80/10/10 by post): 1,187 train and 149 + 148 val and
+# test posts x 9 criteria; ~29,400 sentences x 9 criteria at sentence level (~80% of them
+# in train: ~212,000; ~20% in val + test: ~53,000).
 PROFILES = {
     "redsm5": {
         "post": Profile(((0.0, 3), (0.10, 20), (0.25, 50), (0.50, 124), (0.75, 292),
-                         (0.90, 736), (0.99, 4428), (1.0, 8539)), pairs_per_epoch=1187 * 9),
+                         (0.90, 736), (0.99, 4428), (1.0, 8539)), pairs_per_epoch=1187 * 9,
+                        eval_pairs=(149 + 148) * 9),
         "sentence": Profile(((0.0, 2), (0.10, 6), (0.25, 10), (0.50, 15), (0.75, 23),
-                             (0.90, 33), (0.99, 70), (1.0, 150)), pairs_per_epoch=212_000),
+                             (0.90, 33), (0.99, 70), (1.0, 150)), pairs_per_epoch=212_000,
+                            eval_pairs=53_000),
     },
 }
 

@@ -18,7 +18,7 @@ from cm.config.dump import dumps
 
 COLUMNS = ("config", "precision", "samples/s", "spread", "steps", "tokens/s", "padding waste",
            "peak memory MiB", "MFU", "vs reference", "vs reference (CPU time)", "warm-up s",
-           "real epoch s")
+           "real epoch s", "eval pairs/s", "real val+test s")
 TRUSTED_ROUNDS, TRUSTED_STEPS = 3, 100  # fewer: the row is marked indicative
 
 
@@ -79,7 +79,12 @@ def cells(row: dict) -> list[str]:
             "n/a" if memory is None else f"{memory:,.0f}",
             "n/a" if row["mfu"] is None else f"{row['mfu']:.1%}",
             _ratio(row["ratio_vs_reference"]), _ratio(row["ratio_vs_reference_cpu_time"]),
-            f"{row['warmup_seconds']:.1f}", "n/a" if epoch is None else f"{epoch:,.0f}"]
+            f"{row['warmup_seconds']:.1f}", _number(epoch, ",.0f"),
+            _number(row.get("eval_pairs_per_s"), ",.0f"), _number(row.get("eval_seconds"), ",.1f")]
+
+
+def _number(value, spec) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def indicative(row: dict) -> bool:
@@ -155,7 +160,10 @@ def markdown(result: dict) -> str:
         "instead of wall seconds, which a busy machine disturbs less (CPU only); warm-up s: "
         "the untimed warm-up before the timed pass, where compilation lands; spread: "
         "(slowest - fastest round) / median / 2; real epoch s: the train pairs of one real "
-        "epoch at this level (the length profile's) at the row's samples/s.",
+        "epoch at this level (the length profile's) at the row's samples/s; eval pairs/s: "
+        "the same examples scored as validation scores them (eval batch size, padding and "
+        "precision as the row trains; cm rows only); real val+test s: the profile's val + "
+        "test pairs at that rate (the evidence pass of post-level runs comes on top).",
         "",
         f"Process CPU time / wall time during the timed passes: {min(load):.2f} to "
         f"{max(load):.2f} (the process ran {device['torch_threads']} threads; lower means it "

@@ -37,6 +37,7 @@ from cm.data.loaders import SplitData, encode_split
 from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import experiment_tokenizer, load_backbone
+from cm.model.scoring import Scorer
 from cm.progress import Progress
 from cm.train.lifecycle import resolve_device, seed_everything
 from cm.train.loop import Loop, train_epoch
@@ -63,6 +64,7 @@ class Measured:
     flops: int  # useful train FLOPs of the timed pass (cm.bench.flops)
     peak_memory_mib: float | None
     telemetry: tuple = ()
+    eval_seconds: float | None = None  # scoring the timed examples as validation does
 
 
 class Counted:
@@ -153,12 +155,21 @@ class Runner:
             loop = Loop(trainer, trainer.context.model, scheduler)
             counted = Counted(loaders[1])
             seconds, cpu, warmup = self._timed(
-                lambda: train_epoch(loop, loaders[0], progress, f"{config.name} warmup"),
+                lambda: len(warm.encoded) and train_epoch(loop, loaders[0], progress,
+                                                          f"{config.name} warmup"),
                 lambda: train_epoch(loop, counted, progress, config.name))
+            scorer = Scorer(trainer.model, trainer.loss, tokenizer,
+                            experiment.train.eval_batch_size, device,
+                            pad_to_multiple=trainer.context.pad_to_multiple,
+                            autocast_dtype=trainer.context.autocast_dtype
+                            if device == "cuda" else None)
+            pairs = own_pairs(timed)
+            evaluated = self._timed(lambda: scorer.probabilities(pairs),
+                                    lambda: scorer.probabilities(pairs))[0]
         return Measured(config.name, "cm", PRECISION[trainer.context.autocast_dtype],
                         len(timed.encoded), counted.real, counted.cells, len(counted),
                         seconds, cpu, warmup, counted.flops(backbone.config), peak.mib,
-                        tuple(attrs.astuple(row) for row in trainer.telemetry))
+                        tuple(attrs.astuple(row) for row in trainer.telemetry), evaluated)
 
     def measure_reference(self, precision: str, progress) -> Measured:
         experiment, device = self.bench.experiment, self.device
@@ -173,7 +184,7 @@ class Runner:
             model.to(device)
             loaders = [reference.reference_loader(_features(part), tokenizer,
                                                   train.batch_size, experiment.seed)
-                       for part in (warm, timed)]
+                       if part.encoded else [] for part in (warm, timed)]
             optimizer, scheduler = reference.reference_optimizer(
                 model, train.lr, train.weight_decay, sum(len(loader) for loader in loaders))
             counted = Counted(loaders[1])
@@ -204,6 +215,13 @@ class Runner:
     def _sync(self):
         if self.device == "cuda":
             torch.cuda.synchronize()
+
+
+def own_pairs(split: SplitData) -> SplitData:
+    """Each example as a pair of its own (one window), as evaluation scores a split."""
+    return SplitData(split.name, [split.pairs[e.pair_index] for e in split.encoded],
+                     [attrs.evolve(e, pair_index=i, window=0)
+                      for i, e in enumerate(split.encoded)])
 
 
 def _features(split: SplitData) -> list[dict]:
@@ -245,19 +263,23 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
     return summary(measured, device, device_name, epoch)
 
 
-def epoch_pairs(bench) -> int | None:
-    """Train pairs in one real epoch at the bench's level, when it uses a length profile."""
+def epoch_pairs(bench):
+    """The length profile of the bench's level (its real epoch's train and val + test
+    pairs), or None without one."""
     table, data = bench.table, bench.experiment.data
-    return profile(table.lengths, data.level).pairs_per_epoch if table.lengths else None
+    return profile(table.lengths, data.level) if table.lengths else None
 
 
-def summary(measured: dict, device: str, device_name: str, epoch: int | None = None) -> dict:
+def summary(measured: dict, device: str, device_name: str, epoch=None) -> dict:
     """The device and one summarized row per measured name, references first, each with
     its ratios to the reference at its precision (None while that one is unmeasured) and,
-    given ``epoch`` (pairs in one real epoch), the seconds such an epoch would take."""
+    given ``epoch`` (a length profile), the seconds a real epoch's training and its val +
+    test scoring would take at the row's rates."""
     rows = [summarize(runs, device, device_name) for runs in measured.values()]
     for row in rows:
-        row["epoch_seconds"] = epoch / row["samples_per_s"] if epoch else None
+        row["epoch_seconds"] = epoch.pairs_per_epoch / row["samples_per_s"] if epoch else None
+        row["eval_seconds"] = (epoch.eval_pairs / row["eval_pairs_per_s"]
+                               if epoch and row["eval_pairs_per_s"] else None)
     rows.sort(key=lambda row: row["kind"] != "reference")
     references = {row["precision"]: row for row in rows if row["kind"] == "reference"}
     for row in rows:
@@ -315,6 +337,9 @@ def summarize(runs: list[Measured], device: str, device_name: str) -> dict:
         # to wait for cores (a busy machine), which is when wall-clock rates are noisy
         "cpu_utilization_rounds": [run.cpu_seconds / run.seconds for run in runs],
         "peak_memory_mib": max(memory) if memory else None,
+        # validation's scoring of the same examples (one untimed pass first), cm rows only
+        "eval_pairs_per_s": first.examples / median(run.eval_seconds for run in runs)
+        if first.eval_seconds else None,
         "train_flops": first.flops,
         "mfu": first.flops / seconds / peak if peak else None,
         "telemetry": [list(row) for row in first.telemetry],

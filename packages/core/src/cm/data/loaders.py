@@ -128,10 +128,11 @@ def train_loader(split: SplitData, batch_size, seed, pad_id, batching="random",
                       **loader)
 
 
-def eval_loader(split: SplitData, batch_size, pad_id) -> DataLoader:
+def eval_loader(split: SplitData, batch_size, pad_id, pad_to_multiple=None) -> DataLoader:
+    """Length-sorted batches in a fixed order; lengths padded up to ``pad_to_multiple``."""
     sampler = LengthBucketSampler(split.lengths, batch_size, seed=0, shuffle=False)
     return DataLoader(range(len(split.encoded)), batch_sampler=sampler,
-                      collate_fn=_collate(split, pad_id))
+                      collate_fn=_collate(split, pad_id, pad_to_multiple))
 
 
 def to_device(batch, device):

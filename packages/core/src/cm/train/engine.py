@@ -64,7 +64,8 @@ def train_and_evaluate(run, registry, console, hooks, dry):
         return
     best = fit(run, setup, hooks, console)
     setup.trainer.model.load_state_dict(best.state)
-    scorer = Scorer.of(run, setup.trainer.model, setup.trainer.loss, setup.tokenizer)
+    scorer = Scorer.of(run, setup.trainer.model, setup.trainer.loss, setup.tokenizer,
+                       setup.trainer.context)
     evaluate_best(run, scorer, setup.splits, setup.corpus, best.epoch, hooks,
                   console)
 
@@ -150,7 +151,7 @@ def fit(run, setup, hooks, console) -> Best:
     checkpoints use the plain model, which shares its parameters (no ``_orig_mod.``)."""
     trainer, train = setup.trainer, run.experiment.train
     loop = Loop(trainer, wrap(trainer.context.model, run.world, run.device), setup.scheduler)
-    scorer = Scorer.of(run, trainer.model, trainer.loss, setup.tokenizer)
+    scorer = Scorer.of(run, trainer.model, trainer.loss, setup.tokenizer, trainer.context)
     best, seconds = Best(train.early_stopping_patience), 0.0
     selection = f"val_tuned/{train.selection_metric}"  # at thresholds tuned on this val
 
