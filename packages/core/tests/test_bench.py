@@ -123,7 +123,9 @@ def test_a_length_profile_gives_its_lengths_and_a_real_epoch_estimate(tmp_path):
     assert rows[1]["eval_seconds"] == pytest.approx(real.eval_pairs / rows[1]["eval_pairs_per_s"])
     # at max_length 256 a third of ReDSM5 pairs are cut: most real tokens are near the cap
     assert rows[0]["real_tokens"] / rows[0]["examples"] > 100
-    assert "'redsm5' profile" in (directory / "results.md").read_text()
+    table = (directory / "results.md").read_text()
+    assert "'redsm5' profile" in table and "A 5-epoch run on the real data" in table
+    assert "- cm: warm-up " in table
 
 
 def test_an_interrupted_bench_keeps_the_rows_it_measured(tmp_path, monkeypatch):

@@ -114,6 +114,28 @@ def commit(source: dict) -> str:
             + (" plus uncommitted changes" if source["dirty"] else "") + f" ({how})")
 
 
+EPOCHS = 5  # a typical fine-tuning run, for weighing a row's warm-up against its speed-up
+
+
+def five_epochs(rows: list[dict]) -> list[str]:
+    """Per cm row with a real-epoch estimate: what its warm-up costs in a 5-epoch run on
+    the real data, and what its speed saves there against the reference."""
+    references = {row["precision"]: row for row in rows if row["kind"] == "reference"}
+    lines = []
+    for row in rows:
+        reference = references.get(row["precision"])
+        if row["kind"] == "reference" or not row.get("epoch_seconds") or not reference:
+            continue
+        training = EPOCHS * row["epoch_seconds"]
+        saved = EPOCHS * reference["epoch_seconds"] - training
+        lines.append(f"- {row['name']}: warm-up {row['warmup_seconds']:.0f} s is "
+                     f"{row['warmup_seconds'] / (row['warmup_seconds'] + training):.0%} of a "
+                     f"{EPOCHS}-epoch real run ({training:,.0f} s of training); its speed "
+                     f"saves {saved:,.0f} s against the reference there.")
+    return ["", f"A {EPOCHS}-epoch run on the real data (the profile's epoch):", *lines] \
+        if lines else []
+
+
 def lengths(bench: dict) -> str:
     if not bench.get("lengths"):
         return "pair lengths as the data's own"
@@ -140,6 +162,7 @@ def markdown(result: dict) -> str:
     if shaky:
         lines += ["", f"**Indicative only** (fewer than {TRUSTED_ROUNDS} rounds or "
                       f"{TRUSTED_STEPS} timed steps): {', '.join(shaky)}."]
+    lines += five_epochs(result["rows"])
     if result.get("gpu"):
         lines += ["", "GPU at the end: " + ", ".join(f"{k} {v}" for k, v in
                                                        result["gpu"].items()) + "."]
