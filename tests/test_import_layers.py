@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. A module belongs to the layer of its longest matching name prefix.
 LAYERS = [
-    ("base", ["cm", "cm.errors", "cm.textfile", "cm.cachedir", "cm.progress", "cm.hookspecs",
-              "cm.distributed"]),
+    ("base", ["cm", "cm.errors", "cm.textfile", "cm.cachedir", "cm.progress", "cm.terminal",
+              "cm.hookspecs", "cm.distributed"]),
     ("data", ["cm.data"]),
     ("evaluate", ["cm.evaluate"]),
     ("config", ["cm.config"]),
