@@ -1,5 +1,6 @@
 """Strict config decoding: every error class with its path, overrides, inheritance, round trip."""
 
+import re
 import sys
 import tomllib
 import types
@@ -20,6 +21,7 @@ from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm.plugins import PluginInfo, Plugins
 from cm.registry import build_registry
+from cm.testing import DEMO_EXPERIMENT
 
 
 @attrs.frozen
@@ -145,6 +147,38 @@ def test_all_errors_of_a_file_at_once(registry):
     assert len(found) == 4
     assert [p.split(":")[0] for p in found] == [
         "$.data.level", "$.model.pooling.name", "$.train.epochs", "$.train.lrr"]
+
+
+# (key, a value of the wrong type) and (key, a value of the right type out of range)
+TYPE_ERRORS = [("train.lr", "nan"), ("train.epochs", '"x"'), ("data.split", '[0.5, "a", 0.5]'),
+               ("seed", "1.5"), ("eval.thresholds", "true")]
+RANGE_ERRORS = [("train.epochs", "-1"), ("train.batch_size", "0"), ("data.max_length", "100000"),
+                ("eval.bootstrap_resamples", "1000000000"), ("model.tiny.num_layers", "1000")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(TYPE_ERRORS + RANGE_ERRORS), min_size=1, max_size=6,
+                unique_by=lambda pair: pair[0]))
+def test_every_bad_value_is_reported_even_beside_type_errors(registry, bad):
+    """Validators run where another key has a type error: each bad key is named once."""
+    with pytest.raises(ConfigError) as info:
+        decode(apply_overrides({}, [f"{key}={value}" for key, value in bad]), "x.toml", registry)
+    paths = [problem.split(":")[0].split("[")[0] for problem in info.value.problems]
+    assert sorted(paths) == sorted(f"$.{key}" for key, _ in bad)
+
+
+def test_type_and_range_errors_together():
+    with pytest.raises(ConfigError) as info:
+        load_experiment(DEMO_EXPERIMENT, ["train.lr=nan", "train.epochs=-1"])
+    assert info.value.problems == ["$.train.lr: expected a finite number, got nan",
+                                   "$.train.epochs: 'epochs' must be >= 1: -1"]
+
+
+@pytest.mark.parametrize("key", ["train..lr", ".train.lr", "train.lr.", "train.\"\".lr",
+                                 'train."lr'])
+def test_malformed_dotted_keys_are_refused(key):
+    with pytest.raises(UserError, match=f"--set '{re.escape(key)}': not a dotted key"):
+        apply_overrides({}, [f"{key}=0.5"])
 
 
 def test_overrides_parse_toml_values(tmp_path, registry):

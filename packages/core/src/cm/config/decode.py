@@ -6,6 +6,8 @@ Decoding runs in two passes so that a file's errors come out together, each with
    validator and ``check()`` rule (out-of-range values, cross-field rules).
 """
 
+import functools
+import itertools
 import math
 import re
 import typing
@@ -138,12 +140,17 @@ def key_path(key: str) -> str:
 
 
 def _note_key(exc):
+    """The key (a name, or a list index) a cattrs note says ``exc`` is about, else None."""
     for note in getattr(exc, "__notes__", ()):
         if isinstance(note, cattrs.errors.AttributeValidationNote):
-            return f".{note.name}"
+            return note.name
         if isinstance(note, cattrs.errors.IterableValidationNote):
-            return key_path(note.index) if isinstance(note.index, str) else f"[{note.index}]"
-    return ""
+            return note.index
+    return None
+
+
+def _written(key) -> str:
+    return key_path(key) if isinstance(key, str) else f"[{key}]"
 
 
 def component_tables(cls=Experiment, prefix="") -> dict[str, tuple[str, str]]:
@@ -172,24 +179,39 @@ def _misplaced(path, key):
     return f"; a{'n' if kind[0] in 'aeiou' else ''} {kind} goes in [{table}]"
 
 
-def _problems(exc, path, cls=None):
-    """Flatten a cattrs exception tree into ``$.path: message`` lines."""
-    path += _note_key(exc)
+def _problems(exc, path, keys=()):
+    """Flatten a cattrs exception tree into (keys of the value at fault, ``$.path: message``)
+    pairs; the keys say what to leave out to decode the rest."""
+    key = _note_key(exc)
+    if key is not None:
+        keys, path = (*keys, key), path + _written(key)
     if isinstance(exc, ForbiddenExtraKeysError):
         known = [f.name for f in attrs.fields(exc.cl)]
         listing = f" (known: {', '.join(known)})" if known else " (this takes no options)"
-        for key in sorted(exc.extra_fields):
-            hint = _misplaced(path, key) or suggest(key, known) or listing
-            yield f"{path}.{key}: unknown key{hint}"
+        for extra in sorted(exc.extra_fields):
+            hint = _misplaced(path, extra) or suggest(extra, known) or listing
+            yield (*keys, extra), f"{path}{key_path(extra)}: unknown key{hint}"
     elif isinstance(exc, BaseExceptionGroup):
         for sub in exc.exceptions:
-            yield from _problems(sub, path)
+            yield from _problems(sub, path, keys)
     elif isinstance(exc, _PathError):
-        yield f"{path}.{exc.key}: {exc}"
+        yield keys, f"{path}.{exc.key}: {exc}"
     elif isinstance(exc, KeyError):
-        yield f"{path}: required key missing"
+        yield keys, f"{path}: required key missing"
     else:
-        yield f"{path}: {exc}"
+        yield keys, f"{path}: {exc}"
+
+
+def _without(raw, keys):
+    """``raw`` less the value at ``keys`` (a whole array when the keys go into one), so
+    that its default applies; ``raw`` itself when there is nothing to leave out."""
+    names = list(itertools.takewhile(lambda key: isinstance(key, str), keys))
+    if not names or not isinstance(raw, dict) or names[0] not in raw:
+        return raw
+    first, rest = names[0], names[1:]
+    if not rest:
+        return {key: value for key, value in raw.items() if key != first}
+    return {**raw, first: _without(raw[first], rest)}
 
 
 def _fill_spec(spec, registry, path, problems):
@@ -233,16 +255,27 @@ def _finish(obj, registry, path, problems):
 
 def structure(raw, cls, registry: Registry, path="$"):
     """``raw`` decoded strictly into the attrs class ``cls``: returns (object, problems),
-    each problem a ``$.path: message`` line; the object is None when structuring failed."""
+    each problem a ``$.path: message`` line; the object is None when structuring failed.
+    A value that does not structure is reported, then left out (its default stands in) so
+    that every other value is still structured and validated: all problems come at once."""
     converter = make_converter(registry)
+    reported = []
     with attrs.validators.disabled():
-        try:
-            obj = converter.structure(raw, cls)
-        except Exception as exc:  # noqa: BLE001 - turned into path-shaped problems
-            return None, list(_problems(exc, path))
+        while True:
+            try:
+                obj = converter.structure(raw, cls)
+                break
+            except Exception as exc:  # noqa: BLE001 - turned into path-shaped problems
+                found = list(_problems(exc, path))
+            reported += [line for _, line in found]
+            rest = functools.reduce(_without, (keys for keys, _ in found), raw)
+            if rest == raw:
+                return None, reported
+            raw = rest
         problems = []
         obj = _finish(obj, registry, path, problems)
-    return obj, problems
+    at_fault = {line.split(": ", 1)[0] for line in reported}
+    return obj, reported + [p for p in problems if p.split(": ", 1)[0] not in at_fault]
 
 
 def decode(raw: dict, source="<config>", registry: Registry | None = None) -> Experiment:

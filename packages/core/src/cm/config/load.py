@@ -9,7 +9,8 @@ from cm.config.schema import Experiment
 from cm.errors import UserError
 from cm.textfile import read_text
 
-_KEY_PART = re.compile(r'"([^"]*)"|([^.]+)')
+_PART = r'"[^"]+"|[^."]+'
+_DOTTED = re.compile(rf"(?:{_PART})(?:\.(?:{_PART}))*")
 
 
 def read_toml(path: Path) -> dict:
@@ -60,12 +61,12 @@ class BadKey(UserError):
 
 
 def parse_key(dotted: str) -> list[str]:
-    """``a.b."c.d"`` -> ``["a", "b", "c.d"]``."""
-    parts = [m.group(1) if m.group(1) is not None else m.group(2)
-             for m in _KEY_PART.finditer(dotted)]
-    if not parts or "".join(parts) == "" or any(p == "" for p in parts):
-        raise BadKey(f"{dotted!r}: expected a dotted key like train.lr")
-    return parts
+    """``a.b."c.d"`` -> ``["a", "b", "c.d"]``. Every part is a name: an empty one
+    (``train..lr``, ``.train.lr``, ``train.lr.``) is refused, never skipped."""
+    if not _DOTTED.fullmatch(dotted):
+        raise BadKey(f"{dotted!r}: not a dotted key: names joined by single dots, none "
+                     'empty, e.g. train.lr or hpo.space."train.lr"')
+    return [part.strip('"') for part in re.findall(_PART, dotted)]
 
 
 def parse_value(text: str):
