@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from cm import hookspecs
 from cm.config.decode import ConfigError, decode
 from cm.config.dump import dumps, flatten
-from cm.config.load import apply_overrides, load_experiment, parse_key, read_with_bases
+from cm.config.keys import parse_key
+from cm.config.load import apply_overrides, load_experiment, read_with_bases
 from cm.config.schema import Experiment
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
@@ -128,8 +129,13 @@ def test_out_of_range_values_all_reported(registry):
 def test_cross_field_rules(registry):
     assert problems({"data": {"max_length": 64, "stride": 64}}, registry) == [
         "$.data.stride: must be smaller than max_length (64)"]
+    assert problems({"hpo": {"space": {"train.lr": {"type": "float", "low": 0.2, "high": 0.1}}}},
+                    registry) == ['$.hpo.space."train.lr".high: must be greater than low (0.2)']
+    # each edge is also set on the experiment: a bound the key refuses is named there
     assert problems({"hpo": {"space": {"train.lr": {"type": "float", "low": 1.0, "high": 0.5}}}},
-                    registry) == ['$.hpo.space."train.lr".high: must be greater than low (1.0)']
+                    registry) == ['$.hpo.space."train.lr".high: must be greater than low (1.0)',
+                                  '$.hpo.space."train.lr": setting it to 1.0 fails: $.train.lr: '
+                                  "'lr' must be < 1.0: 1.0 — fix the key or the bounds/choices"]
 
 
 def test_named_tables_for_optimizations_and_trackers(registry):
@@ -284,10 +290,17 @@ experiments = st.fixed_dictionaries({}, optional={
     "optimizations": st.dictionaries(st.just("tf32"), st.just({})),
     "hpo": st.fixed_dictionaries({}, optional={
         "trials": st.integers(1, 500),
-        "space": st.dictionaries(
-            st.sampled_from(["train.lr", "train.epochs", "model.head.name"]),
-            st.fixed_dictionaries({"type": st.just("categorical"),
-                                   "choices": st.lists(st.integers(1, 9), min_size=1)})),
+        "space": st.fixed_dictionaries({}, optional={  # each edge valid at its key
+            "train.epochs": st.fixed_dictionaries({
+                "type": st.just("categorical"),
+                "choices": st.lists(st.integers(1, 9), min_size=1)}),
+            "train.lr": st.fixed_dictionaries({
+                "type": st.just("float"), "low": st.just(1e-6),
+                "high": st.floats(1e-5, 0.5, **finite)}),
+            "model.head.name": st.fixed_dictionaries({
+                "type": st.just("categorical"),
+                "choices": st.lists(st.sampled_from(["linear", "mlp"]), min_size=1)}),
+        }),
     }),
 })
 

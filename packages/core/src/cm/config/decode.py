@@ -17,6 +17,7 @@ import attrs
 import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
 
+from cm.config.keys import set_keys
 from cm.config.schema import Experiment, Spec
 from cm.errors import UserError, suggest
 from cm.registry import Registry, get_registry
@@ -278,9 +279,43 @@ def structure(raw, cls, registry: Registry, path="$"):
     return obj, reported + [p for p in problems if p.split(": ", 1)[0] not in at_fault]
 
 
+def edges(param) -> list:
+    """The values a search parameter can take at its edges: every choice, or low and high."""
+    if param.type == "categorical":
+        return list(param.choices)
+    if param.type == "int":
+        return [int(param.low), int(param.high)]
+    return [param.low, param.high]
+
+
+def space_problems(raw: dict, space: dict, registry: Registry) -> list[str]:
+    """``[hpo.space]`` checked against the experiment it searches: every key is a config key
+    and every edge value is valid there (a typo or an out-of-range bound fails before any
+    trial runs, and ``cm config validate`` says so)."""
+    base = {key: value for key, value in raw.items() if key != "hpo"}
+    already = set(structure(base, Experiment, registry)[1])  # the base's own: reported once
+    problems = []
+    for key, param in space.items():
+        where = "$.hpo" + key_path("space") + key_path(key)
+        for value in edges(param):
+            try:
+                found = structure(set_keys(base, {key: value}), Experiment, registry)[1]
+            except UserError as exc:  # a malformed dotted key
+                found = [str(exc)]
+            found = [problem for problem in found if problem not in already]
+            if found:
+                problems.append(f"{where}: setting it to {value!r} fails: {found[0]} — fix "
+                                "the key or the bounds/choices")
+                break
+    return problems
+
+
 def decode(raw: dict, source="<config>", registry: Registry | None = None) -> Experiment:
     """Decode a merged raw dict (no ``base`` key left) into a fully resolved Experiment."""
-    experiment, problems = structure(raw, Experiment, registry or get_registry())
+    registry = registry or get_registry()
+    experiment, problems = structure(raw, Experiment, registry)
+    if experiment is not None and experiment.hpo is not None:
+        problems += space_problems(raw, experiment.hpo.space, registry)
     if problems:
         raise ConfigError(source, problems)
     return experiment
