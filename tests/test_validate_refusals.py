@@ -1,9 +1,12 @@
 """`cm config validate` refuses exactly what `cm run` and `cm sweep` refuse, with the same
 message, and those refuse it before a run folder, a tracking run or a study exists."""
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
+from cm import limits
 from cm.cli.main import cli
 from cm.testing import DEMO_EXPERIMENT, TINY_RUN
 
@@ -97,3 +100,11 @@ def test_a_dry_run_leaves_no_tracking_run(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     experiments = client.search_experiments()
     assert client.search_runs([e.experiment_id for e in experiments]) == []
+
+
+def test_every_bound_is_in_the_cli_contract():
+    contract = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    bounds = {name: value for name, value in vars(limits).items() if name.isupper()}
+    assert len(bounds) == 8
+    for name, value in bounds.items():
+        assert f"| {value:,}" in contract, f"cm.limits.{name} = {value:,} not in docs/cli.md"
