@@ -21,7 +21,7 @@ from cm.config.schema import Experiment
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm.plugins import PluginInfo, Plugins
-from cm.registry import build_registry
+from cm.registry import build_registry, get_registry
 from cm.testing import DEMO_EXPERIMENT
 
 
@@ -72,7 +72,7 @@ def registry():
 
 def problems(raw, registry):
     with pytest.raises(ConfigError) as info:
-        decode(raw, "exp.toml", registry)
+        decode(raw, "exp.toml", registry=registry)
     return info.value.problems
 
 
@@ -168,14 +168,16 @@ RANGE_ERRORS = [("train.epochs", "-1"), ("train.batch_size", "0"), ("data.max_le
 def test_every_bad_value_is_reported_even_beside_type_errors(registry, bad):
     """Validators run where another key has a type error: each bad key is named once."""
     with pytest.raises(ConfigError) as info:
-        decode(apply_overrides({}, [f"{key}={value}" for key, value in bad]), "x.toml", registry)
+        decode(apply_overrides({}, [f"{key}={value}" for key, value in bad]), "x.toml",
+               registry=registry)
     paths = [problem.split(":")[0].split("[")[0] for problem in info.value.problems]
     assert sorted(paths) == sorted(f"$.{key}" for key, _ in bad)
 
 
 def test_type_and_range_errors_together():
     with pytest.raises(ConfigError) as info:
-        load_experiment(DEMO_EXPERIMENT, ["train.lr=nan", "train.epochs=-1"])
+        load_experiment(DEMO_EXPERIMENT, ["train.lr=nan", "train.epochs=-1"],
+                        registry=get_registry())
     assert info.value.problems == ["$.train.lr: expected a finite number, got nan",
                                    "$.train.epochs: 'epochs' must be >= 1: -1"]
 
@@ -205,7 +207,7 @@ def test_override_errors(registry):
         apply_overrides({}, ["train.lr"])
     assert parse_key('hpo.space."train.lr".low') == ["hpo", "space", "train.lr", "low"]
     with pytest.raises(ConfigError) as info:
-        decode(apply_overrides({}, ["train.lrr=1"]), "exp.toml", registry)
+        decode(apply_overrides({}, ["train.lrr=1"]), "exp.toml", registry=registry)
     assert info.value.problems == ["$.train.lrr: unknown key; did you mean 'lr'?"]
 
 
@@ -324,7 +326,7 @@ def test_split_ratios_are_checked_by_the_one_rule_split_posts_uses(registry):
     from cm.data.splits import split_posts
 
     with pytest.raises(ConfigError) as info:
-        decode({"data": {"split": [0.5, 0.2, 0.2]}}, "exp.toml", registry)
+        decode({"data": {"split": [0.5, 0.2, 0.2]}}, "exp.toml", registry=registry)
     with pytest.raises(UserError) as direct:
         split_posts(["p1"], {}, (0.5, 0.2, 0.2))
     assert info.value.problems == [f"$.data.split: {direct.value}"]
@@ -334,7 +336,7 @@ def test_split_ratios_are_checked_by_the_one_rule_split_posts_uses(registry):
 def test_a_component_table_in_the_wrong_place_points_to_the_right_one(registry):
     raw = {"model": {"loss": {"name": "focal"}}, "train": {"optimization": {"bf16": {}}}}
     with pytest.raises(ConfigError) as info:
-        decode(raw, "exp.toml", registry)
+        decode(raw, "exp.toml", registry=registry)
     assert info.value.problems == [
         "$.model.loss: unknown key; a loss goes in [train.loss]",
         "$.train.optimization: unknown key; an optimization goes in [optimizations.<name>]"]

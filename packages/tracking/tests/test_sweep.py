@@ -18,6 +18,7 @@ from cm.config import load_experiment
 from cm.config.dump import flatten, to_dict
 from cm.config.keys import set_keys
 from cm.errors import UserError
+from cm.registry import get_registry
 from cm.testing import tiny_toml
 from cm_tracking.sweep import baseline_unfinished, run_sweep
 from cm_tracking.sweep_space import baseline_params, config_values
@@ -129,8 +130,9 @@ def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
     assert {"best.toml", "summary.json", "optimization_history.png",
             "param_importances.png"} <= artifacts
 
-    best = load_experiment(a["best_config"])
-    values = config_values(a["best"]["params"], load_experiment(directory / "hpo.toml").hpo.space)
+    best = load_experiment(a["best_config"], registry=get_registry())
+    space = load_experiment(directory / "hpo.toml", registry=get_registry()).hpo.space
+    values = config_values(a["best"]["params"], space)
     flat = flatten(to_dict(best))
     assert {key: flat[key] for key in values} == values
     assert best.hpo is None and best.model.tiny.hidden_size == 32
@@ -218,7 +220,8 @@ def test_a_sampled_component_name_keeps_the_sampled_options():
 
 def test_the_shipped_sweep_file_is_valid():
     path = ROOT / "experiments" / "hpo.toml"
-    experiment = load_experiment(path)  # the space is checked against the experiment
+    # the space is checked against the experiment when it is decoded
+    experiment = load_experiment(path, registry=get_registry())
     assert baseline_params(experiment, experiment.hpo.space)["model.head.hidden_dims"] == "[256]"
 
 

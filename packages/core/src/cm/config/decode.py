@@ -20,7 +20,6 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cm.config.keys import set_keys
 from cm.config.schema import Experiment, Spec
 from cm.errors import UserError, suggest
-from cm.registry import Registry, get_registry
 
 
 class ConfigError(UserError):
@@ -76,7 +75,9 @@ def _literal(value, literal):
     return value
 
 
-def make_converter(registry: Registry) -> cattrs.Converter:
+def make_converter(registry) -> cattrs.Converter:
+    """The strict converter; component tables decode into the options class ``registry``
+    (a ``cm.registry.Registry``) holds for their name."""
     converter = cattrs.Converter(forbid_extra_keys=True)
     converter.register_structure_hook(int, _strict(int, int))
     converter.register_structure_hook(float, _strict(float, int, float))
@@ -254,7 +255,7 @@ def _finish(obj, registry, path, problems):
     return attrs.evolve(obj, **changes) if changes else obj
 
 
-def structure(raw, cls, registry: Registry, path="$"):
+def structure(raw, cls, registry, path="$"):
     """``raw`` decoded strictly into the attrs class ``cls``: returns (object, problems),
     each problem a ``$.path: message`` line; the object is None when structuring failed.
     A value that does not structure is reported, then left out (its default stands in) so
@@ -288,7 +289,7 @@ def edges(param) -> list:
     return [param.low, param.high]
 
 
-def space_problems(raw: dict, space: dict, registry: Registry) -> list[str]:
+def space_problems(raw: dict, space: dict, registry) -> list[str]:
     """``[hpo.space]`` checked against the experiment it searches: every key is a config key
     and every edge value is valid there (a typo or an out-of-range bound fails before any
     trial runs, and ``cm config validate`` says so)."""
@@ -310,9 +311,9 @@ def space_problems(raw: dict, space: dict, registry: Registry) -> list[str]:
     return problems
 
 
-def decode(raw: dict, source="<config>", registry: Registry | None = None) -> Experiment:
-    """Decode a merged raw dict (no ``base`` key left) into a fully resolved Experiment."""
-    registry = registry or get_registry()
+def decode(raw: dict, source="<config>", *, registry) -> Experiment:
+    """Decode a merged raw dict (no ``base`` key left) into a fully resolved Experiment, its
+    components looked up in ``registry`` (``cm.registry.get_registry()``: the installed ones)."""
     experiment, problems = structure(raw, Experiment, registry)
     if experiment is not None and experiment.hpo is not None:
         problems += space_problems(raw, experiment.hpo.space, registry)
