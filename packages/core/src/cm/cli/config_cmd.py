@@ -22,11 +22,12 @@ def show(experiment_file, overrides):
 @config.command()
 @experiment_argument
 def validate(experiment_file, overrides):
-    """Check an experiment file as cm run and cm sweep do before any work, writing nothing:
-    the config (every problem at once, [hpo.space] against the experiment), the device and
-    the optimizations on it, the output folder, the data, room for the criteria in
-    data.max_length, hpo.metric's criterion. Exit 2 naming each problem. Only the tracking
-    store is left for cm run to check (checking it may create it)."""
+    """Check an experiment file as cm run and cm sweep do before any work: the config
+    (every problem at once, [hpo.space] against the experiment), the device and the
+    optimizations on it, the output folder, the data, room for the criteria in
+    data.max_length, hpo.metric's criterion. Exit 2 naming each problem. Writes nothing but
+    cm's cache (the tiny tokenizer, the demo data); the tracking store is left for cm run
+    to check (checking it may create it)."""
     from cm.preflight import check
 
     experiment = load(experiment_file, overrides)

@@ -1,9 +1,12 @@
 """Strict decoding of a raw TOML dict into an ``Experiment``, with every error reported.
 
 Decoding runs in two passes so that a file's errors come out together, each with its path:
-1. cattrs structures the dict (unknown keys, wrong types, unknown component names);
+1. cattrs structures the dict (unknown keys, wrong types, unknown component names); a
+   value that fails is reported and left out, and the rest is structured again, so one
+   wrong type hides no other problem;
 2. ``_finish`` fills unset component options with their defaults and runs every attrs
    validator and ``check()`` rule (out-of-range values, cross-field rules).
+Then each edge value of ``[hpo.space]`` is set at its key and checked the same way.
 """
 
 import functools
