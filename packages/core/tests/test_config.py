@@ -189,6 +189,26 @@ def test_malformed_dotted_keys_are_refused(key):
         apply_overrides({}, [f"{key}=0.5"])
 
 
+names = st.text(st.characters(codec="ascii", exclude_characters='"'), min_size=1, max_size=8)
+
+
+def written(name: str) -> str:
+    return f'"{name}"' if "." in name else name
+
+
+@given(st.lists(names, min_size=1, max_size=4))
+def test_a_dotted_key_splits_into_its_names(parts):
+    assert parse_key(".".join(written(p) for p in parts)) == parts
+
+
+@given(st.lists(names, min_size=1, max_size=4), st.integers(0, 4))
+def test_an_empty_part_anywhere_is_refused(parts, at):
+    written_parts = [written(p) for p in parts]
+    written_parts.insert(min(at, len(written_parts)), "")
+    with pytest.raises(UserError, match="not a dotted key"):
+        parse_key(".".join(written_parts))
+
+
 def test_overrides_parse_toml_values(tmp_path, registry):
     path = tmp_path / "exp.toml"
     path.write_text('name = "x"\n[train]\nlr = 1e-5\n')
