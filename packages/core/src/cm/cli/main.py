@@ -8,8 +8,7 @@ import os
 import click
 
 from cm import __version__
-from cm.cli import (bench_cmd, compare_cmd, config_cmd, data_cmd, export_cmd, plugins_cmd,
-                    run_cmd)
+from cm.cli import bench_cmd, compare_cmd, config_cmd, data_cmd, export_cmd, plugins_cmd, run_cmd
 from cm.cli.boundary import guard
 
 # transformers warns about every long text it tokenizes; cm truncates or windows them itself.
