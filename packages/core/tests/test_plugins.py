@@ -390,3 +390,31 @@ def test_hook_register_commands(site):
         "clash": "register_commands raised ValueError: it replaces the command(s) run; "
                  "rename its own",
         "crash": "register_commands raised RuntimeError: no commands today"}
+
+
+def test_registry_build_passes_the_spec_options_and_runtime_arguments():
+    from cm.builtin.options import BCEOptions
+    from cm.config.schema import LossSpec
+
+    loss = get_registry().build(LossSpec("bce", BCEOptions(auto_pos_weight=False)),
+                                pos_weight=3.0)
+    assert loss.pos_weight is None  # auto_pos_weight off: the runtime pos_weight is ignored
+    assert get_registry().build(LossSpec("bce", BCEOptions()), pos_weight=3.0).pos_weight == 3.0
+
+
+def test_no_source_builds_a_component_but_through_registry_build():
+    """``registry.get(kind, name).build(...)`` written inline is the second way to build one:
+    every site calls ``Registry.build(spec, **kwargs)`` (which alone calls ``self.get``)."""
+    import ast
+    from pathlib import Path
+
+    inline = []
+    for path in Path(__file__).resolve().parents[3].glob("packages/*/src/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "build" and isinstance(node.func.value, ast.Call)
+                    and isinstance(node.func.value.func, ast.Attribute)
+                    and node.func.value.func.attr == "get"
+                    and getattr(node.func.value.func.value, "id", "") != "self"):
+                inline.append(f"{path.name}:{node.lineno}")
+    assert inline == []

@@ -32,4 +32,4 @@ def preflight(experiment, registry=None) -> None:
     writable_directory(experiment.output_dir, "output_dir")
     prepare(experiment, registry)  # loads the dataset; refuses a split left empty
     for spec in experiment.tracking.values():
-        registry.get(spec.kind, spec.name).build(spec.options, experiment=experiment)
+        registry.build(spec, experiment=experiment)

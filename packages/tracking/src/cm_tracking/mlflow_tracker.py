@@ -278,8 +278,7 @@ def load_corpus(experiment):
     """The experiment's dataset, loaded once more for its digests (cheap next to training)."""
     from cm.registry import get_registry
 
-    spec = experiment.data.dataset
-    return get_registry().get("dataset", spec.name).build(spec.options)
+    return get_registry().build(experiment.data.dataset)
 
 
 def dataset_tags(experiment, corpus) -> dict:

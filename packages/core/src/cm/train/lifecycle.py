@@ -75,11 +75,6 @@ def run_directory(experiment) -> Path:
         return directory
 
 
-def build(registry, spec, **kwargs):
-    """The component ``spec`` names (a head, a loss, a tracker ...), built with its options."""
-    return registry.get(spec.kind, spec.name).build(spec.options, **kwargs)
-
-
 def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
     """The lifecycle hooks of one run, on a manager of their own: pluggy calls the last
     registered first, so ``listeners`` hear each event from the last given to the first,
@@ -117,7 +112,7 @@ def open_run(experiment, registry, world, device, listeners):
     trackers = []
     if world.main:  # rank 0 alone writes files and talks to trackers
         (run.directory / "config.toml").write_text(dumps(experiment))
-        trackers = [build(registry, spec, experiment=experiment)
+        trackers = [registry.build(spec, experiment=experiment)
                     for spec in experiment.tracking.values()]
     # trackers last: called first, so a listener that stops the run (a pruner) does so
     # after the event was logged
