@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A module belongs to the layer of its longest matching name prefix.
 LAYERS = [
     ("base", ["cm", "cm.errors", "cm.textfile", "cm.cachedir", "cm.progress", "cm.hookspecs",
-              "cm.distributed"]),
+              "cm.distributed", "cm.environment"]),
     ("data", ["cm.data"]),
     ("evaluate", ["cm.evaluate"]),
     ("config", ["cm.config"]),

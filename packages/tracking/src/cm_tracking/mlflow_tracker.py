@@ -9,12 +9,9 @@ import csv
 import getpass
 import hashlib
 import math
-import platform
 import re
 import subprocess
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import attrs
@@ -33,12 +30,12 @@ from mlflow.utils.validation import (
 )
 
 from cm.config.dump import flatten, to_dict
+from cm.environment import device_name, versions
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm_tracking.options import MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
 
-VERSIONED = ("torch", "transformers", "mlflow")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 DIGEST_TAG = "cm.dataset.sha256."  # + file name: the SHA-256 of each dataset file
 FLUSH_SECONDS = 15.0  # buffered step metrics are sent at least this often: live curves
@@ -312,24 +309,3 @@ def dataset_input(experiment, corpus) -> DatasetInput:
 def safe_key(name: str) -> str:
     return re.sub(r"[^\w\-. /]", "_", name)
 
-
-def versions() -> dict:
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "absent"
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"] or ""
-        if name.lower().startswith("cm-"):
-            found[name.lower()] = dist.version
-    return found
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(torch.device(device))
-    return platform.processor() or platform.machine() or sys.platform

@@ -167,15 +167,6 @@ def outside_sweep(output_dir: str) -> str:
     return output_dir
 
 
-def find_run(client, experiment, directory) -> str:
-    """The MLflow run the tracker created for the cm run written to ``directory``."""
-    options = experiment.tracking["mlflow"].options
-    found = client.get_experiment_by_name(options.experiment_name or experiment.name)
-    runs = client.search_runs([found.experiment_id],
-                              filter_string=f"tags.`cm.output_dir` = '{directory}'")
-    return runs[0].info.run_id
-
-
 def differences(logged: dict, now: dict) -> tuple[int, list[str]]:
     """How many val/test scores both runs have, and which differ. A new score is compared
     with the logged ``best/<key>`` where there is one (the best checkpoint's value; the

@@ -17,17 +17,15 @@ optimizations resolved and applied.
 
 import ctypes
 import gc
-import platform
-import re
 import time
 from functools import partial
-from pathlib import Path
 from statistics import median
 
 import attrs
 import numpy as np
 import torch
 
+from cm import environment
 from cm.bench import reference
 from cm.bench.flops import peak_flops, train_flops
 from cm.bench.memory import PeakMemory
@@ -214,7 +212,7 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
     if bench.table.threads:
         torch.set_num_threads(bench.table.threads)
     runner = Runner(bench, registry, device, console)
-    device_name = _device_name(device)
+    device_name = environment.device_name(device)
     measured, precisions = {}, {}
 
     def record(row, progress, round_):
@@ -299,13 +297,3 @@ def summarize(runs: list[Measured], device: str, device_name: str) -> dict:
         "telemetry": [list(row) for row in first.telemetry],
     }
 
-
-def _device_name(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        cpuinfo = ""
-    found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    return found.group(1).strip() if found else (platform.processor() or device)
