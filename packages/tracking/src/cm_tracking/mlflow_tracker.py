@@ -29,7 +29,7 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
-from cm.config.dump import flatten, to_dict
+from cm.config import flatten, to_dict
 from cm.environment import device_name, versions
 from cm.errors import UserError
 from cm.hookspecs import hookimpl

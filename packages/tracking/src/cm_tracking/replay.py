@@ -13,9 +13,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from rich.console import Console
 
-from cm.config.decode import decode
-from cm.config.load import read_toml
-from cm.config.schema import TrackerSpec
+from cm.config import TrackerSpec, decode, read_toml
 from cm.errors import UserError
 from cm.registry import get_registry
 from cm_tracking.mlflow_tracker import DIGEST_TAG, dataset_tags, load_corpus

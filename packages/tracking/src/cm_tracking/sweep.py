@@ -21,8 +21,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.markup import escape
 
-from cm.config.decode import decode
-from cm.config.load import load_raw, set_keys
+from cm.config import decode, load_raw, set_keys
 from cm.errors import JobFailed, UserError, interruption
 from cm.hookspecs import hookimpl
 from cm.preflight import preflight

@@ -6,9 +6,7 @@ arrays or tables (``hidden_dims = [256, 64]``) travel through Optuna as JSON tex
 
 import json
 
-from cm.config.decode import ConfigError, decode, key_path
-from cm.config.dump import flatten, to_dict
-from cm.config.load import set_keys
+from cm.config import ConfigError, decode, flatten, key_path, set_keys, to_dict
 
 SCALARS = (bool, int, float, str)
 
