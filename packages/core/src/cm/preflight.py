@@ -1,10 +1,13 @@
 """Checks made before a run (or sweep) starts any work, so a bad experiment fails in
 seconds with exit 2 instead of after an epoch: the output folder can be written, the
 dataset loads and every split of it is non-empty, and each tracker's store answers
-(trackers check their store when they are built)."""
+(trackers check their store when they are built). What the checks load is kept
+(``Checked``): a run uses that data and those trackers, loaded and built once."""
 
 import os
 from pathlib import Path
+
+import attrs
 
 from cm.errors import UserError
 
@@ -24,12 +27,22 @@ def writable_directory(path, what) -> None:
                         "writable path or fix its permissions")
 
 
-def preflight(experiment, registry=None) -> None:
-    from cm.data.prepare import prepare
-    from cm.registry import get_registry
+@attrs.frozen
+class Checked:
+    """What passed the checks: the data (``cm.data.prepare.Prepared``: corpus, pairs,
+    splits) and the trackers ``[tracking]`` names, built (none when not asked for)."""
 
-    registry = registry or get_registry()
+    prepared: object
+    trackers: tuple
+
+
+def preflight(experiment, registry, trackers=True) -> Checked:
+    """The output folder is writable, the dataset loads and splits with no split empty,
+    and (``trackers``: only torchrun's rank 0 talks to them) each tracker is built."""
+    from cm.data.prepare import prepare
+
     writable_directory(experiment.output_dir, "output_dir")
-    prepare(experiment, registry)  # loads the dataset; refuses a split left empty
-    for spec in experiment.tracking.values():
-        registry.build(spec, experiment=experiment)
+    prepared = prepare(experiment, registry)  # refuses a split left empty
+    built = tuple(registry.build(spec, experiment=experiment)
+                  for spec in experiment.tracking.values()) if trackers else ()
+    return Checked(prepared, built)

@@ -60,7 +60,7 @@ class MlflowTracker:
 
     @hookimpl
     def run_started(self, run):
-        corpus = load_corpus(run.experiment)
+        corpus = run.prepared.corpus
         tags = {**run_tags(run), **dataset_tags(run.experiment, corpus), **self.options.tags}
         experiment_id = self.experiment_id()
         started = self.client.create_run(experiment_id, run_name=run.directory.name,
@@ -272,7 +272,8 @@ def git_tags() -> dict:
 
 
 def load_corpus(experiment):
-    """The experiment's dataset, loaded once more for its digests (cheap next to training)."""
+    """The experiment's dataset, loaded for its digests (``cm replay`` compares them with the
+    logged ones before it runs anything)."""
     from cm.registry import get_registry
 
     return get_registry().build(experiment.data.dataset)

@@ -18,11 +18,9 @@ def run(experiment_file, overrides, dry_run):
     Outputs (resolved config, best checkpoint, reports, plots, metrics) go to
     <output_dir>/<name>/<timestamp>/.
     """
-    from cm.preflight import preflight
     from cm.train.engine import run_experiment
 
     experiment = load(experiment_file, overrides)
-    preflight(experiment)
     result = run_experiment(experiment, dry=dry_run)
     click.echo(f"{'dry run' if dry_run else 'run'} {result.status.lower()}: {result.directory}")
 

@@ -24,23 +24,35 @@ from cm.config.dump import dumps
 from cm.distributed import World, broadcast, start, stop
 from cm.errors import UserError, saving_through_one_interrupt
 from cm.plugins import GROUP
+from cm.preflight import preflight
 from cm.registry import get_registry
+
+FIXED = attrs.field(on_setattr=attrs.setters.frozen)
 
 
 @attrs.define
 class Run:
-    """What hooks receive: the resolved experiment, where outputs go, and progress."""
+    """What hooks receive. ``tracked_run`` makes it and alone sets ``status``; its identity
+    (experiment, directory, device, the data, the torchrun world) is fixed from then on. The
+    run's body records into it (``epoch``, ``telemetry``, ``record``), trackers publish
+    their external ids in ``links``."""
 
-    experiment: object
-    directory: Path
-    device: str
+    experiment: object = FIXED
+    directory: Path = FIXED
+    device: str = FIXED
+    prepared: object = FIXED  # cm.data.prepare.Prepared: loaded once for the run
+    world: World = attrs.field(factory=World, kw_only=True, on_setattr=attrs.setters.frozen)
     epoch: int = 0
     status: str = "RUNNING"
     metrics: dict = attrs.Factory(dict)
     artifacts: dict = attrs.Factory(dict)
     telemetry: list = attrs.Factory(list)  # cm.optimization.Telemetry per requested one
-    world: World = attrs.Factory(World)  # this process's rank under torchrun
     links: dict = attrs.Factory(dict)  # tracker name -> its external ids (run id, ...)
+
+    def record(self, metrics=None, artifacts=None) -> None:
+        """Add scores (name -> number) and artifacts (name -> path) to what the run keeps."""
+        self.metrics.update(metrics or {})
+        self.artifacts.update({name: str(path) for name, path in (artifacts or {}).items()})
 
 
 def seed_everything(seed: int) -> None:
@@ -96,27 +108,26 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) 
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
     try:  # whatever fails from here on, this process leaves the torchrun group
+        checked = preflight(experiment, registry, trackers=world.main)
         console = (console or Console()) if world.main else Console(quiet=True)
-        run, hooks = open_run(experiment, registry, world, device, listeners)
+        run, hooks = open_run(experiment, checked, registry, world, device, listeners)
         live(run, hooks, lambda: body(run, registry, console, hooks))
     finally:
         stop(world)
     return run
 
 
-def open_run(experiment, registry, world, device, listeners):
-    """The run and its directory (rank 0 writes ``config.toml`` and builds the trackers),
-    and the hooks of the run's listeners."""
+def open_run(experiment, checked, registry, world, device, listeners):
+    """The run, on the data the checks loaded, and its directory (rank 0 writes
+    ``config.toml``), and the hooks of the run's listeners (the checks built the trackers,
+    on rank 0 alone)."""
     directory = broadcast(run_directory(experiment) if world.main else None, world)
-    run = Run(experiment, directory, device, world=world)
-    trackers = []
-    if world.main:  # rank 0 alone writes files and talks to trackers
+    run = Run(experiment, directory, device, checked.prepared, world=world)
+    if world.main:  # rank 0 alone writes files
         (run.directory / "config.toml").write_text(dumps(experiment))
-        trackers = [registry.build(spec, experiment=experiment)
-                    for spec in experiment.tracking.values()]
     # trackers last: called first, so a listener that stops the run (a pruner) does so
     # after the event was logged
-    return run, run_hooks(registry.plugins.manager, [*listeners, *trackers])
+    return run, run_hooks(registry.plugins.manager, [*listeners, *checked.trackers])
 
 
 def live(run, hooks, work):

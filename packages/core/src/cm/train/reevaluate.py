@@ -7,7 +7,6 @@ follow it through the usual hooks."""
 
 from cm.cachedir import cache_root
 from cm.data.loaders import encode_split
-from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.evaluate.decisions import Decision
 from cm.model.checkpoint import load_checkpoint
@@ -30,7 +29,7 @@ def reevaluate(experiment, checkpoint_dir, *, registry=None, console=None,
 def rescore(run, registry, checkpoint_dir, console, hooks):
     experiment = run.experiment
     checkpoint = load_checkpoint(checkpoint_dir, registry)
-    prepared = prepare(experiment, registry)
+    prepared = run.prepared
     tokenizer = checkpoint.tokenizer
     splits = {s: encode_split(s, prepared.split(s), tokenizer, experiment.data,
                               cache_root() / "encoded") for s in ("val", "test")}
