@@ -2,9 +2,10 @@
 join torchrun when launched by it, make the run directory, then call the run's listeners
 around the work: ``run_started`` ... ``run_finished`` (FINISHED, FAILED, or KILLED on Ctrl-C).
 
-A run's listeners are the installed plugins that implement lifecycle hooks, the trackers its
-``[tracking]`` tables name (built for this run alone) and whatever the caller passes as
-``listeners``. They sit on a plugin manager of the run's own, so the installed plugins'
+Before any of it, ``cm.preflight`` loads the run's data and builds the trackers its
+``[tracking]`` tables name (for this run alone), once each. A run's listeners are the
+installed plugins that implement lifecycle hooks, those trackers and whatever the caller
+passes as ``listeners``. They sit on a plugin manager of the run's own, so the installed plugins'
 manager never changes and every listener hears its own run only. Trackers publish their
 external ids on the run (``run.links["mlflow"]["run_id"]``)."""
 
