@@ -28,7 +28,10 @@ from cm.plugins import GROUP
 from cm.preflight import preflight
 from cm.registry import get_registry
 
-FIXED = attrs.field(on_setattr=attrs.setters.frozen)
+
+def fixed(**kwargs):
+    """A ``Run`` field set once, when the run is made."""
+    return attrs.field(on_setattr=attrs.setters.frozen, **kwargs)
 
 
 @attrs.define
@@ -38,11 +41,11 @@ class Run:
     run's body records into it (``epoch``, ``telemetry``, ``record``), trackers publish
     their external ids in ``links``."""
 
-    experiment: object = FIXED
-    directory: Path = FIXED
-    device: str = FIXED
-    prepared: object = FIXED  # cm.data.prepare.Prepared: loaded once for the run
-    world: World = attrs.field(factory=World, kw_only=True, on_setattr=attrs.setters.frozen)
+    experiment: object = fixed()
+    directory: Path = fixed()
+    device: str = fixed()
+    prepared: object = fixed()  # cm.data.prepare.Prepared: loaded once for the run
+    world: World = fixed(factory=World, kw_only=True)  # this process's rank under torchrun
     epoch: int = 0
     status: str = "RUNNING"
     metrics: dict = attrs.Factory(dict)
