@@ -11,6 +11,7 @@ from rich.console import Console
 from cm.config import load_experiment
 from cm.data.loaders import encode_split, train_loader
 from cm.data.prepare import prepare
+from cm.distributed import resolve_device
 from cm.errors import Interrupted, UserError
 from cm.hookspecs import hookimpl
 from cm.model.backbone import load_backbone
@@ -20,7 +21,7 @@ from cm.registry import get_registry
 from cm.testing import TINY_RUN
 from cm.train import engine
 from cm.train.checks import dry_run
-from cm.train.lifecycle import resolve_device, run_directory
+from cm.train.lifecycle import run_directory
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 

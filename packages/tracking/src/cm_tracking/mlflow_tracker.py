@@ -10,7 +10,6 @@ import getpass
 import hashlib
 import math
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from cm.config import flatten, to_dict
 from cm.environment import device_name, versions
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
+from cm.lineage import code_state
 from cm_tracking.options import MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
 
@@ -252,23 +252,14 @@ def run_tags(run) -> dict:
 
 
 def git_tags() -> dict:
-    """Commit and dirty flag of the code that ran: the repository holding cm's sources (an
-    editable install), else the working directory's. MLflow cannot find it by itself: it
-    looks beside ``sys.argv[0]``, and the ``cm`` console script lives in the venv."""
-    import cm
-
-    def git(directory, *args):
-        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True,
-                              timeout=30, check=True).stdout.strip()
-
-    for directory in (Path(cm.__file__).parent, Path.cwd()):
-        try:
-            commit = git(directory, "rev-parse", "HEAD")
-            dirty = bool(git(directory, "status", "--porcelain"))
-        except (OSError, subprocess.SubprocessError):
-            continue
-        return {"mlflow.source.git.commit": commit, "cm.git_dirty": str(dirty).lower()}
-    return {}
+    """Commit and dirty flag of the code that ran (cm.lineage.code_state). MLflow cannot find
+    it by itself: it looks beside ``sys.argv[0]``, and the ``cm`` console script lives in the
+    venv."""
+    state = code_state()
+    if state["commit"] is None:
+        return {}
+    return {"mlflow.source.git.commit": state["commit"],
+            "cm.git_dirty": str(state["dirty"]).lower()}
 
 
 def load_corpus(experiment):

@@ -34,10 +34,11 @@ from cm.cachedir import cache_root
 from cm.data.loaders import SplitData, encode_split
 from cm.data.prepare import prepare
 from cm.data.splits import class_balance
+from cm.distributed import resolve_device
 from cm.model.backbone import experiment_tokenizer, load_backbone
 from cm.model.scoring import Scorer
 from cm.progress import Progress
-from cm.train.lifecycle import resolve_device, seed_everything
+from cm.train.lifecycle import seed_everything
 from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import build_trainer
 

@@ -5,7 +5,8 @@ never from its modules (tests/test_import_layers.py holds them to it)."""
 
 from cm.config.decode import ConfigError, decode, key_path
 from cm.config.dump import dumps, flatten, to_dict
-from cm.config.load import load_experiment, load_raw, read_toml, set_keys
+from cm.config.keys import set_keys
+from cm.config.load import load_experiment, load_raw, read_toml
 from cm.config.schema import Experiment, OptimizerSpec, TrackerSpec
 
 __all__ = ["ConfigError", "Experiment", "OptimizerSpec", "TrackerSpec", "decode", "dumps",

@@ -20,10 +20,10 @@ import pluggy
 import torch
 from rich.console import Console
 
-from cm import hookspecs
+from cm import hookspecs, terminal
 from cm.config.dump import dumps
-from cm.distributed import World, broadcast, start, stop
-from cm.errors import UserError, saving_through_one_interrupt
+from cm.distributed import World, broadcast, resolve_device, start, stop
+from cm.errors import saving_through_one_interrupt
 from cm.plugins import GROUP
 from cm.preflight import preflight
 from cm.registry import get_registry
@@ -65,16 +65,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device = 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("train.device = 'mps' but MPS is not available; use 'auto' or 'cpu'")
-    return name
-
-
 def run_directory(experiment) -> Path:
     """``<output_dir>/<name>/<timestamp>``, or ``<timestamp>-N`` when taken: each is claimed
     by an atomic mkdir, so runs started in the same second (a sweep's workers, a test
@@ -113,7 +103,7 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) 
     world, device = start(resolve_device(experiment.train.device))
     try:  # whatever fails from here on, this process leaves the torchrun group
         checked = preflight(experiment, registry, trackers=world.main)
-        console = (console or Console()) if world.main else Console(quiet=True)
+        console = (console or terminal.console()) if world.main else Console(quiet=True)
         run, hooks = open_run(experiment, checked, registry, world, device, listeners)
         live(run, hooks, lambda: body(run, registry, console, hooks))
     finally:
