@@ -22,6 +22,8 @@ from cm.cli.main import cli
 from cm.registry import get_registry
 from cm.testing import TINY_RUN
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "experiments" / "demo-posts.toml"
 CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"
@@ -212,7 +214,7 @@ def test_lookups_and_paths_create_nothing(case, tmp_path, monkeypatch):
             "output-in-proc": ["run", DEMO, "--dry-run", *sets('output_dir="/proc/x"')]}[case]
     fragments = {"replay-missing-store": ["no tracking store at 'sqlite:///nothere.db'",
                                           "--tracking-uri"],
-                 "compare-missing-dir": ["RUN: no such run directory"],
+                 "compare-missing-dir": ["'RUN': no such run directory"],
                  "missing-sqlite-folder": [f"the folder {folder} does not exist",
                                            f"mkdir -p {folder}"],
                  "malformed-uri": ["tracking URI 'http://[::1' is malformed", "tracking_uri"],

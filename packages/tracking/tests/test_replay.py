@@ -187,4 +187,4 @@ def test_compare_takes_mlflow_run_ids_and_refuses_an_unknown_one(logged):
     unknown = runner.invoke(cli, ["compare", run_id, "0" * 32, "--tracking-uri", uri])
     assert unknown.exit_code == 2 and f"no MLflow run '{'0' * 32}'" in unknown.output
     missing = runner.invoke(cli, ["compare", run_id, "nope", "--tracking-uri", uri])
-    assert missing.exit_code == 2 and "nope: no such run directory" in missing.output
+    assert missing.exit_code == 2 and "'nope': no such run directory" in missing.output

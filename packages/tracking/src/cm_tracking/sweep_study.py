@@ -15,9 +15,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 from optuna.exceptions import DuplicatedStudyError
 
+from cm.environment import versions
 from cm.errors import UserError
 from cm.secrets import hide_passwords
-from cm_tracking.mlflow_tracker import clip, git_tags, params_of, versions
+from cm_tracking.mlflow_tracker import clip, git_tags, params_of
 from cm_tracking.store import check_sqlite_file, sqlite_path
 
 PARENT = "mlflow_parent_run_id"  # study user attribute

@@ -21,10 +21,6 @@ HEADLINE = ("post_macro_f1", "post_micro_f1", "macro_f1", "f1")
 def read_predictions(run_dir: Path) -> dict[tuple[str, str, str], tuple[int, int]]:
     """(post, criterion, sentence) -> (label, decision) from a run's test predictions."""
     path = Path(run_dir) / PREDICTIONS
-    if not Path(run_dir).is_dir():
-        raise UserError(f"{run_dir}: no such run directory; pass a run directory written by "
-                        "`cm run` (outputs/<name>/<timestamp>), or an MLflow run id (with "
-                        "cm-tracking installed)")
     if not path.is_file():
         raise UserError(f"{run_dir}: no {PREDICTIONS}; pass a run directory written by "
                         "`cm run` (outputs/<name>/<timestamp>) that finished its evaluation, "
