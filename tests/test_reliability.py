@@ -215,7 +215,7 @@ def test_lookups_and_paths_create_nothing(case, tmp_path, monkeypatch):
     fragments = {"replay-missing-store": ["no tracking store at 'sqlite:///nothere.db'",
                                           "--tracking-uri"],
                  "compare-missing-dir": ["'RUN': no such run directory"],
-                 "missing-sqlite-folder": [f"the folder {folder} does not exist",
+                 "missing-sqlite-folder": [f"the folder {folder}, which does not exist",
                                            f"mkdir -p {folder}"],
                  "malformed-uri": ["tracking URI 'http://[::1' is malformed", "tracking_uri"],
                  "output-in-proc": ["output_dir /proc/x", "no folder can be made"]}[case]

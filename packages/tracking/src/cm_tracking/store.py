@@ -25,6 +25,7 @@ from cm.errors import UserError
 from cm.preflight import writable_directory
 from cm.secrets import hide_passwords
 from cm_tracking.busy import wait_when_locked
+from cm_tracking.options import sqlite_path, uri_problem
 
 SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks",
            "databricks-uc", "uc", "file")
@@ -41,7 +42,11 @@ def check_store(uri: str, create: bool = True) -> None:
     if uri in checked:
         return
     shown = hide_passwords(uri)
-    scheme = parse(uri).scheme.split("+")[0]
+    problem = uri_problem(uri)
+    if problem:
+        raise UserError(f"tracking URI {shown!r} {problem} ([tracking.mlflow] tracking_uri, "
+                        "MLFLOW_TRACKING_URI or --tracking-uri)")
+    scheme = urlsplit(uri).scheme.split("+")[0]
     if not scheme:
         raise UserError(f"tracking URI {shown!r} is a plain path (MLflow's retired file "
                         "store); use a database store, e.g. sqlite:///mlflow.db")
@@ -60,13 +65,6 @@ def check_store(uri: str, create: bool = True) -> None:
     checked.add(uri)
 
 
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of ``sqlite:///relative.db`` or ``sqlite:////absolute.db``."""
-    rest = uri.split(":///", 1)[1] if ":///" in uri else ""
-    rest = rest.split("?", 1)[0]
-    return Path(rest) if rest and rest != ":memory:" else None
-
-
 def check_sqlite_file(uri: str, path: Path | None, create: bool, what="tracking URI",
                       make=None) -> None:
     """The database file's folder exists (MLflow and Optuna would make it silently, typo
@@ -76,8 +74,7 @@ def check_sqlite_file(uri: str, path: Path | None, create: bool, what="tracking 
         return
     if not path.parent.is_dir():
         writable_directory(path.parent, f"the directory of {what} {uri!r}")  # a file there?
-        raise UserError(f"{what} {uri!r}: the folder {path.parent.absolute()} does not "
-                        f"exist; create it (mkdir -p {path.parent}) or fix the URI")
+        raise UserError(f"{what} {uri!r} {uri_problem(uri)}")
     if path.is_dir():
         raise UserError(f"{what} {uri!r}: {path} is a directory; name a database file, e.g. "
                         "sqlite:///mlflow.db")
@@ -106,23 +103,10 @@ def create_whole(path: Path, make) -> None:
         private.unlink(missing_ok=True)
 
 
-def parse(uri: str):
-    """``uri`` split into its parts; a malformed one (``http://[::1``, a port that is not a
-    number) is exit 2 naming it."""
-    try:
-        parts = urlsplit(uri)
-        parts.port  # noqa: B018 - parsing the port is what may fail
-    except ValueError as exc:
-        raise UserError(f"tracking URI {hide_passwords(uri)!r} is malformed ({exc}); fix "
-                        "[tracking.mlflow] tracking_uri or MLFLOW_TRACKING_URI, e.g. "
-                        "http://host:5000 or sqlite:///mlflow.db") from None
-    return parts
-
-
 def check_server(uri: str) -> None:
     """GET /health of the server at the URI's real host; credentials in the URI are sent
     as HTTP basic auth, as MLflow sends them."""
-    parts = parse(uri)
+    parts = urlsplit(uri)
     host = parts.hostname if ":" not in (parts.hostname or "") else f"[{parts.hostname}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     url = parts._replace(netloc=netloc).geturl().rstrip("/") + "/health"
@@ -148,7 +132,7 @@ def check_server(uri: str) -> None:
 
 
 def check_listening(uri: str, scheme: str) -> None:
-    parts = parse(uri)
+    parts = urlsplit(uri)
     host, port = parts.hostname or "localhost", parts.port or DEFAULT_PORTS[scheme]
     try:
         socket.create_connection((host, port), timeout=REACH_S).close()

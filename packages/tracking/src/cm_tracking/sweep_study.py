@@ -19,7 +19,8 @@ from cm.environment import versions
 from cm.errors import UserError
 from cm.secrets import hide_passwords
 from cm_tracking.mlflow_tracker import clip, git_tags, params_of
-from cm_tracking.store import check_sqlite_file, sqlite_path
+from cm_tracking.options import sqlite_path
+from cm_tracking.store import check_sqlite_file
 
 PARENT = "mlflow_parent_run_id"  # study user attribute
 PARENT_WAIT_S = 120
