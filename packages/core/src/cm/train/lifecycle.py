@@ -94,29 +94,36 @@ def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
     return manager.hook
 
 
-def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) -> Run:
+def tracked_run(experiment, body, *, registry=None, console=None, listeners=(),
+                directory=None, links=None) -> Run:
     """Set the run up, then ``body(run, registry, console, hooks)`` between run_started and
-    run_finished; ``hooks`` calls this run's listeners (see the module's docstring)."""
+    run_finished; ``hooks`` calls this run's listeners (see the module's docstring).
+    ``directory`` and ``links``: a stopped run's folder (its config.toml kept) and the ids its
+    trackers published, for a resumed run (trackers reopen their runs)."""
     registry = registry or get_registry()
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
     try:  # whatever fails from here on, this process leaves the torchrun group
         console = (console or terminal.console()) if world.main else Console(quiet=True)
-        run, hooks = open_run(experiment, registry, world, device, listeners)
+        run, hooks = open_run(experiment, registry, world, device, listeners, directory,
+                              links)
         live(run, hooks, lambda: body(run, registry, console, hooks))
     finally:
         stop(world)
     return run
 
 
-def open_run(experiment, registry, world, device, listeners):
-    """The run and its directory (rank 0 writes ``config.toml`` and builds the trackers),
-    and the hooks of the run's listeners."""
-    directory = broadcast(run_directory(experiment) if world.main else None, world)
-    run = Run(experiment, directory, device, world=world)
+def open_run(experiment, registry, world, device, listeners, directory=None, links=None):
+    """The run and its directory, a new one unless given (rank 0 writes a new one's
+    ``config.toml`` and builds the trackers), and the hooks of the run's listeners."""
+    fresh = directory is None
+    if fresh:
+        directory = broadcast(run_directory(experiment) if world.main else None, world)
+    run = Run(experiment, directory, device, world=world, links=dict(links or {}))
     trackers = []
     if world.main:  # rank 0 alone writes files and talks to trackers
-        (run.directory / "config.toml").write_text(dumps(experiment))
+        if fresh:
+            (run.directory / "config.toml").write_text(dumps(experiment))
         trackers = [build(registry, spec, experiment=experiment)
                     for spec in experiment.tracking.values()]
     # trackers last: called first, so a listener that stops the run (a pruner) does so
