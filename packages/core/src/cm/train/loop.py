@@ -38,6 +38,7 @@ class Loop:
     step: int = 0  # optimizer steps so far
     nonfinite_losses: int = 0  # fp16 steps the scaler skipped
     tally: Tally = attrs.Factory(Tally)  # the current epoch's
+    resumed: Tally | None = None  # a stopped epoch's, which the next train_epoch continues
 
     @property
     def settings(self):
@@ -48,10 +49,11 @@ def train_epoch(loop: Loop, loader, progress, label, on_step=None) -> float:
     """Train one epoch over ``loader``; returns the mean of its finite losses.
     ``on_step(step, metrics)`` is called after every optimizer step; ``progress`` (a
     ``cm.progress.Progress``: a bar on a terminal, plain lines elsewhere) shows ``label``.
-    A ``loop.tally`` of this epoch (a resumed run's) skips the batches it already counts."""
+    A ``loop.resumed`` tally of this epoch (a resumed run's) is continued: its batches are
+    skipped and its losses counted."""
     loop.model.train()
-    if loop.tally.epoch != loop.epoch:
-        loop.tally = Tally(loop.epoch)
+    resumed, loop.resumed = loop.resumed, None
+    loop.tally = resumed if resumed and resumed.epoch == loop.epoch else Tally(loop.epoch)
     tally, done = loop.tally, loop.tally.batches
     task = progress.add_task(label, total=len(loader) - done)
     seen, started = 0, time.perf_counter()

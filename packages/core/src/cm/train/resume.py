@@ -115,11 +115,11 @@ def restore(state: dict, loop, best, batches_per_epoch: int) -> int:
     loop.scheduler.load_state_dict(state["scheduler"])
     trainer.scaler.load_state_dict(state["scaler"])
     loop.epoch, loop.step = state["epoch"], state["step"]
-    loop.nonfinite_losses, loop.tally = state["nonfinite_losses"], Tally(**state["tally"])
+    loop.nonfinite_losses, loop.resumed = state["nonfinite_losses"], Tally(**state["tally"])
     for name, value in state["best"].items():
         setattr(best, name, value)
     set_rng_state(state["rng"])
-    if loop.tally.batches < batches_per_epoch:
+    if loop.resumed.batches < batches_per_epoch:
         return loop.epoch
     return loop.settings.epochs + 1 if best.exhausted else loop.epoch + 1
 
