@@ -79,10 +79,12 @@ def stop_when(process, out: Path, reached) -> tuple[Path, dict]:
     return directory, json.loads(found[0].read_text())
 
 
-def resume(directory, cwd):
+def resume(directory, position, cwd):
     process = cm("run", "--resume", directory, cwd=cwd)
     out, err = process.communicate(timeout=900)
     assert process.returncode == 0, err
+    assert (f"resumed at epoch {position['epoch']}: {position['batches']} of {BATCHES} "
+            f"batches done, optimizer step {position['step']}") in out
     assert f"run finished: {directory}" in out
     assert not (directory / "resume").exists()  # a finished run's state is removed
 
@@ -102,7 +104,7 @@ def test_stopped_after_epoch_1_resumes_to_the_uninterrupted_metrics(tmp_path, re
     process = tiny_run(tmp_path)
     directory, position = stop_when(process, tmp_path / "out", lambda p: p["epoch"] == 1)
     assert position == {"epoch": 1, "batches": BATCHES, "step": BATCHES}  # stopped in epoch 2
-    resume(directory, tmp_path)
+    resume(directory, position, tmp_path)
     assert_same(directory, reference)
 
 
@@ -115,7 +117,7 @@ def test_stopped_mid_epoch_2_resumes_to_the_uninterrupted_metrics_in_the_same_ml
     assert position["epoch"] == 2 and 0 < position["batches"] < BATCHES
     assert position["step"] % 5 == 0
     assert logged_steps(uri)["status"] == "KILLED"
-    resume(directory, tmp_path)
+    resume(directory, position, tmp_path)
     assert_same(directory, reference)
     steps = logged_steps(uri)  # the same run, reopened: every step once, as uninterrupted
     assert steps == reference[2]

@@ -163,6 +163,9 @@ def fit(run, setup, hooks, console, state=None) -> Best:
     scorer = Scorer.of(run, trainer.model, trainer.loss, setup.tokenizer, trainer.context)
     best, seconds, trained = Best(train.early_stopping_patience), 0.0, 0
     first = restore(state, loop, best, len(setup.loader)) if state else 1
+    if state:
+        console.print(f"resumed at epoch {loop.epoch}: {loop.resumed.batches} of "
+                      f"{len(setup.loader)} batches done, optimizer step {loop.step}")
     run.epoch = loop.epoch
     selection = f"val_tuned/{train.selection_metric}"  # at thresholds tuned on this val
 
