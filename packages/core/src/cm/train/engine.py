@@ -15,7 +15,7 @@ import torch
 
 from cm.cachedir import cache_root
 from cm.data.loaders import encode_split, to_device
-from cm.data.prepare import SPLITS, prepare
+from cm.data.prepare import SPLITS
 from cm.data.splits import class_balance
 from cm.distributed import wrap
 from cm.model.backbone import load_backbone
@@ -79,9 +79,8 @@ def train_and_evaluate(run, registry, console, hooks, dry, resume=None):
 
 
 def set_up(run, registry) -> Setup:
-    """Data prepared and encoded, the backbone and tokenizer loaded, the trainer built."""
-    experiment = run.experiment
-    prepared = prepare(experiment, registry)
+    """The run's data encoded, the backbone and tokenizer loaded, the trainer built."""
+    experiment, prepared = run.experiment, run.prepared
     backbone, tokenizer = load_backbone(experiment.model.backbone,
                                         texts=prepared.tokenizer_texts(),
                                         tiny=experiment.model.tiny, cache_root=cache_root(),
@@ -183,7 +182,7 @@ def fit(run, setup, hooks, console, state=None) -> Best:
             mean_loss = train_epoch(loop, setup.loader, progress, f"epoch {epoch}", on_step)
             seconds, trained = seconds + time.perf_counter() - started, trained + 1
             if loop.nonfinite_losses:
-                run.metrics["train/nonfinite_losses"] = loop.nonfinite_losses
+                run.record({"train/nonfinite_losses": loop.nonfinite_losses})
             val = validate(scorer, setup.splits["val"], setup.criteria, run.experiment.eval)
             end_epoch(run, epoch, mean_loss, val, best, hooks, progress.console)
             improved = best.update(epoch, val[selection], trainer.model)
@@ -195,10 +194,10 @@ def fit(run, setup, hooks, console, state=None) -> Best:
                                        f"epochs (best {best.score:.4f} at epoch {best.epoch})")
                 break
     if trained:  # a resumed run may have had no epoch left
-        samples = len(setup.splits["train"].encoded) * trained
-        run.metrics["train/samples_per_s"] = samples / seconds
-    run.metrics["system/peak_memory_mb"] = peak_memory_mb(run.device)
-    run.metrics["model/trainable_parameters"] = trainer.trainable  # LoRA: adapters + head
+        run.record({"train/samples_per_s":
+                    len(setup.splits["train"].encoded) * trained / seconds})
+    run.record({"system/peak_memory_mb": peak_memory_mb(run.device),
+                "model/trainable_parameters": trainer.trainable})  # LoRA: adapters + head
     return best
 
 

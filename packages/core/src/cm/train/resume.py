@@ -22,8 +22,7 @@ import attrs
 import numpy as np
 import torch
 
-from cm.config import load_experiment
-from cm.config.dump import flatten, to_dict
+from cm.config import flatten, load_experiment, to_dict
 from cm.errors import UserError
 from cm.train.loop import Tally
 
