@@ -1,9 +1,14 @@
 """What ``cm run --resume`` refuses before any work: a folder that is no run, a finished run,
 a config other than the run's (naming the keys), no saved state; only the keys that cannot
-change results (``UNCHANGING``) may differ."""
+change results (``UNCHANGING``) may differ. And the parts of its state: the random generators
+come back through the saved file, a stop while saving leaves the previous state whole."""
+
+import random
 
 import attrs
+import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,7 +16,7 @@ from hypothesis import strategies as st
 from cm.cli.main import cli
 from cm.config.dump import dumps
 from cm.testing import make_tiny_experiment
-from cm.train.resume import UNCHANGING, differing_keys
+from cm.train.resume import UNCHANGING, differing_keys, replace, rng_state, set_rng_state
 
 
 @pytest.fixture
@@ -84,3 +89,32 @@ def test_differing_keys_are_exactly_the_changed_result_keys(experiment, epochs, 
                       if getattr(experiment.train, k) != v and f"train.{k}" not in UNCHANGING)
     assert differing_keys(experiment, changed) == expected
     assert differing_keys(changed, changed) == []
+
+
+def draws():
+    return random.random(), np.random.random(), torch.rand(3).tolist()
+
+
+def test_every_random_generator_comes_back_through_the_saved_file(tmp_path):
+    path = tmp_path / "rng.pt"
+    torch.save(rng_state(), path)
+    expected = draws()
+    draws()  # the generators move on
+    set_rng_state(torch.load(path, weights_only=True))
+    assert draws() == expected
+
+
+def test_a_stop_while_saving_leaves_the_previous_state_whole(tmp_path):
+    path = tmp_path / "state.json"
+    replace(path, lambda target: target.write_text("epoch 1"))
+
+    def stopped(target):
+        target.write_text("half of epo")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        replace(path, stopped)
+    assert path.read_text() == "epoch 1"
+    replace(path, lambda target: target.write_text("epoch 2"))
+    assert path.read_text() == "epoch 2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
