@@ -75,7 +75,7 @@ def train_and_evaluate(run, registry, console, hooks, dry, resume=None):
                        setup.trainer.context)
     evaluate_best(run, scorer, setup.splits, setup.corpus, best.epoch, hooks,
                   console)
-    discard(run.directory)
+    discard(run)
 
 
 def set_up(run, registry) -> Setup:

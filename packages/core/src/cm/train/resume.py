@@ -123,8 +123,11 @@ def restore(state: dict, loop, best, batches_per_epoch: int) -> int:
     return loop.settings.epochs + 1 if best.exhausted else loop.epoch + 1
 
 
-def discard(directory: Path) -> None:
+def discard(run) -> None:
     """A finished run's state is no longer needed (it holds the optimizer: model-sized)."""
+    if not run.world.main:
+        return
+    directory = run.directory
     for name in (STATE, POSITION):
         (directory / FOLDER / name).unlink(missing_ok=True)
     if (directory / FOLDER).is_dir() and not any((directory / FOLDER).iterdir()):
