@@ -72,6 +72,21 @@ def test_summary_leads_with_the_nine_criterion_macro_f1_and_its_interval(run):
         np.mean([metrics[f"test_tuned/{c}/f1"] for c in CRITERIA]))
 
 
+def test_the_tf_idf_floor_is_scored_and_shown_beside_the_model(run):
+    result, printed = run
+    metrics = result.metrics
+    for split in ("val", "test"):
+        value = metrics[f"floor/{split}/post_macro_f1"]
+        assert 0 <= metrics[f"floor/{split}/post_macro_f1_low"] <= value <= metrics[
+            f"floor/{split}/post_macro_f1_high"] <= 1
+        assert value == pytest.approx(np.mean([metrics[f"floor/{split}/{c}/f1"]
+                                               for c in CRITERIA]))
+    assert "TF-IDF floor, test" in printed
+    floor, model = metrics["floor/test/post_macro_f1"], metrics["test_tuned/post_macro_f1"]
+    verdict = "does not beat the TF-IDF floor" if model <= floor else "beats the TF-IDF floor"
+    assert f"{verdict} on test" in printed and f"{floor:.3f}" in printed
+
+
 def test_best_epoch_is_the_selection_metrics_best(run):
     result, _ = run
     history = json.loads((result.directory / "history.json").read_text())
@@ -115,8 +130,10 @@ def test_compare_with_itself_is_zero(run):
 
 def test_thresholds_global_and_fixed(tmp_path):
     fixed = engine.run_experiment(small(tmp_path, "eval.thresholds=0.4",
-                                        "eval.calibration=none", "eval.evidence=false"),
+                                        "eval.calibration=none", "eval.evidence=false",
+                                        "eval.floor=false"),
                                   console=quiet())
+    assert not [k for k in fixed.metrics if k.startswith("floor/")]
     assert {fixed.metrics[f"test_tuned/{c}/threshold"] for c in CRITERIA} == {0.4}
     assert {fixed.metrics[f"temperature/{c}"] for c in CRITERIA} == {1.0}
     assert "test_tuned/evidence_hit_at_1" not in fixed.metrics
@@ -139,6 +156,8 @@ def test_sentence_level_runs_end_to_end(tmp_path):
     posts = {r["post_id"] for r in rows}
     assert result.metrics["test_tuned/post_n_posts"] == len(posts)
     assert result.metrics["test_tuned/n"] == len(rows)  # pair scores over sentences
+    assert result.metrics["floor/test/post_n_posts"] == len(posts)  # the floor reads posts
+    assert result.metrics["floor/test/n"] == len(posts) * len(CRITERIA)
     checkpoint = load_checkpoint(result.directory / "checkpoint")
     scored = predict(checkpoint, [("new", "I can't sleep at all. The weather is nice.")])
     assert [r["criterion_id"] for r in scored] == CRITERIA  # one row per post and criterion

@@ -150,6 +150,7 @@ class EvalConfig:
     calibration: Literal["global", "per_criterion", "none"] = "global"
     bootstrap_resamples: int = field(default=1000, validator=ge(100))
     evidence: bool = True  # rank sentences as evidence and score hit@1/hit@3 on val and test
+    floor: bool = True  # fit the TF-IDF + logistic-regression floor and score it beside
 
 
 CHOICE_TYPES = (bool, int, float, str, list, dict)  # TOML values a categorical may take

@@ -72,6 +72,11 @@ class Decision:
         return {"temperatures": dict(self.temperatures), "thresholds": dict(self.thresholds)}
 
     @classmethod
+    def identity(cls, thresholds: dict[str, float]) -> Decision:
+        """Probabilities as they are, decided at ``thresholds``."""
+        return cls(dict.fromkeys(thresholds, 1.0), dict(thresholds))
+
+    @classmethod
     def from_meta(cls, meta: dict) -> Decision:
         return cls(dict(meta["temperatures"]), dict(meta["thresholds"]))
 

@@ -23,16 +23,30 @@ def _cell(metrics: dict, key: str) -> str:
     return f"{value:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None else "")
 
 
-def headline_table(metrics: dict, columns: Sequence[str] = ("val_tuned", "test_tuned")) -> Table:
+def headline_table(metrics: dict,
+                   columns: Sequence[str] = ("val_tuned", "test_tuned", "floor/test")) -> Table:
+    """One column per split, the TF-IDF floor's test column beside them when it was fitted."""
     table = Table(title="at the tuned decisions (95% bootstrap interval over posts)",
                   title_justify="left")
     table.add_column("metric")
+    columns = [c for c in columns if any(k.startswith(f"{c}/") for k in metrics)]
     for column in columns:
-        table.add_column(column.removesuffix("_tuned"), justify="right")
+        table.add_column(column.removesuffix("_tuned").replace("floor/", "TF-IDF floor, "),
+                         justify="right")
     for key, label in HEADLINE:
         if any(f"{c}/{key}" in metrics for c in columns):
             table.add_row(label, *(_cell(_column(metrics, c), key) for c in columns))
     return table
+
+
+def floor_verdict(metrics: dict) -> str:
+    """Whether the model beats the TF-IDF floor on the test 9-criterion macro-F1, said plainly."""
+    model, floor = metrics["test_tuned/post_macro_f1"], metrics["floor/test/post_macro_f1"]
+    if model <= floor:
+        return (f"[bold red]the model does not beat the TF-IDF floor[/bold red] on test: "
+                f"9-criterion macro-F1 {model:.3f} against the floor's {floor:.3f}")
+    return (f"the model beats the TF-IDF floor on test by {model - floor:.3f} 9-criterion "
+            f"macro-F1 ({model:.3f} against {floor:.3f}; see the intervals above)")
 
 
 def criterion_table(metrics: dict, criteria: Sequence[str], column: str = "test_tuned") -> Table:

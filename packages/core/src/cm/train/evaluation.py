@@ -16,9 +16,10 @@ import torch
 from cm.cachedir import cache_root
 from cm.evaluate import decisions
 from cm.evaluate.decisions import Decision, Pairs
+from cm.evaluate.floor import floor_metrics
 from cm.evaluate.metrics import aggregate_windows, pair_metrics, post_level
 from cm.evaluate.report import write_split_report
-from cm.evaluate.summary import criterion_table, evidence_table, headline_table
+from cm.evaluate.summary import criterion_table, evidence_table, floor_verdict, headline_table
 from cm.model.checkpoint import save_checkpoint
 from cm.train.batches import SplitData, eval_loader, to_device
 from cm.train.distributed import ALONE, World, sum_across
@@ -126,6 +127,8 @@ def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, consol
     criteria = [c.id for c in corpus.criteria]
     evaluation = evaluate(run, scorer, splits, corpus, hooks, decision)
     run.metrics["best_epoch"] = best_epoch
+    if run.experiment.eval.floor:
+        run.metrics.update(floor(run.experiment, splits, corpus))
     if run.world.main:
         save_checkpoint(run.directory / "checkpoint", scorer.model, scorer.tokenizer,
                         run.experiment,
@@ -135,11 +138,23 @@ def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, consol
                          "test_post_macro_f1": run.metrics["test_tuned/post_macro_f1"]})
         (run.directory / "metrics.json").write_text(json.dumps(run.metrics, indent=2))
         console.print(headline_table(run.metrics))
+        if run.experiment.eval.floor:
+            console.print(floor_verdict(run.metrics))
         console.print(criterion_table(run.metrics, criteria))
         if run.experiment.eval.evidence:
             console.print(evidence_table(run.metrics))
         console.print(f"best epoch {best_epoch}; reports: {run.directory}")
     return evaluation
+
+
+def floor(experiment, splits, corpus) -> dict:
+    """The TF-IDF floor (cm.evaluate.floor) on the run's own train / val / test posts."""
+    pairs = {name: cell_pairs(splits[name], np.zeros(len(splits[name].pairs)))
+             for name in ("train", "val", "test")}
+    settings = experiment.eval
+    return floor_metrics({p.post_id: p.text for p in corpus.posts}, pairs, settings.thresholds,
+                         [c.id for c in corpus.criteria], experiment.seed,
+                         settings.bootstrap_resamples)
 
 
 def evaluate(run, scorer: Scorer, splits, corpus, hooks, decision=None) -> Evaluation:

@@ -10,7 +10,7 @@ from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.evaluate.decisions import Decision
 from cm.model.checkpoint import load_checkpoint
-from cm.train.batches import encode_split
+from cm.train.batches import SplitData, encode_split
 from cm.train.evaluation import Scorer, evaluate_best
 from cm.train.lifecycle import Run, build, tracked_run
 
@@ -33,6 +33,7 @@ def rescore(run, registry, checkpoint_dir, console, hooks):
     tokenizer = checkpoint.tokenizer
     splits = {s: encode_split(s, prepared.split(s), tokenizer, experiment.data,
                               cache_root() / "encoded") for s in ("val", "test")}
+    splits["train"] = SplitData("train", prepared.split("train"), [])  # the floor's labels
     _, _, pos_weight = class_balance(prepared.split("train"))  # as in training
     loss = build(registry, experiment.train.loss, pos_weight=pos_weight).to(run.device)
     run.epoch = checkpoint.meta["epoch"]
