@@ -1,5 +1,5 @@
 """A run's decisions end to end on the tiny model: selection metric, per-criterion
-thresholds and temperatures in the checkpoint and used by predict, intervals, evidence,
+thresholds and the calibrator in the checkpoint and used by predict, intervals, evidence,
 cm compare, and the sentence level."""
 
 import csv
@@ -98,10 +98,14 @@ def test_checkpoint_carries_the_decision_and_predict_uses_it(run, tmp_path):
     result, _ = run
     checkpoint = load_checkpoint(result.directory / "checkpoint")
     meta = checkpoint.meta
-    assert set(meta["thresholds"]) == set(meta["temperatures"]) == set(CRITERIA)
+    calibrator = meta["calibrator"]
+    assert set(meta["thresholds"]) == set(calibrator["biases"]) == set(CRITERIA)
+    assert calibrator["kept"] in ("none", "prior", "platt")
+    assert result.metrics["calibration/platt_kept"] == float(calibrator["kept"] == "platt")
     for cid in CRITERIA:
         assert meta["thresholds"][cid] == result.metrics[f"test_tuned/{cid}/threshold"]
-        assert meta["temperatures"][cid] == result.metrics[f"temperature/{cid}"]
+        assert calibrator["biases"][cid] == result.metrics[f"calibration/{cid}/bias"]
+        assert calibrator["slopes"][cid] == result.metrics[f"calibration/{cid}/slope"]
     with (result.directory / "test_predictions.csv").open() as handle:
         logged = list(csv.DictReader(handle))
     post = logged[0]["post_id"]
@@ -135,7 +139,8 @@ def test_thresholds_global_and_fixed(tmp_path):
                                   console=quiet())
     assert not [k for k in fixed.metrics if k.startswith("floor/")]
     assert {fixed.metrics[f"test_tuned/{c}/threshold"] for c in CRITERIA} == {0.4}
-    assert {fixed.metrics[f"temperature/{c}"] for c in CRITERIA} == {1.0}
+    assert {fixed.metrics[f"calibration/{c}/slope"] for c in CRITERIA} == {1.0}
+    assert fixed.metrics["calibration/prior_kept"] == fixed.metrics["calibration/platt_kept"] == 0
     assert "test_tuned/evidence_hit_at_1" not in fixed.metrics
     shared = engine.run_experiment(small(tmp_path, "eval.thresholds=global",
                                          "eval.evidence=false"), console=quiet())

@@ -93,7 +93,7 @@ def test_finished_run_is_logged_in_full(tmp_path, monkeypatch):
     metrics = logged.data.metrics
     tests = {k: v for k, v in run.metrics.items() if k.startswith("test/")}
     assert tests and {k: metrics[k] for k in tests} == pytest.approx(tests, rel=1e-12)
-    assert metrics["temperature/A.1"] == pytest.approx(run.metrics["temperature/A.1"])
+    assert metrics["calibration/A.1/bias"] == pytest.approx(run.metrics["calibration/A.1/bias"])
     for key in ("post_macro_f1", "post_macro_f1_low", "A.1/threshold", "A.1/ece",
                 "evidence_hit_at_1", "evidence_overlap_hit_at_3"):
         assert metrics[f"test_tuned/{key}"] == pytest.approx(run.metrics[f"test_tuned/{key}"])

@@ -11,7 +11,7 @@ from rich.table import Table
 HEADLINE = (("post_macro_f1", "9-criterion macro-F1"), ("post_micro_f1", "criterion micro-F1"),
             ("macro_f1", "pair macro-F1 (2 classes)"), ("f1", "pair F1 (match)"),
             ("pr_auc", "pair PR-AUC"), ("roc_auc", "pair ROC-AUC"),
-            ("ece", "ECE (15 bins), calibrated"), ("ece_raw", "ECE before calibration"),
+            ("ece", "ECE (15 bins, cells), calibrated"), ("ece_raw", "ECE before calibration"),
             ("brier", "Brier, calibrated"), ("brier_raw", "Brier before calibration"))
 
 
@@ -49,15 +49,33 @@ def floor_verdict(metrics: dict) -> str:
             f"macro-F1 ({model:.3f} against {floor:.3f}; see the intervals above)")
 
 
+def calibration_line(calibrator, loss) -> str:
+    """Which calibration steps were kept on val, and a note for a loss that says nothing
+    about its prior shift."""
+    kept = {"none": "none (each step would have made val worse, or there was nothing to fit)",
+            "prior": f"the loss's prior shift ({calibrator.shift:+.3f} log-odds) subtracted",
+            "platt": f"Platt (shared slope, per-criterion bias) after a shift of "
+                     f"{calibrator.shift:+.3f} log-odds",
+            "temperature": "a temperature per criterion (an older checkpoint)"}[calibrator.kept]
+    line = f"calibration kept on val: {kept}"
+    if not hasattr(loss, "prior_shift"):
+        line += (f"; note: the loss {type(loss).__name__} declares no prior_shift, so none "
+                 "was undone (cm.contracts.Loss)")
+    return line
+
+
 def criterion_table(metrics: dict, criteria: Sequence[str], column: str = "test_tuned") -> Table:
     found = _column(metrics, column)
-    table = Table(title=f"{column.removesuffix('_tuned')} per criterion (T: temperature; ECE "
-                        "before -> after calibration)", title_justify="left")
-    for name in ("criterion", "threshold", "T", "F1 [95% interval]", "ECE", "positives"):
+    table = Table(title=f"{column.removesuffix('_tuned')} per criterion (calibrated logit = "
+                        "slope * (logit - shift) + bias; ECE before -> after calibration)",
+                  title_justify="left")
+    for name in ("criterion", "threshold", "slope", "bias", "F1 [95% interval]", "ECE",
+                 "positives"):
         table.add_column(name, justify="left" if name == "criterion" else "right")
     for cid in criteria:
         table.add_row(cid, f"{found[f'{cid}/threshold']:.3f}",
-                      f"{metrics[f'temperature/{cid}']:.2f}", _cell(found, f"{cid}/f1"),
+                      f"{metrics[f'calibration/{cid}/slope']:.2f}",
+                      f"{metrics[f'calibration/{cid}/bias']:+.2f}", _cell(found, f"{cid}/f1"),
                       f"{found[f'{cid}/ece_raw']:.3f} -> {found[f'{cid}/ece']:.3f}",
                       str(found[f"{cid}/support"]))
     return table

@@ -1,6 +1,6 @@
 """Evaluation: scoring a split (window probabilities aggregated per pair), validation at
 each epoch, and the final evaluation of the best model on val and test at the decision
-(temperatures, per-criterion thresholds) fitted on val.
+(calibrator, per-criterion thresholds) fitted on val.
 
 The interface the engine uses: ``Scorer`` (a model and how to score with it),
 ``validate(scorer, split, criteria, eval_config) -> metrics`` and
@@ -19,7 +19,13 @@ from cm.evaluate.decisions import Decision, Pairs
 from cm.evaluate.floor import floor_metrics
 from cm.evaluate.metrics import aggregate_windows, pair_metrics, post_level
 from cm.evaluate.report import write_split_report
-from cm.evaluate.summary import criterion_table, evidence_table, floor_verdict, headline_table
+from cm.evaluate.summary import (
+    calibration_line,
+    criterion_table,
+    evidence_table,
+    floor_verdict,
+    headline_table,
+)
 from cm.model.checkpoint import save_checkpoint
 from cm.train.batches import SplitData, eval_loader, to_device
 from cm.train.distributed import ALONE, World, sum_across
@@ -111,7 +117,7 @@ def validate(scorer: Scorer, split: SplitData, criteria, eval_config) -> dict:
 
 @attrs.frozen
 class Evaluation:
-    """The final evaluation: the decision fitted on val (temperatures, thresholds), the
+    """The final evaluation: the decision fitted on val (calibrator, thresholds), the
     metrics per column (``val``, ``val_tuned``, ``test``, ``test_tuned``)."""
 
     decision: Decision
@@ -141,6 +147,7 @@ def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, consol
         if run.experiment.eval.floor:
             console.print(floor_verdict(run.metrics))
         console.print(criterion_table(run.metrics, criteria))
+        console.print(calibration_line(evaluation.decision.calibrator, scorer.loss))
         if run.experiment.eval.evidence:
             console.print(evidence_table(run.metrics))
         console.print(f"best epoch {best_epoch}; reports: {run.directory}")
@@ -163,14 +170,15 @@ def evaluate(run, scorer: Scorer, splits, corpus, hooks, decision=None) -> Evalu
     pairs = {name: cell_pairs(splits[name], scorer.probabilities(splits[name]))
              for name in ("val", "test")}
     decision = decision or decisions.fit(settings.thresholds, settings.calibration,
-                                         pairs["val"])
-    run.metrics.update({f"temperature/{c}": t for c, t in decision.temperatures.items()})
+                                         pairs["val"], getattr(scorer.loss, "prior_shift", None))
+    run.metrics.update(decision.calibrator.metrics())
     columns = {}
     for name in ("val", "test"):
         split = splits[name]
         plain = split_metrics(split, pairs[name].probs, 0.5, ids)
         tuned = {**decisions.scores(pairs[name], decision, ids),
-                 **decisions.calibration_scores(pairs[name], decision),
+                 **decisions.calibration_scores(pairs[name], decision, experiment.seed,
+                                                settings.bootstrap_resamples),
                  **decisions.intervals(pairs[name], decision, experiment.seed,
                                        settings.bootstrap_resamples)}
         if settings.evidence:
