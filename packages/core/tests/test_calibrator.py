@@ -126,3 +126,18 @@ def test_each_loss_says_how_its_outputs_map_to_probabilities():
     assert WeightedCELoss([1.0, 4.0]).prior_shift == pytest.approx(math.log(4.0))
     assert WeightedCELoss(None).prior_shift == 0.0
     assert FocalLoss().prior_shift is None  # it cannot: Platt alone calibrates it
+
+
+def test_the_summary_says_which_step_was_kept_and_notes_a_loss_without_prior_shift():
+    from cm.evaluate.summary import calibration_line
+
+    kept = Calibrator("prior", 1.5, {"A.1": 1.0}, {"A.1": 0.0})
+    assert calibration_line(kept, BCELoss(math.exp(1.5))) == (
+        "calibration kept on val: the loss's prior shift (+1.500 log-odds) subtracted")
+
+    class ThirdPartyLoss:  # an older plugin's loss: num_logits and probabilities only
+        num_logits = 1
+
+    line = calibration_line(Calibrator.identity(["A.1"]), ThirdPartyLoss())
+    assert line.startswith("calibration kept on val: none")
+    assert "the loss ThirdPartyLoss declares no prior_shift, so none was undone" in line

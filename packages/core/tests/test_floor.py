@@ -79,3 +79,14 @@ def test_sentence_pairs_are_scored_as_their_posts_and_one_class_criteria_predict
     never = Pairs.of(posts, ["A.9"] * len(posts), [0] * len(posts), np.zeros(len(posts)))
     (probs,) = fit_probabilities(TEXTS, never, [Pairs.of(["s1"], ["A.9"], [0], [0.0])])
     assert probs.tolist() == [0.0]
+
+
+def test_the_verdict_says_plainly_when_the_model_does_not_beat_the_floor():
+    from cm.evaluate.summary import floor_verdict
+
+    below = floor_verdict({"test_tuned/post_macro_f1": 0.30, "floor/test/post_macro_f1": 0.35})
+    assert "does not beat the TF-IDF floor" in below and "0.300 against the floor's 0.350" in below
+    tied = floor_verdict({"test_tuned/post_macro_f1": 0.35, "floor/test/post_macro_f1": 0.35})
+    assert "does not beat" in tied
+    above = floor_verdict({"test_tuned/post_macro_f1": 0.50, "floor/test/post_macro_f1": 0.35})
+    assert above.startswith("the model beats the TF-IDF floor on test by 0.150")
