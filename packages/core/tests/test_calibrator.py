@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cm.builtin.losses import BCELoss, FocalLoss, WeightedCELoss
+from cm.errors import UserError
 from cm.evaluate.calibration import ece
 from cm.evaluate.calibrator import Calibrator, fit_calibrator, logit, nll, sigmoid
 from cm.evaluate.decisions import Pairs, fit
@@ -118,6 +119,8 @@ def test_an_older_checkpoints_temperatures_still_apply():
     assert old.apply(["A.1", "A.2"], p) == pytest.approx(sigmoid(logit(p) / [2.0, 0.5]))
     new = Calibrator("platt", 1.5, {"A.1": 0.8}, {"A.1": -0.2})
     assert Calibrator.from_meta({"calibrator": new.meta()}) == new
+    with pytest.raises(UserError, match="'calibrator' must be a table of kept, shift, slopes"):
+        Calibrator.from_meta({"calibrator": {"kept": "platt"}})
 
 
 def test_each_loss_says_how_its_outputs_map_to_probabilities():

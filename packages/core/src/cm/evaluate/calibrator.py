@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from cm.errors import UserError
 from cm.evaluate.calibration import ece
 from cm.evaluate.metrics import checked, natural_sorted
 
@@ -74,7 +75,13 @@ class Calibrator:
         """From a checkpoint's meta.json: ``calibrator``, or an older checkpoint's
         ``temperatures`` (logit / T: slope 1 / T, no shift, no bias)."""
         if "calibrator" in meta:
-            return cls(**meta["calibrator"])
+            found = meta["calibrator"]
+            fields = [f.name for f in attrs.fields(cls)]
+            if not isinstance(found, dict) or sorted(found) != sorted(fields):
+                raise UserError("checkpoint meta.json: 'calibrator' must be a table of "
+                                f"{', '.join(fields)}; re-save the checkpoint with "
+                                "`cm replay --run-id ID --eval-only`")
+            return cls(**found)
         slopes = {c: 1.0 / t for c, t in meta["temperatures"].items()}
         return cls("temperature", 0.0, slopes, dict.fromkeys(slopes, 0.0))
 
