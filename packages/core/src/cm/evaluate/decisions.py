@@ -82,16 +82,17 @@ class Decision:
         return cls(Calibrator.from_meta(meta), dict(meta["thresholds"]))
 
 
-def fit(thresholds: str | float, calibration_mode: str, val: Pairs,
+def fit(threshold_mode: str | float, calibration_mode: str, val: Pairs,
         shift: float | None = None) -> Decision:
     """The calibrator fitted on the validation cells (``shift``: the loss's prior shift), then
-    thresholds tuned on them calibrated."""
+    thresholds tuned on them calibrated by ``threshold_mode`` (``eval.thresholds``:
+    per_criterion, global or a fixed number)."""
     cells = val.cells()
     calibrator = fit_calibrator(calibration_mode, cells.criterion_ids, cells.labels,
                                 cells.probs, shift)
     calibrated = calibrator.apply(cells.criterion_ids, cells.probs)
-    return Decision(calibrator, tune_thresholds(thresholds, cells.criterion_ids, cells.labels,
-                                                calibrated))
+    return Decision(calibrator, tune_thresholds(threshold_mode, cells.criterion_ids,
+                                                cells.labels, calibrated))
 
 
 def scores(split: Pairs, decision: Decision, criteria: Sequence[str]) -> dict[str, Any]:
