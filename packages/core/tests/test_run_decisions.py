@@ -89,6 +89,15 @@ def test_the_tf_idf_floor_is_scored_and_shown_beside_the_model(run):
     assert f"{verdict} on test" in printed and f"{floor:.3f}" in printed
 
 
+def test_calibration_is_kept_only_where_it_does_not_raise_val_ece(run):
+    result, printed = run
+    metrics = result.metrics
+    assert metrics["val_tuned/ece"] <= metrics["val_tuned/ece_raw"]
+    assert metrics["test_tuned/ece_low"] <= metrics["test_tuned/ece"] <= metrics[
+        "test_tuned/ece_high"]
+    assert "calibration kept on val: " in printed
+
+
 def test_best_epoch_is_the_selection_metrics_best(run):
     result, _ = run
     history = json.loads((result.directory / "history.json").read_text())
