@@ -36,23 +36,31 @@ def fit_probabilities(texts: Mapping[str, str], train: Pairs,
     on the TF-IDF of ``train``'s cells (the vocabulary from the train posts only)."""
     from sklearn.linear_model import LogisticRegression
 
-    words = vectorizer().fit(sorted({texts[p] for p in train.post_ids}))
+    train_posts = sorted(set(train.post_ids))
+    words = vectorizer().fit([texts[p] for p in train_posts])
+    features = features_of(words, texts, [train, *others])
     out = [np.zeros(len(split.labels)) for split in others]
     for cid in natural_sorted(set(train.criterion_ids)):
         mine = train.criterion_ids == cid
         y = train.labels[mine]
         model = None
         if y.min() != y.max():
-            features = words.transform([texts[p] for p in train.post_ids[mine]])
-            model = LogisticRegression(C=C, max_iter=1000).fit(features, y)
-        for probs, split in zip(out, others, strict=True):
+            model = LogisticRegression(C=C, max_iter=1000).fit(features[0][mine], y)
+        for probs, split, x in zip(out, others, features[1:], strict=True):
             theirs = split.criterion_ids == cid
             if model is None:
                 probs[theirs] = float(y[0])
             elif theirs.any():
-                x = words.transform([texts[p] for p in split.post_ids[theirs]])
-                probs[theirs] = model.predict_proba(x)[:, 1]
+                probs[theirs] = model.predict_proba(x[theirs])[:, 1]
     return out
+
+
+def features_of(words, texts: Mapping[str, str], splits: Sequence[Pairs]) -> list:
+    """Each split's TF-IDF rows, one per cell (each post transformed once)."""
+    posts = sorted({p for split in splits for p in split.post_ids})
+    row = {p: i for i, p in enumerate(posts)}
+    matrix = words.transform([texts[p] for p in posts])
+    return [matrix[[row[p] for p in split.post_ids]] for split in splits]
 
 
 def floor_metrics(texts: Mapping[str, str], splits: Mapping[str, Pairs], thresholds,
