@@ -3,6 +3,7 @@
 import click
 
 from cm.cli.options import experiment_argument, load
+from cm.cli.plugin_checks import load_checked
 from cm.config.dump import dumps
 
 
@@ -25,5 +26,5 @@ def validate(experiment_file, overrides):
     """Check an experiment file; exit 2 with every problem listed when it is invalid.
     (cm run and cm sweep also check the data, the output folder and the tracking store
     before any work.)"""
-    experiment = load(experiment_file, overrides)
+    experiment = load_checked(experiment_file, overrides)
     click.echo(f"{experiment_file}: valid experiment {experiment.name!r}")

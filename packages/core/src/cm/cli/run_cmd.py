@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from cm.cli.options import experiment_argument, load
+from cm.cli.options import experiment_argument
+from cm.cli.plugin_checks import load_checked
 
 
 @click.command()
@@ -20,7 +21,7 @@ def run(experiment_file, overrides, dry_run):
     from cm.preflight import preflight
     from cm.train.engine import run_experiment
 
-    experiment = load(experiment_file, overrides)
+    experiment = load_checked(experiment_file, overrides)
     preflight(experiment)
     result = run_experiment(experiment, dry=dry_run)
     click.echo(f"{'dry run' if dry_run else 'run'} {result.status.lower()}: {result.directory}")

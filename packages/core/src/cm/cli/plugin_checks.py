@@ -1,0 +1,54 @@
+"""What ``cm config validate`` and ``cm run`` say about plugins before any work: one warning
+line per failed plugin, a warning where a component the config names was meant to come from
+a failed plugin but another one of that name is used, and an error (exit 2) for each
+component whose factory cannot be found or called as its contract says."""
+
+import click
+
+from cm.cli.options import load
+from cm.config.schema import used_components
+from cm.errors import PluginError
+from cm.factories import FactoryError, find_factory
+from cm.registry import first_line, get_registry
+
+
+def load_checked(experiment_file, overrides):
+    """The experiment, loaded after the failed plugins are named, its components checked."""
+    registry = get_registry()
+    warn_failed_plugins(registry)
+    experiment = load(experiment_file, overrides)
+    check_components(experiment, registry)
+    return experiment
+
+
+def warn_failed_plugins(registry) -> None:
+    """One line on stderr for each plugin that failed to load or register."""
+    errors = {}
+    for failure in registry.failures:
+        errors.setdefault(failure.info, []).append(first_line(failure.error))
+    for info, problems in errors.items():
+        warn(f"plugin {info} failed, what it registers is left out: {'; '.join(problems)} "
+             "(`cm plugins --verbose` shows where)")
+
+
+def check_components(experiment, registry) -> None:
+    """Warn where a failed plugin meant to provide a component the experiment uses; raise
+    one ``PluginError`` listing every component whose factory does not check out."""
+    problems = []
+    for path, spec in used_components(experiment):
+        component = registry.get(spec.kind, spec.name)
+        for failure in registry.failed_providers(spec.kind, spec.name):
+            if failure.info != component.provider:
+                warn(f"{path}: {spec.kind} {spec.name!r} was meant to come from plugin "
+                     f"{failure.info}, which failed; the one of {component.provider} is used "
+                     "instead (fix that plugin, or name another component)")
+        try:
+            find_factory(component)
+        except FactoryError as error:
+            problems.append(f"{path}: {error}")
+    if problems:
+        raise PluginError("\n".join(problems))
+
+
+def warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)

@@ -1,0 +1,150 @@
+"""Factory strings checked before a run (cm config validate, cm run, cm plugins --check) and
+failed plugins named where a config meets them, through real entry points of fake on-disk
+distributions."""
+
+import importlib.metadata as md
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from cm.cli.main import cli
+from cm.errors import PluginError
+from cm.factories import FactoryError, find_factory, import_factory
+from cm.plugins import discover, installed_plugins
+from cm.registry import build_registry, get_registry
+
+TYPO = """
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_heads(register):
+    register("gated", "{module}:GatedHead")
+"""
+
+COMPONENTS = """
+def GatedHead(options, *, in_features, num_logits):
+    return "a head"
+
+def Narrow(options, width):
+    return "takes width, not in_features"
+
+class Pool:
+    def __init__(self, options, hidden_size, num_layers=1, **extra):
+        self.out_features = hidden_size
+"""
+
+PREFIX = "$.model.head: head 'gated' from plugin typo (cm-typo 1.0): its factory "
+FIX = ("; fix the factory given to register() (a callable, or 'module:attr' naming an "
+       "importable module and its attribute), or disable the plugin with "
+       "CM_DISABLE_PLUGINS=typo")
+
+
+def add_distribution(root, dist, plugin, module, source, version="1.0"):
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[cm]\n{plugin} = {module}\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A fake site-packages folder on sys.path; ``use()`` has the CLI load its plugins
+    beside the installed ones (the process's registry is rebuilt then and after the test)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "cm_test_parts.py").write_text(COMPONENTS)
+
+    def use():
+        installed_plugins.cache_clear()
+        get_registry.cache_clear()
+
+    yield tmp_path, use
+    installed_plugins.cache_clear()
+    get_registry.cache_clear()
+
+
+def registry_of(path):
+    points = [ep for dist in md.distributions(path=[str(path)]) for ep in dist.entry_points
+              if ep.group == "cm"]
+    return build_registry(discover(points))
+
+
+@pytest.mark.parametrize(("factory", "problem"), [
+    ("cm_test_nosuch.component:GatedHead",
+     "cannot be imported (ModuleNotFoundError: No module named 'cm_test_nosuch')"),
+    ("cm_test_parts:GatedHaed",
+     "names 'GatedHaed', which module 'cm_test_parts' does not define; did you mean "
+     "'GatedHead'?"),
+    ("cm_test_parts:Narrow",
+     "cannot be called as cm.contracts.HeadFactory says, factory(options, in_features=..., "
+     "num_logits=...): missing a required argument: 'width'"),
+])
+def test_a_bad_factory_fails_alike_read_or_imported(site, factory, problem):
+    path, _ = site
+    add_distribution(path, "cm-typo", "typo", f"cm_test_typo_{abs(hash(factory))}",
+                     TYPO.replace("{module}:GatedHead", factory))
+    head = registry_of(path).get("head", "gated")
+    expected = f"head 'gated' from plugin typo (cm-typo 1.0): its factory {factory!r} {problem}"
+    for check in (find_factory, import_factory):
+        with pytest.raises(FactoryError) as info:
+            check(head)
+        assert str(info.value) == expected + FIX
+    with pytest.raises(PluginError, match="cannot|names"):  # a run building it: exit 2
+        head.build(in_features=4, num_logits=1)
+
+
+def test_a_good_factory_passes_and_builds(site):
+    path, _ = site
+    add_distribution(path, "cm-fine", "fine", "cm_test_fine", """
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_heads(register):
+    register("gated", "cm_test_parts:GatedHead")
+
+@hookimpl
+def register_poolings(register):
+    register("pool", "cm_test_parts:Pool")
+""")
+    registry = registry_of(path)
+    for kind, name in (("head", "gated"), ("pooling", "pool")):
+        find_factory(registry.get(kind, name))
+        import_factory(registry.get(kind, name))
+    assert registry.get("head", "gated").build(in_features=4, num_logits=1) == "a head"
+
+
+def test_validate_and_run_refuse_a_factory_typo_with_exit_2(site):
+    path, use = site
+    add_distribution(path, "cm-typo", "typo", "cm_test_typo_cli",
+                     TYPO.replace("{module}", "cm_test_nosuch.component"))
+    use()
+    for command in (["config", "validate"], ["run"]):
+        result = CliRunner().invoke(cli, [*command, "experiments/demo.toml",
+                                          "--set", "model.head.name=gated"])
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: {PREFIX}'cm_test_nosuch.component:GatedHead' cannot be imported "
+            f"(ModuleNotFoundError: No module named 'cm_test_nosuch'){FIX}\n")
+
+
+def test_plugins_check_imports_every_factory(site):
+    path, use = site
+    use()
+    fine = CliRunner().invoke(cli, ["plugins", "--check"])
+    assert fine.exit_code == 0, fine.output
+    assert fine.stdout.endswith("components: every factory imports and takes its "
+                                "contract's arguments\n")
+    add_distribution(path, "cm-typo", "typo", "cm_test_typo_check",
+                     TYPO.replace("{module}:GatedHead", "cm_test_parts:Narow"))
+    add_distribution(path, "cm-broken", "broken", "cm_test_broken_check",
+                     "raise ImportError('needs a library that is not installed')\n")
+    use()
+    bad = CliRunner().invoke(cli, ["plugins", "--check", "--kind", "head"])
+    assert bad.exit_code == 2
+    assert bad.stderr.splitlines() == [
+        "error: plugin broken (cm-broken 1.0) failed: ImportError: needs a library that is "
+        "not installed (`cm plugins --verbose` shows where)",
+        "head 'gated' from plugin typo (cm-typo 1.0): its factory 'cm_test_parts:Narow' "
+        "names 'Narow', which module 'cm_test_parts' does not define; did you mean "
+        f"'Narrow'?{FIX}"]
