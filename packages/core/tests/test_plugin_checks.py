@@ -148,3 +148,98 @@ def test_plugins_check_imports_every_factory(site):
         "head 'gated' from plugin typo (cm-typo 1.0): its factory 'cm_test_parts:Narow' "
         "names 'Narow', which module 'cm_test_parts' does not define; did you mean "
         f"'Narrow'?{FIX}"]
+
+
+BROKEN_IMPORT = """
+import attrs
+import cm_test_not_installed
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_heads(register):
+    register("fancy", "cm_test_parts:GatedHead")
+    register("linear", "cm_test_parts:GatedHead")
+"""
+
+LATER_LINEAR = """
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_heads(register):
+    register("linear", "cm_test_parts:GatedHead")
+"""
+
+
+def test_what_a_failed_plugin_meant_to_register_is_known(site):
+    path, _ = site
+    add_distribution(path, "cm-broken", "broken", "cm_test_broken_meant", BROKEN_IMPORT)
+    add_distribution(path, "cm-typo", "typo", "cm_test_typo_meant", """
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_head(register):
+    register("misspelled", "cm_test_parts:GatedHead")
+""")
+    add_distribution(path, "cm-half", "half", "cm_test_half_meant", """
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_poolings(register):
+    register("kept_then_removed", "cm_test_parts:Pool")
+    raise RuntimeError("boom")
+""")
+    meant = {f.info.name: f.components for f in registry_of(path).failures}
+    assert meant == {"broken": (("head", "fancy"), ("head", "linear")),
+                     "typo": (("head", "misspelled"),),
+                     "half": (("pooling", "kept_then_removed"),)}
+
+
+def test_a_failed_plugin_is_one_warning_line_in_validate_and_run(site):
+    path, use = site
+    add_distribution(path, "cm-broken", "broken", "cm_test_broken_warn", BROKEN_IMPORT)
+    use()
+    warning = ("warning: plugin broken (cm-broken 1.0) failed, what it registers is left out: "
+               "ModuleNotFoundError: No module named 'cm_test_not_installed' "
+               "(`cm plugins --verbose` shows where)")
+    valid = CliRunner().invoke(cli, ["config", "validate", "experiments/demo.toml"])
+    assert valid.exit_code == 0, valid.output
+    assert valid.stderr.splitlines() == [warning]
+    run = CliRunner().invoke(cli, ["run", "experiments/demo.toml", "--set", "train.lr=-1"])
+    assert run.exit_code == 2
+    assert run.stderr.splitlines()[0] == warning
+
+
+def test_a_config_naming_a_failed_plugins_component_names_that_plugin(site):
+    path, use = site
+    add_distribution(path, "cm-broken", "broken", "cm_test_broken_named", BROKEN_IMPORT)
+    use()
+    result = CliRunner().invoke(cli, ["config", "validate", "experiments/demo.toml",
+                                      "--set", "model.head.name=fancy"])
+    assert result.exit_code == 2
+    error = result.stderr.splitlines()[1:]
+    assert error[0] == "error: experiments/demo.toml: 1 problem"
+    assert error[1].startswith("  $.model.head.name: 'fancy' is not a registered head (known: ")
+    assert error[1].endswith(
+        "; broken (cm-broken 1.0) meant to provide it and failed: ModuleNotFoundError: No "
+        "module named 'cm_test_not_installed' (fix or reinstall it; `cm plugins --verbose` "
+        "shows where it failed)")
+
+
+@pytest.mark.parametrize(("dist", "plugin", "source", "error"), [
+    ("cm-broken", "broken", BROKEN_IMPORT,
+     "ModuleNotFoundError: No module named 'cm_test_not_installed'"),
+    ("cm-later", "later", LATER_LINEAR, None)])
+def test_a_built_in_used_in_place_of_a_failed_override_is_a_warning(site, dist, plugin,
+                                                                     source, error):
+    path, use = site
+    add_distribution(path, dist, plugin, f"cm_test_{plugin}_override", source)
+    use()
+    result = CliRunner().invoke(cli, ["config", "validate", "experiments/demo.toml",
+                                      "--set", "model.head.name=linear"])
+    assert result.exit_code == 0, result.output
+    linear = get_registry().get("head", "linear").provider
+    assert linear.distribution == "cm-heads"
+    assert result.stderr.splitlines()[1] == (
+        f"warning: $.model.head: head 'linear' was meant to come from plugin {plugin} "
+        f"({dist} 1.0), which failed; the one of {linear} is used instead (fix that plugin, "
+        "or name another component)")
