@@ -3,7 +3,6 @@ failed plugins named where a config meets them, through real entry points of fak
 distributions."""
 
 import importlib.metadata as md
-import textwrap
 
 import pytest
 from click.testing import CliRunner
@@ -40,26 +39,19 @@ FIX = ("; fix the factory given to register() (a callable, or 'module:attr' nami
        "CM_DISABLE_PLUGINS=typo")
 
 
-def add_distribution(root, dist, plugin, module, source, version="1.0"):
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(f"[cm]\n{plugin} = {module}\n")
-
-
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    """A fake site-packages folder on sys.path; ``use()`` has the CLI load its plugins
-    beside the installed ones (the process's registry is rebuilt then and after the test)."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "cm_test_parts.py").write_text(COMPONENTS)
+def cli_site(site):
+    """``site`` (conftest.py) holding the factories' module; ``use()`` has the CLI load its
+    plugins beside the installed ones (the process's registry is rebuilt then and after
+    the test)."""
+    add, path = site
+    (path / "cm_test_parts.py").write_text(COMPONENTS)
 
     def use():
         installed_plugins.cache_clear()
         get_registry.cache_clear()
 
-    yield tmp_path, use
+    yield add, path, use
     installed_plugins.cache_clear()
     get_registry.cache_clear()
 
@@ -80,9 +72,9 @@ def registry_of(path):
      "cannot be called as cm.contracts.HeadFactory says, factory(options, in_features=..., "
      "num_logits=...): missing a required argument: 'width'"),
 ])
-def test_a_bad_factory_fails_alike_read_or_imported(site, factory, problem):
-    path, _ = site
-    add_distribution(path, "cm-typo", "typo", f"cm_test_typo_{abs(hash(factory))}",
+def test_a_bad_factory_fails_alike_read_or_imported(cli_site, factory, problem):
+    add, path, _ = cli_site
+    add("cm-typo", "1.0", "typo", f"cm_test_typo_{abs(hash(factory))}",
                      TYPO.replace("{module}:GatedHead", factory))
     head = registry_of(path).get("head", "gated")
     expected = f"head 'gated' from plugin typo (cm-typo 1.0): its factory {factory!r} {problem}"
@@ -94,9 +86,9 @@ def test_a_bad_factory_fails_alike_read_or_imported(site, factory, problem):
         head.build(in_features=4, num_logits=1)
 
 
-def test_a_good_factory_passes_and_builds(site):
-    path, _ = site
-    add_distribution(path, "cm-fine", "fine", "cm_test_fine", """
+def test_a_good_factory_passes_and_builds(cli_site):
+    add, path, _ = cli_site
+    add("cm-fine", "1.0", "fine", "cm_test_fine", """
 from cm.hookspecs import hookimpl
 
 @hookimpl
@@ -114,9 +106,9 @@ def register_poolings(register):
     assert registry.get("head", "gated").build(in_features=4, num_logits=1) == "a head"
 
 
-def test_validate_and_run_refuse_a_factory_typo_with_exit_2(site):
-    path, use = site
-    add_distribution(path, "cm-typo", "typo", "cm_test_typo_cli",
+def test_validate_and_run_refuse_a_factory_typo_with_exit_2(cli_site):
+    add, path, use = cli_site
+    add("cm-typo", "1.0", "typo", "cm_test_typo_cli",
                      TYPO.replace("{module}", "cm_test_nosuch.component"))
     use()
     for command in (["config", "validate"], ["run"]):
@@ -128,16 +120,16 @@ def test_validate_and_run_refuse_a_factory_typo_with_exit_2(site):
             f"(ModuleNotFoundError: No module named 'cm_test_nosuch'){FIX}\n")
 
 
-def test_plugins_check_imports_every_factory(site):
-    path, use = site
+def test_plugins_check_imports_every_factory(cli_site):
+    add, path, use = cli_site
     use()
     fine = CliRunner().invoke(cli, ["plugins", "--check"])
     assert fine.exit_code == 0, fine.output
     assert fine.stdout.endswith("components: every factory imports and takes its "
                                 "contract's arguments\n")
-    add_distribution(path, "cm-typo", "typo", "cm_test_typo_check",
+    add("cm-typo", "1.0", "typo", "cm_test_typo_check",
                      TYPO.replace("{module}:GatedHead", "cm_test_parts:Narow"))
-    add_distribution(path, "cm-broken", "broken", "cm_test_broken_check",
+    add("cm-broken", "1.0", "broken", "cm_test_broken_check",
                      "raise ImportError('needs a library that is not installed')\n")
     use()
     bad = CliRunner().invoke(cli, ["plugins", "--check", "--kind", "head"])
@@ -170,17 +162,17 @@ def register_heads(register):
 """
 
 
-def test_what_a_failed_plugin_meant_to_register_is_known(site):
-    path, _ = site
-    add_distribution(path, "cm-broken", "broken", "cm_test_broken_meant", BROKEN_IMPORT)
-    add_distribution(path, "cm-typo", "typo", "cm_test_typo_meant", """
+def test_what_a_failed_plugin_meant_to_register_is_known(cli_site):
+    add, path, _ = cli_site
+    add("cm-broken", "1.0", "broken", "cm_test_broken_meant", BROKEN_IMPORT)
+    add("cm-typo", "1.0", "typo", "cm_test_typo_meant", """
 from cm.hookspecs import hookimpl
 
 @hookimpl
 def register_head(register):
     register("misspelled", "cm_test_parts:GatedHead")
 """)
-    add_distribution(path, "cm-half", "half", "cm_test_half_meant", """
+    add("cm-half", "1.0", "half", "cm_test_half_meant", """
 from cm.hookspecs import hookimpl
 
 @hookimpl
@@ -194,9 +186,9 @@ def register_poolings(register):
                      "half": (("pooling", "kept_then_removed"),)}
 
 
-def test_a_failed_plugin_is_one_warning_line_in_validate_and_run(site):
-    path, use = site
-    add_distribution(path, "cm-broken", "broken", "cm_test_broken_warn", BROKEN_IMPORT)
+def test_a_failed_plugin_is_one_warning_line_in_validate_and_run(cli_site):
+    add, path, use = cli_site
+    add("cm-broken", "1.0", "broken", "cm_test_broken_warn", BROKEN_IMPORT)
     use()
     warning = ("warning: plugin broken (cm-broken 1.0) failed, what it registers is left out: "
                "ModuleNotFoundError: No module named 'cm_test_not_installed' "
@@ -209,9 +201,9 @@ def test_a_failed_plugin_is_one_warning_line_in_validate_and_run(site):
     assert run.stderr.splitlines()[0] == warning
 
 
-def test_a_config_naming_a_failed_plugins_component_names_that_plugin(site):
-    path, use = site
-    add_distribution(path, "cm-broken", "broken", "cm_test_broken_named", BROKEN_IMPORT)
+def test_a_config_naming_a_failed_plugins_component_names_that_plugin(cli_site):
+    add, path, use = cli_site
+    add("cm-broken", "1.0", "broken", "cm_test_broken_named", BROKEN_IMPORT)
     use()
     result = CliRunner().invoke(cli, ["config", "validate", "experiments/demo.toml",
                                       "--set", "model.head.name=fancy"])
@@ -229,10 +221,10 @@ def test_a_config_naming_a_failed_plugins_component_names_that_plugin(site):
     ("cm-broken", "broken", BROKEN_IMPORT,
      "ModuleNotFoundError: No module named 'cm_test_not_installed'"),
     ("cm-later", "later", LATER_LINEAR, None)])
-def test_a_built_in_used_in_place_of_a_failed_override_is_a_warning(site, dist, plugin,
+def test_a_built_in_used_in_place_of_a_failed_override_is_a_warning(cli_site, dist, plugin,
                                                                      source, error):
-    path, use = site
-    add_distribution(path, dist, plugin, f"cm_test_{plugin}_override", source)
+    add, path, use = cli_site
+    add(dist, "1.0", plugin, f"cm_test_{plugin}_override", source)
     use()
     result = CliRunner().invoke(cli, ["config", "validate", "experiments/demo.toml",
                                       "--set", "model.head.name=linear"])
