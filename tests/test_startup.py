@@ -16,7 +16,7 @@ HEAVY = ("torch", "transformers", "mlflow", "optuna", "sklearn", "matplotlib")
 COMMANDS = [["--version"], ["--help"], ["plugins"], ["plugins", "--json"],
             ["config", "show", "experiments/demo.toml"],
             ["config", "validate", "experiments/baseline.toml"],
-            ["run", "--help"], ["bench", "--help"], ["data", "--help"]]
+            ["run", "--help"], ["bench", "--help"], ["data", "--help"], ["new", "plugin", "--help"]]
 
 SCRIPT = """
 import json, sys
