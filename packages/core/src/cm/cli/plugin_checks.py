@@ -5,7 +5,7 @@ component whose factory cannot be found or called as its contract says."""
 
 import click
 
-from cm.cli.options import load
+from cm.cli.params import load
 from cm.config.schema import used_components
 from cm.errors import PluginError
 from cm.factories import FactoryError, find_factory
