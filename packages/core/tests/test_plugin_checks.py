@@ -179,11 +179,12 @@ from cm.hookspecs import hookimpl
 def register_poolings(register):
     register("kept_then_removed", "cm_test_parts:Pool")
     raise RuntimeError("boom")
+    register("never_reached", "cm_test_parts:Pool")
 """)
     meant = {f.info.name: f.components for f in registry_of(path).failures}
     assert meant == {"broken": (("head", "fancy"), ("head", "linear")),
                      "typo": (("head", "misspelled"),),
-                     "half": (("pooling", "kept_then_removed"),)}
+                     "half": (("pooling", "kept_then_removed"), ("pooling", "never_reached"))}
 
 
 def test_a_failed_plugin_is_one_warning_line_in_validate_and_run(cli_site):

@@ -17,6 +17,7 @@ from cm.contracts import REQUIRED, missing_members
 from cm.errors import PluginError, suggest
 from cm.factories import import_factory
 from cm.hookspecs import KINDS
+from cm.plugin_intent import meant_components
 from cm.plugins import ENV_LISTS, PluginFailure, PluginInfo, Plugins, installed_plugins
 
 
@@ -173,10 +174,18 @@ def build_registry(plugins: Plugins) -> Registry:
                     del table[name]
                 error = f"{hook_name} raised {type(exc).__name__}: {exc}"
                 plugins.failures.append(PluginFailure(provider, error, traceback.format_exc(),
-                                                      tuple((kind, n) for n in added)))
+                                                      meant(kind, added, impl.plugin)))
             plugins.failures.extend(PluginFailure(provider, clash, components=((kind, name),))
                                     for name, clash in clashes)
     return Registry(components, plugins)
+
+
+def meant(kind, added, plugin) -> tuple[tuple[str, str], ...]:
+    """The components of ``kind`` a plugin whose hook raised meant to register: those it
+    registered before raising (rolled back), and those its source names after."""
+    read = meant_components(getattr(plugin, "__name__", ""))
+    return tuple(dict.fromkeys([*((kind, name) for name in added),
+                                *(pair for pair in read if pair[0] == kind)]))
 
 
 @functools.cache
