@@ -14,7 +14,7 @@ import attrs
 from cm.config.decode import structure
 from cm.config.dump import to_dict
 from cm.contracts import REQUIRED, missing_members
-from cm.errors import PluginError, suggest
+from cm.errors import PluginError, first_line, suggest
 from cm.factories import import_factory
 from cm.hookspecs import KINDS
 from cm.plugin_intent import meant_components
@@ -96,10 +96,6 @@ class Registry:
         return [f for f in self.failures if (kind, name) in f.components]
 
 
-def first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
-
-
 def excluded_by_env(plugins: Plugins) -> str:
     """Which installed plugins the environment left out, naming the variables to fix."""
     settings = " and ".join(f"{name}={os.environ[name]!r}" for name in ENV_LISTS
@@ -174,13 +170,13 @@ def build_registry(plugins: Plugins) -> Registry:
                     del table[name]
                 error = f"{hook_name} raised {type(exc).__name__}: {exc}"
                 plugins.failures.append(PluginFailure(provider, error, traceback.format_exc(),
-                                                      meant(kind, added, impl.plugin)))
+                                                      _meant(kind, added, impl.plugin)))
             plugins.failures.extend(PluginFailure(provider, clash, components=((kind, name),))
                                     for name, clash in clashes)
     return Registry(components, plugins)
 
 
-def meant(kind, added, plugin) -> tuple[tuple[str, str], ...]:
+def _meant(kind, added, plugin) -> tuple[tuple[str, str], ...]:
     """The components of ``kind`` a plugin whose hook raised meant to register: those it
     registered before raising (rolled back), and those its source names after."""
     read = meant_components(getattr(plugin, "__name__", ""))

@@ -7,9 +7,9 @@ import click
 
 from cm.cli.params import load
 from cm.config.schema import used_components
-from cm.errors import PluginError
+from cm.errors import PluginError, first_line
 from cm.factories import FactoryError, find_factory
-from cm.registry import first_line, get_registry
+from cm.registry import get_registry
 
 
 def load_checked(experiment_file, overrides):

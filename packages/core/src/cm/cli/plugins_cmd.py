@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cm.errors import PluginError
-from cm.registry import KINDS, first_line, get_registry
+from cm.errors import PluginError, first_line
+from cm.registry import KINDS, get_registry
 
 
 def type_name(tp) -> str:
