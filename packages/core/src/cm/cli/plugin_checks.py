@@ -1,23 +1,23 @@
-"""What ``cm config validate`` and ``cm run`` say about plugins before any work: one warning
-line per failed plugin, a warning where a component the config names was meant to come from
-a failed plugin but another one of that name is used, and an error (exit 2) for each
-component whose factory cannot be found or called as its contract says."""
+"""What ``cm config validate`` and ``cm run`` say about failed plugins before any work: one
+warning line per failed plugin, and a warning where a component the config names was meant
+to come from a failed plugin but another one of that name is used (``cm.preflight`` checks
+the factories)."""
 
 import click
 
 from cm.cli.params import load
 from cm.config.schema import used_components
-from cm.errors import PluginError, first_line
-from cm.factories import FactoryError, find_factory
+from cm.errors import first_line
 from cm.registry import get_registry
 
 
 def load_checked(experiment_file, overrides):
-    """The experiment, loaded after the failed plugins are named, its components checked."""
+    """The experiment, loaded after the failed plugins are named; a warning for each
+    component a failed plugin meant to provide."""
     registry = get_registry()
     warn_failed_plugins(registry)
     experiment = load(experiment_file, overrides)
-    check_components(experiment, registry)
+    warn_replaced(experiment, registry)
     return experiment
 
 
@@ -31,10 +31,9 @@ def warn_failed_plugins(registry) -> None:
              "(`cm plugins --verbose` shows where)")
 
 
-def check_components(experiment, registry) -> None:
-    """Warn where a failed plugin meant to provide a component the experiment uses; raise
-    one ``PluginError`` listing every component whose factory does not check out."""
-    problems = []
+def warn_replaced(experiment, registry) -> None:
+    """A warning where a failed plugin meant to provide a component the experiment uses and
+    another plugin's component of that name is used instead."""
     for path, spec in used_components(experiment):
         component = registry.get(spec.kind, spec.name)
         for failure in registry.failed_providers(spec.kind, spec.name):
@@ -42,12 +41,6 @@ def check_components(experiment, registry) -> None:
                 warn(f"{path}: {spec.kind} {spec.name!r} was meant to come from plugin "
                      f"{failure.info}, which failed; the one of {component.provider} is used "
                      "instead (fix that plugin, or name another component)")
-        try:
-            find_factory(component)
-        except FactoryError as error:
-            problems.append(f"{path}: {error}")
-    if problems:
-        raise PluginError("\n".join(problems))
 
 
 def warn(message: str) -> None:
