@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from cm.errors import UserError
+from cm.factories import check_factories
 
 
 def writable_directory(path, what) -> None:
@@ -27,7 +28,8 @@ def writable_directory(path, what) -> None:
 
 def problems(experiment, registry=None) -> list[str]:
     """Everything ``cm run`` and ``cm sweep`` would refuse beyond the file itself, found
-    with nothing written (``cm config validate`` asks this too): the device and the
+    with nothing written (``cm config validate`` asks this too): the components' factories
+    (imported, checked against their contracts), the device and the
     optimizations on it (conflicts included), the output folder, the dataset (every split
     non-empty), room for every criterion in ``data.max_length``, the criterion
     ``hpo.metric`` names. One line per problem; the data checks need the data to load."""
@@ -41,12 +43,6 @@ def problems(experiment, registry=None) -> list[str]:
         except UserError as exc:
             found += [line for line in str(exc).splitlines() if line not in found]
     return found
-
-
-def check_factories(experiment, registry) -> None:
-    from cm.factories import check_factories as check
-
-    check(experiment, registry)
 
 
 def check_device(experiment, registry) -> None:

@@ -5,10 +5,10 @@ import typing
 
 import attrs
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cm import terminal
 from cm.errors import PluginError, first_line
 from cm.registry import KINDS, get_registry
 
@@ -87,7 +87,7 @@ def plugins(kind, as_json, verbose, check):
     CM_DISABLE_PLUGINS=a,b skips them.
     """
     if check:
-        check_factories(get_registry(), kind)
+        check_every_factory(get_registry(), kind)
         return
     data = listing(get_registry())
     if kind:
@@ -95,7 +95,7 @@ def plugins(kind, as_json, verbose, check):
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    console = Console(soft_wrap=False)
+    console = terminal.console(soft_wrap=False)
     for group, components in data["components"].items():
         table = Table(title=plural(group), title_justify="left", show_lines=False)
         for column in ("name", "provided by", "options (name: type = default)"):
@@ -120,7 +120,7 @@ def plugins(kind, as_json, verbose, check):
         console.print("excluded by CM_PLUGINS / CM_DISABLE_PLUGINS: " + ", ".join(data["excluded"]))
 
 
-def check_factories(registry, kind=None) -> None:
+def check_every_factory(registry, kind=None) -> None:
     """``cm plugins --check``: every component's factory imported and checked; a plugin
     that failed to load is a problem too."""
     from cm.factories import FactoryError, import_factory
