@@ -33,6 +33,19 @@ class Spec:
         cls.kind = kind
 
 
+def used_components(obj, path="$"):
+    """(path, Spec) for every component an experiment names: ``$.model.head``, ..."""
+    if isinstance(obj, Spec):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from used_components(value, f"{path}.{key}")
+    elif attrs.has(type(obj)):
+        for attribute in attrs.fields(type(obj)):
+            yield from used_components(getattr(obj, attribute.name),
+                                       f"{path}.{attribute.name}")
+
+
 def spec_class(kind: str) -> type[Spec]:
     """The ``Spec`` subclass for one kind of component declared in ``cm.hookspecs``."""
     name = f"{kind.title()}Spec"
@@ -152,9 +165,12 @@ class EvalConfig:
     """How validation sets the decisions and probabilities of a run (``cm.evaluate``)."""
 
     thresholds: str | float = field(default="per_criterion", validator=_thresholds)
-    calibration: Literal["global", "per_criterion", "none"] = "global"
+    # "platt": the loss's prior shift undone, then a Platt calibrator; "prior": the shift
+    # only; "none". Each step kept only where it helps on val (cm.evaluate.calibrator).
+    calibration: Literal["platt", "prior", "none"] = "platt"
     bootstrap_resamples: int = field(default=1000, validator=[ge(100), le(limits.RESAMPLES)])
     evidence: bool = True  # rank sentences as evidence and score hit@1/hit@3 on val and test
+    floor: bool = True  # fit the TF-IDF + logistic-regression floor and score it beside
 
 
 CHOICE_TYPES = (bool, int, float, str, list, dict)  # TOML values a categorical may take
