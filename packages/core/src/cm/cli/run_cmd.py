@@ -10,19 +10,31 @@ from cm.cli.options import experiment_argument, load
 @click.command()
 @experiment_argument
 @click.option("--dry-run", is_flag=True,
-              help="Stop after the one-batch dry run (tokenization, shapes, devices, loss).")
-def run(experiment_file, overrides, dry_run):
-    """Train and evaluate one model described by EXPERIMENT_FILE.
+              help="Stop after the one-batch dry run (tokenization, shapes, devices, loss); "
+                   "of a group, its first run's.")
+@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+              help="Repeat over N seeds (seed, seed+1, ...; the split stays the seed's): a "
+                   "group of runs with their aggregate and ensemble.")
+def run(experiment_file, overrides, dry_run, seeds):
+    """Train and evaluate one model described by EXPERIMENT_FILE; with --seeds N or
+    data.folds = K, a group of them (one per seed and fold).
 
     Outputs (resolved config, best checkpoint, reports, plots, metrics) go to
-    <output_dir>/<name>/<timestamp>/.
+    <output_dir>/<name>/<timestamp>/; a group's runs go inside that folder, beside its
+    aggregate.json and summary.md.
     """
     from cm.preflight import preflight
     from cm.train.engine import run_experiment
+    from cm.train.group import is_group, members, run_group
 
     experiment = load(experiment_file, overrides)
     preflight(experiment)
-    result = run_experiment(experiment, dry=dry_run)
+    if dry_run:
+        result = run_experiment(members(experiment, seeds)[0].experiment, dry=True)
+    elif is_group(experiment, seeds):
+        result = run_group(experiment, seeds)
+    else:
+        result = run_experiment(experiment)
     click.echo(f"{'dry run' if dry_run else 'run'} {result.status.lower()}: {result.directory}")
 
 

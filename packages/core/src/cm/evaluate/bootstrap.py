@@ -4,6 +4,9 @@ The unit resampled is the post (its cells stay together, as the test split was d
 post). Each resample draws n posts with replacement (seeded); every score is recomputed from
 the resampled confusion counts, so a resample costs one matrix product. Intervals are the
 2.5th and 97.5th percentiles. A paired difference resamples the same posts for both runs.
+A pooled interval scores several models (seeds, folds) on the same resampled posts and takes
+the percentiles of all their values together: it covers the spread between the models as
+well as the test sample's.
 """
 
 from __future__ import annotations
@@ -114,3 +117,20 @@ def paired_differences(a: Statistic, b: Statistic, n_posts: int, seed: int,
                    **dict(zip(("low", "high"),
                               _interval(drawn_a[name] - drawn_b[name], level), strict=True))}
             for name in point_a if name in point_b}
+
+
+def pooled_intervals(statistics: Sequence[Statistic], n_posts: int, seed: int,
+                     resamples: int = RESAMPLES, level: float = LEVEL
+                     ) -> dict[str, dict[str, float]]:
+    """name -> {mean (of the statistics on the posts as they are), low, high}: every
+    statistic scored on the same ``resamples`` resampled posts, the percentiles taken over
+    all ``len(statistics) * resamples`` values pooled."""
+    ones = np.ones((1, n_posts))
+    weights = resample_weights(n_posts, seed, resamples)
+    points = [statistic(ones) for statistic in statistics]
+    drawn = [statistic(weights) for statistic in statistics]
+    return {name: {"mean": float(np.mean([point[name][0] for point in points])),
+                   **dict(zip(("low", "high"),
+                              _interval(np.concatenate([d[name] for d in drawn]), level),
+                              strict=True))}
+            for name in points[0]}

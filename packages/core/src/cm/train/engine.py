@@ -29,14 +29,15 @@ from cm.train.trainer import Trainer, build_trainer
 
 
 def run_experiment(experiment, *, registry=None, dry=False, console=None,
-                   listeners=()) -> Run:
+                   listeners=(), parent=None, label=None) -> Run:
     """Train and evaluate ``experiment``; returns the finished Run (metrics, artifacts).
-    ``listeners``: objects with lifecycle hooks (``cm.hookspecs``) that hear this run only."""
+    ``listeners``: objects with lifecycle hooks (``cm.hookspecs``) that hear this run only;
+    ``parent``, ``label``: the group run this one is a member of (``cm.train.group``)."""
     def body(run, registry, console, hooks):
         train_and_evaluate(run, registry, console, hooks, dry)
 
     return tracked_run(experiment, body, registry=registry, console=console,
-                       listeners=listeners)
+                       listeners=listeners, parent=parent, label=label)
 
 
 @attrs.frozen

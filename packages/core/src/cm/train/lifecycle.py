@@ -41,6 +41,7 @@ class Run:
     telemetry: list = attrs.Factory(list)  # cm.optimization.Telemetry per requested one
     world: World = attrs.Factory(World)  # this process's rank under torchrun
     links: dict = attrs.Factory(dict)  # tracker name -> its external ids (run id, ...)
+    parent: "Run | None" = None  # the group run (seeds, folds) this run is a member of
 
 
 def seed_everything(seed: int) -> None:
@@ -94,26 +95,32 @@ def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
     return manager.hook
 
 
-def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) -> Run:
+def tracked_run(experiment, body, *, registry=None, console=None, listeners=(), parent=None,
+                label=None) -> Run:
     """Set the run up, then ``body(run, registry, console, hooks)`` between run_started and
-    run_finished; ``hooks`` calls this run's listeners (see the module's docstring)."""
+    run_finished; ``hooks`` calls this run's listeners (see the module's docstring). A
+    member of a group run ``parent`` gets the folder ``<parent's folder>/<label>``."""
     registry = registry or get_registry()
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
     try:  # whatever fails from here on, this process leaves the torchrun group
         console = (console or Console()) if world.main else Console(quiet=True)
-        run, hooks = open_run(experiment, registry, world, device, listeners)
+        run, hooks = open_run(experiment, registry, world, device, listeners, parent, label)
         live(run, hooks, lambda: body(run, registry, console, hooks))
     finally:
         stop(world)
     return run
 
 
-def open_run(experiment, registry, world, device, listeners):
+def open_run(experiment, registry, world, device, listeners, parent=None, label=None):
     """The run and its directory (rank 0 writes ``config.toml`` and builds the trackers),
     and the hooks of the run's listeners."""
-    directory = broadcast(run_directory(experiment) if world.main else None, world)
-    run = Run(experiment, directory, device, world=world)
+    if parent is not None:
+        directory = parent.directory / label
+        directory.mkdir()
+    else:
+        directory = broadcast(run_directory(experiment) if world.main else None, world)
+    run = Run(experiment, directory, device, world=world, parent=parent)
     trackers = []
     if world.main:  # rank 0 alone writes files and talks to trackers
         (run.directory / "config.toml").write_text(dumps(experiment))

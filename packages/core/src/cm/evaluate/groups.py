@@ -1,0 +1,139 @@
+"""A group: the runs of one experiment over seeds or cross-validation folds (``cm run
+--seeds N``, ``data.folds = K``; run by ``cm.train.group``). From the members' folders:
+
+- the aggregate: each metric's mean, sd (n - 1), min and max over the members'
+  ``metrics.json``;
+- the headline's pooled interval: every member's test decisions scored on the same bootstrap
+  resamples of the test posts, the 2.5th and 97.5th percentiles of all members' values
+  together (so it covers the seed / fold spread and the test sample's);
+- the ensemble: the members' calibrated probabilities averaged, scored like a run (per
+  criterion thresholds tuned on val, see ``ensemble``);
+- ``compare_groups``: two groups' members paired in order, the pooled interval of their
+  paired differences.
+
+A group folder holds ``aggregate.json`` listing its members' run folders, in order."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from cm.errors import UserError
+from cm.evaluate import decisions
+from cm.evaluate.bootstrap import RESAMPLES, pooled_intervals
+from cm.evaluate.compare import decisions_of, excludes_zero, read_predictions, scored_pairs
+from cm.evaluate.decisions import Pairs, statistic
+from cm.evaluate.metrics import natural_sorted
+
+AGGREGATE = "aggregate.json"
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+
+
+def summarize(metrics: list[dict]) -> dict[str, dict[str, float]]:
+    """name -> {mean, sd, min, max} over the members' metrics (the numbers every member
+    reports); sd is the sample standard deviation (n - 1), 0 for one member."""
+    names = [k for k in metrics[0] if all(is_number(m.get(k)) for m in metrics)]
+    out = {}
+    for name in names:
+        values = np.array([m[name] for m in metrics], dtype=float)
+        out[name] = {"mean": float(values.mean()),
+                     "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                     "min": float(values.min()), "max": float(values.max())}
+    return out
+
+
+def headline(run_dirs: list[Path], seed: int, resamples: int = RESAMPLES) -> dict:
+    """name -> {mean, low, high}: the members' test scores at their own decisions, the
+    interval pooled over members and resampled test posts."""
+    predictions = {str(d): read_predictions(d) for d in run_dirs}
+    pairs = scored_pairs(predictions)
+    members = [statistic(pairs, decisions_of(p)) for p in predictions.values()]
+    return pooled_intervals(members, len(set(pairs.post_ids)), seed, resamples)
+
+
+def averaged(runs: list[dict]) -> Pairs:
+    """Each pair's mean calibrated probability over the runs that scored it."""
+    sums, counts, labels = defaultdict(float), defaultdict(int), {}
+    for predictions in runs:
+        for key, row in predictions.items():
+            sums[key] += row.probability
+            counts[key] += 1
+            labels[key] = row.label
+    keys = sorted(sums)
+    return Pairs.of([k[0] for k in keys], [k[1] for k in keys], [labels[k] for k in keys],
+                    [sums[k] / counts[k] for k in keys])
+
+
+def ensemble(run_dirs: list[Path], thresholds, seed: int, resamples: int = RESAMPLES
+             ) -> dict[str, dict]:
+    """The members' calibrated probabilities averaged, scored like a run: val cells average
+    the members that validated on them (seeds: all of them; folds: the fold's model, i.e.
+    out-of-fold), thresholds (``eval.thresholds``) are tuned there, then test (every member
+    scored it) is scored at them, with its bootstrap intervals. ``{"val": ..., "test": ...}``."""
+    test = {str(d): read_predictions(d) for d in run_dirs}
+    scored_pairs(test)  # every member scored the same test pairs
+    val = averaged([read_predictions(d, "val") for d in run_dirs])
+    tested = averaged(list(test.values()))
+    decision = decisions.fit(thresholds, "none", val)
+    criteria = natural_sorted(set(tested.criterion_ids))
+    return {"val": decisions.scores(val, decision, criteria),
+            "test": {**decisions.scores(tested, decision, criteria),
+                     **decisions.intervals(tested, decision, seed, resamples)}}
+
+
+def member_dirs(group_dir: Path) -> list[Path]:
+    """The run folders of a group, in order, from its ``aggregate.json``."""
+    path = Path(group_dir) / AGGREGATE
+    if not path.is_file():
+        raise UserError(f"{group_dir}: no {AGGREGATE}; pass a group folder written by "
+                        "`cm run FILE --seeds N` or a cross-validated experiment "
+                        "(data.folds = K)")
+    return [Path(group_dir) / member for member in json.loads(path.read_text())["members"]]
+
+
+def is_group(path: Path) -> bool:
+    return (Path(path) / AGGREGATE).is_file()
+
+
+def compare_groups(group_a: Path, group_b: Path, *, seed: int = 0,
+                   resamples: int = RESAMPLES) -> dict:
+    """name -> {a, b (the members' mean scores), difference (mean of the paired
+    differences), low, high, excludes_zero}: the i-th member of A against the i-th of B
+    (same seed offset or fold), all scored on the same resampled test posts, the interval
+    pooled over the pairs."""
+    dirs_a, dirs_b = member_dirs(group_a), member_dirs(group_b)
+    if len(dirs_a) != len(dirs_b):
+        raise UserError(f"{group_a} has {len(dirs_a)} runs and {group_b} {len(dirs_b)}: "
+                        "compare groups with as many seeds and folds (--seeds, data.folds)")
+    runs = {str(d): read_predictions(d) for d in [*dirs_a, *dirs_b]}
+    pairs = scored_pairs(runs)
+    made = [statistic(pairs, decisions_of(p)) for p in runs.values()]
+    members_a, members_b = made[:len(dirs_a)], made[len(dirs_a):]
+    n_posts = len(set(pairs.post_ids))
+    found = pooled_intervals([difference(a, b) for a, b in zip(members_a, members_b,
+                                                                 strict=True)],
+                             n_posts, seed, resamples)
+    ones = np.ones((1, n_posts))
+    means = [{name: float(np.mean([m(ones)[name][0] for m in side])) for name in found}
+             for side in (members_a, members_b)]
+    return {name: {"a": means[0][name], "b": means[1][name], "difference": row["mean"],
+                   "low": row["low"], "high": row["high"], "excludes_zero": excludes_zero(row)}
+            for name, row in found.items()}
+
+
+def difference(a, b):
+    """The statistic a - b (both on the same weights)."""
+    def scored(weights):
+        scores_a, scores_b = a(weights), b(weights)
+        return {name: scores_a[name] - scores_b[name] for name in scores_a}
+
+    return scored
+
