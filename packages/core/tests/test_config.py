@@ -128,6 +128,10 @@ def test_cross_field_rules(registry):
         "$.data.stride: must be smaller than max_length (64)"]
     assert problems({"hpo": {"space": {"train.lr": {"type": "float", "low": 1.0, "high": 0.5}}}},
                     registry) == ['$.hpo.space."train.lr".high: must be greater than low (1.0)']
+    assert problems({"data": {"fold": 2}}, registry) == [
+        "$.data.fold: names a cross-validation fold: set data.folds too, or remove it"]
+    assert problems({"data": {"folds": 3, "fold": 4}}, registry) == [
+        "$.data.fold: must be 1 .. data.folds (3); got 4"]
 
 
 def test_named_tables_for_optimizations_and_trackers(registry):

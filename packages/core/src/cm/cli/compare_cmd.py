@@ -18,23 +18,36 @@ def compare(run_a, run_b, resamples, seed, as_json):
     macro-F1 first) with its 95% interval, resampling the same test posts for both.
 
     RUN_A and RUN_B are run directories (outputs/<name>/<timestamp>); with cm-tracking
-    installed, MLflow run ids too. Runs whose test pairs differ are refused (exit 2).
+    installed, MLflow run ids too. Or two group folders (cm run --seeds N, data.folds = K):
+    their runs paired in order, the mean paired difference with an interval pooled over
+    the pairs and the resampled posts. Runs whose test pairs differ are refused (exit 2).
     """
+    from cm.errors import UserError
     from cm.evaluate.compare import compare as run_compare
     from cm.evaluate.compare import ordered
+    from cm.evaluate.groups import compare_groups, is_group
 
-    result = run_compare(Path(run_a), Path(run_b), seed=seed, resamples=resamples)
+    groups = [is_group(Path(run)) for run in (run_a, run_b)]
+    if groups[0] != groups[1]:
+        raise UserError(f"{(run_a, run_b)[groups.index(True)]} is a group of runs and the "
+                        "other a single run: compare two groups, or two runs (a member's "
+                        "folder inside the group)")
+    how = compare_groups if groups[0] else run_compare
+    result = how(Path(run_a), Path(run_b), seed=seed, resamples=resamples)
     if as_json:
         click.echo(json.dumps({name: result[name] for name in ordered(result)}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"test: A = {run_a}, B = {run_b} ({resamples} paired resamples)")
-    for column in ("metric", "A", "B", "A - B", "95% interval"):
+    paired = "runs paired in order, " if groups[0] else ""
+    table = Table(title=f"test: A = {run_a}, B = {run_b} ({paired}{resamples} paired "
+                        "resamples)")
+    for column in ("metric", "A", "B", "A - B", "95% interval", "excludes 0"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for name in ordered(result):
         row = result[name]
         table.add_row(name, f"{row['a']:.4f}", f"{row['b']:.4f}", f"{row['difference']:+.4f}",
-                      f"[{row['low']:+.4f}, {row['high']:+.4f}]")
+                      f"[{row['low']:+.4f}, {row['high']:+.4f}]",
+                      "yes" if row["excludes_zero"] else "no")
     Console().print(table)

@@ -113,7 +113,8 @@ def compare_groups(group_a: Path, group_b: Path, *, seed: int = 0,
     if len(dirs_a) != len(dirs_b):
         raise UserError(f"{group_a} has {len(dirs_a)} runs and {group_b} {len(dirs_b)}: "
                         "compare groups with as many seeds and folds (--seeds, data.folds)")
-    runs = {str(d): read_predictions(d) for d in [*dirs_a, *dirs_b]}
+    runs = {f"{side} {d}": read_predictions(d) for side, dirs in (("A", dirs_a), ("B", dirs_b))
+            for d in dirs}
     pairs = scored_pairs(runs)
     made = [statistic(pairs, decisions_of(p)) for p in runs.values()]
     members_a, members_b = made[:len(dirs_a)], made[len(dirs_a):]
