@@ -138,3 +138,19 @@ def test_group_compare_refuses_groups_of_different_sizes(tmp_path):
         compare_groups(one, two)
     with pytest.raises(UserError, match="no aggregate.json"):
         compare_groups(one, tmp_path)
+
+
+def test_members_are_one_per_seed_and_fold_on_one_split(tmp_path):
+    from cm.testing import make_tiny_experiment
+    from cm.train.group import is_group, members
+
+    experiment = make_tiny_experiment(tmp_path, "seed=7", "data.folds=3")
+    found = members(experiment, 2)
+    assert [m.label for m in found] == [f"seed-{s}-fold-{f}" for s in (7, 8) for f in (1, 2, 3)]
+    assert [(m.experiment.seed, m.experiment.data.fold) for m in found] == \
+        [(s, f) for s in (7, 8) for f in (1, 2, 3)]
+    assert {m.experiment.data.split_seed for m in found} == {7}
+    single = make_tiny_experiment(tmp_path, "data.folds=3", "data.fold=2")
+    assert not is_group(single) and is_group(single, 2) and is_group(experiment)
+    with pytest.raises(UserError, match="--seeds 3 from seed 4294967294"):
+        members(make_tiny_experiment(tmp_path, "seed=4294967294"), 3)
