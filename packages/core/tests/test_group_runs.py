@@ -62,6 +62,16 @@ def test_the_aggregate_is_the_mean_and_sd_of_the_seed_runs_metrics(seeds_group):
     assert "| ensemble |" in (seeds_group / "summary.md").read_text()
 
 
+def test_the_ensemble_folder_compares_like_a_run(seeds_group):
+    ensembled = json.loads((seeds_group / "aggregate.json").read_text())["ensemble"]["test"]
+    result = CliRunner().invoke(cli, ["compare", str(seeds_group / "ensemble"),
+                                      str(seeds_group / "seed-13"), "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output)["post_macro_f1"]
+    assert row["a"] == pytest.approx(ensembled["post_macro_f1"])
+    assert row["b"] == pytest.approx(metrics(seeds_group / "seed-13")["test_tuned/post_macro_f1"])
+
+
 def test_seed_runs_differ_in_seed_only_and_score_the_same_posts(seeds_group):
     configs = [tomllib.loads((seeds_group / m / "config.toml").read_text())
                for m in ("seed-13", "seed-14")]

@@ -90,10 +90,10 @@ def test_the_ensemble_averages_probabilities_and_tunes_thresholds_on_val(tmp_pat
     group = write_group(tmp_path / "g", {"seed-1": {"val": (labels, a), "test": (labels, a)},
                                          "seed-2": {"val": (labels, b), "test": (labels, b)}})
     members = [group / "seed-1", group / "seed-2"]
-    found = ensemble(members, "per_criterion", seed=0, resamples=100)
+    found = ensemble(members, "per_criterion", seed=0, resamples=100).scores
     assert found["test"]["post_macro_f1"] == 1.0 and found["val"]["post_macro_f1"] == 1.0
     assert found["test"]["post_macro_f1_high"] == 1.0
-    alone = ensemble(members[:1], "per_criterion", seed=0, resamples=100)
+    alone = ensemble(members[:1], "per_criterion", seed=0, resamples=100).scores
     assert alone["test"]["post_macro_f1"] < 1.0
 
 
@@ -108,7 +108,7 @@ def test_out_of_fold_validation_averages_only_the_runs_that_scored_a_pair(tmp_pa
     (group / "fold-2" / "val_predictions.csv").write_text(
         (group / "fold-2" / "val_predictions.csv").read_text().replace("p0,", "p2,")
         .replace("p1,", "p3,"))
-    found = ensemble([group / "fold-1", group / "fold-2"], "per_criterion", 0, 100)
+    found = ensemble([group / "fold-1", group / "fold-2"], "per_criterion", 0, 100).scores
     assert found["val"]["post_macro_f1"] == 1.0 and found["val"]["n"] == 12
 
 

@@ -44,4 +44,4 @@ def test_a_group_is_the_parent_run_of_its_members_with_the_aggregate(tmp_path, m
         assert child.data.metrics["test_tuned/post_macro_f1"] == pytest.approx(
             member["test_tuned/post_macro_f1"])
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"aggregate.json", "summary.md", "config.toml"} <= artifacts
+    assert {"aggregate.json", "summary.md", "config.toml", "ensemble"} <= artifacts

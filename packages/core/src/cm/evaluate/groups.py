@@ -7,7 +7,7 @@
   resamples of the test posts, the 2.5th and 97.5th percentiles of all members' values
   together (so it covers the seed / fold spread and the test sample's);
 - the ensemble: the members' calibrated probabilities averaged, scored like a run (per
-  criterion thresholds tuned on val, see ``ensemble``);
+  criterion thresholds tuned on val, see ``ensemble``), with a run's reports;
 - ``compare_groups``: two groups' members paired in order, the pooled interval of their
   paired differences.
 
@@ -20,13 +20,14 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import attrs
 import numpy as np
 
 from cm.errors import UserError
 from cm.evaluate import decisions
 from cm.evaluate.bootstrap import RESAMPLES, pooled_intervals
 from cm.evaluate.compare import decisions_of, excludes_zero, read_predictions, scored_pairs
-from cm.evaluate.decisions import Pairs, statistic
+from cm.evaluate.decisions import Decision, Pairs, statistic
 from cm.evaluate.metrics import natural_sorted
 
 AGGREGATE = "aggregate.json"
@@ -59,8 +60,9 @@ def headline(run_dirs: list[Path], seed: int, resamples: int = RESAMPLES) -> dic
     return pooled_intervals(members, len(set(pairs.post_ids)), seed, resamples)
 
 
-def averaged(runs: list[dict]) -> Pairs:
-    """Each pair's mean calibrated probability over the runs that scored it."""
+def averaged(runs: list[dict]) -> tuple[Pairs, list[str]]:
+    """Each pair's mean calibrated probability over the runs that scored it, and the pairs'
+    sentence ids ("" at post level)."""
     sums, counts, labels = defaultdict(float), defaultdict(int), {}
     for predictions in runs:
         for key, row in predictions.items():
@@ -68,25 +70,37 @@ def averaged(runs: list[dict]) -> Pairs:
             counts[key] += 1
             labels[key] = row.label
     keys = sorted(sums)
-    return Pairs.of([k[0] for k in keys], [k[1] for k in keys], [labels[k] for k in keys],
-                    [sums[k] / counts[k] for k in keys])
+    return (Pairs.of([k[0] for k in keys], [k[1] for k in keys], [labels[k] for k in keys],
+                     [sums[k] / counts[k] for k in keys]), [k[2] for k in keys])
+
+
+@attrs.frozen
+class Ensemble:
+    """The averaged probabilities per split (pairs, sentence ids), the decision tuned on
+    val, and each split's scores at it."""
+
+    decision: Decision
+    splits: dict  # "val" / "test" -> (Pairs, sentence ids)
+    scores: dict  # "val" / "test" -> scores
 
 
 def ensemble(run_dirs: list[Path], thresholds, seed: int, resamples: int = RESAMPLES
-             ) -> dict[str, dict]:
+             ) -> Ensemble:
     """The members' calibrated probabilities averaged, scored like a run: val cells average
     the members that validated on them (seeds: all of them; folds: the fold's model, i.e.
     out-of-fold), thresholds (``eval.thresholds``) are tuned there, then test (every member
-    scored it) is scored at them, with its bootstrap intervals. ``{"val": ..., "test": ...}``."""
+    scored it) is scored at them, with its bootstrap intervals."""
     test = {str(d): read_predictions(d) for d in run_dirs}
     scored_pairs(test)  # every member scored the same test pairs
-    val = averaged([read_predictions(d, "val") for d in run_dirs])
-    tested = averaged(list(test.values()))
+    splits = {"val": averaged([read_predictions(d, "val") for d in run_dirs]),
+              "test": averaged(list(test.values()))}
+    val, tested = splits["val"][0], splits["test"][0]
     decision = decisions.fit(thresholds, "none", val)
     criteria = natural_sorted(set(tested.criterion_ids))
-    return {"val": decisions.scores(val, decision, criteria),
-            "test": {**decisions.scores(tested, decision, criteria),
-                     **decisions.intervals(tested, decision, seed, resamples)}}
+    return Ensemble(decision, splits, {
+        "val": decisions.scores(val, decision, criteria),
+        "test": {**decisions.scores(tested, decision, criteria),
+                 **decisions.intervals(tested, decision, seed, resamples)}})
 
 
 def member_dirs(group_dir: Path) -> list[Path]:

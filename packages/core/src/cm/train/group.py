@@ -3,7 +3,8 @@ per member (seed, fold) in one group folder, then the group's aggregate.
 
 The group is a tracked run itself (``cm.train.lifecycle``) with the experiment as given:
 its folder ``<output_dir>/<name>/<timestamp>/`` holds one run folder per member (``seed-42``,
-``fold-1``, ``seed-42-fold-1``), and at the end ``aggregate.json``, ``summary.md`` and, when
+``fold-1``, ``seed-42-fold-1``), and at the end ``aggregate.json``, ``summary.md``,
+``ensemble/`` (the averaged model's reports and predictions, as a run's) and, when
 cross-validated, ``folds.csv`` (post id -> fold, ids only). Its trackers hear it as they hear
 any run (the MLflow tracker makes it the parent of the members' runs); its metrics are the
 aggregate, and ``evaluated`` is called once with split ``"group"`` and those files.
@@ -22,6 +23,7 @@ from cm.data.prepare import prepare
 from cm.data.splits import fold_posts
 from cm.errors import UserError
 from cm.evaluate.groups import AGGREGATE, ensemble, headline, summarize
+from cm.evaluate.report import write_split_report
 from cm.train.engine import run_experiment
 from cm.train.lifecycle import Run, tracked_run
 
@@ -97,19 +99,30 @@ def conclude(group, chosen, console) -> dict:
     settings = group.experiment.eval
     dirs = [group.directory / m.label for m in chosen]
     metrics = [json.loads((d / "metrics.json").read_text()) for d in dirs]
+    averaged = ensemble(dirs, settings.thresholds, group.experiment.seed,
+                        settings.bootstrap_resamples)
     found = {"members": [m.label for m in chosen],
              "seeds": [m.experiment.seed for m in chosen],
              "folds": [m.experiment.data.fold for m in chosen],
              "metrics": summarize(metrics),
              "headline": headline(dirs, group.experiment.seed, settings.bootstrap_resamples),
-             "ensemble": ensemble(dirs, settings.thresholds, group.experiment.seed,
-                                  settings.bootstrap_resamples)}
+             "ensemble": averaged.scores}
     (group.directory / AGGREGATE).write_text(json.dumps(found, indent=2))
+    write_ensemble(group.directory / "ensemble", averaged)
     group.metrics.update(flat(found))
     table = summary_rows(chosen, metrics, found)
     (group.directory / "summary.md").write_text(markdown(table))
     console.print(rich_table(table, f"{len(chosen)} runs -> {group.directory}"))
-    return {"aggregate": group.directory / AGGREGATE, "summary": group.directory / "summary.md"}
+    return {"aggregate": group.directory / AGGREGATE, "summary": group.directory / "summary.md",
+            "ensemble": group.directory / "ensemble"}
+
+
+def write_ensemble(directory, averaged):
+    """The ensemble's per-split reports, as a run writes them: ``ensemble/`` is a folder
+    ``cm compare`` takes like a run's."""
+    for split, (pairs, sentence_ids) in averaged.splits.items():
+        write_split_report(directory, split, pairs, sentence_ids, averaged.decision,
+                           list(averaged.decision.thresholds), averaged.scores[split])
 
 
 def flat(found: dict) -> dict:
@@ -136,7 +149,7 @@ def summary_rows(chosen, metrics, found) -> list[list[str]]:
     rows.append(["mean ± sd", *(f"{summary[c]['mean']:.3f} ± {summary[c]['sd']:.3f}"
                                 if c in summary else "-" for c in columns)])
     pooled = found["headline"]
-    rows.append(["95% (seeds/folds x posts)", *(
+    rows.append(["95% pooled", *(
         f"[{pooled[n]['low']:.3f}, {pooled[n]['high']:.3f}]"
         if s == "test" and n in pooled else "-" for c in columns
         for s, n in [c.split("_tuned/")])])
