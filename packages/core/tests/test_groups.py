@@ -154,3 +154,12 @@ def test_members_are_one_per_seed_and_fold_on_one_split(tmp_path):
     assert not is_group(single) and is_group(single, 2) and is_group(experiment)
     with pytest.raises(UserError, match="--seeds 3 from seed 4294967294"):
         members(make_tiny_experiment(tmp_path, "seed=4294967294"), 3)
+
+
+def test_one_run_of_a_cross_validated_experiment_is_refused_without_its_fold(tmp_path):
+    from cm.testing import make_tiny_experiment
+    from cm.train.engine import run_experiment
+
+    with pytest.raises(UserError, match=r"data.folds = 3 trains one model per fold"):
+        run_experiment(make_tiny_experiment(tmp_path, "data.folds=3"))
+    assert not (tmp_path / "demo").exists()  # refused before a run folder

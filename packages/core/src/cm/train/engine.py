@@ -16,6 +16,7 @@ import torch
 from cm.cachedir import cache_root
 from cm.data.prepare import SPLITS, prepare
 from cm.data.splits import class_balance
+from cm.errors import UserError
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import save_checkpoint
 from cm.progress import Progress
@@ -33,6 +34,11 @@ def run_experiment(experiment, *, registry=None, dry=False, console=None,
     """Train and evaluate ``experiment``; returns the finished Run (metrics, artifacts).
     ``listeners``: objects with lifecycle hooks (``cm.hookspecs``) that hear this run only;
     ``parent``, ``label``: the group run this one is a member of (``cm.train.group``)."""
+    if experiment.data.folds is not None and experiment.data.fold is None:
+        raise UserError(f"$.data.folds = {experiment.data.folds} trains one model per fold: "
+                        "run it with `cm run` (a group), or train one fold with "
+                        "--set data.fold=<1..K>")
+
     def body(run, registry, console, hooks):
         train_and_evaluate(run, registry, console, hooks, dry)
 
