@@ -80,6 +80,12 @@ def test_seed_runs_differ_in_seed_only_and_score_the_same_posts(seeds_group):
     for split in ("val", "test"):
         assert posts_of(seeds_group / "seed-13", split) == posts_of(seeds_group / "seed-14", split)
     assert metrics(seeds_group / "seed-13") != metrics(seeds_group / "seed-14")
+    # one tokenizer for both, so both read the same encoded cache entries (keyed by the
+    # tokenizer and the texts)
+    tokenizers = [{p.name: p.read_bytes() for p in (seeds_group / m / "checkpoint" /
+                                                    "tokenizer").iterdir()}
+                  for m in ("seed-13", "seed-14")]
+    assert tokenizers[0] == tokenizers[1]
 
 
 def test_fold_runs_validate_on_their_fold_and_share_the_test_posts(folds_group):
