@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from cm.errors import UserError
 from cm.evaluate.bootstrap import intervals, pooled_intervals
-from cm.evaluate.compare import read_predictions, scored_pairs
+from cm.evaluate.compare import compare, read_predictions, scored_pairs
 from cm.evaluate.decisions import statistic
-from cm.evaluate.groups import AGGREGATE, compare_groups, ensemble, summarize
+from cm.evaluate.groups import AGGREGATE, ensemble, member_dirs, summarize
 from cm.evaluate.report import PREDICTION_COLUMNS
 
 CRITERIA = ("A.1", "A.2", "A.3")
@@ -120,11 +120,11 @@ def test_group_compare_pairs_members_and_pools_the_differences(tmp_path):
                                            for i in range(2)})
     bad = write_group(tmp_path / "bad", {f"seed-{i}": {"test": (labels, noisy[i])}
                                          for i in range(2)})
-    rows = compare_groups(good, bad, seed=0, resamples=200)
+    rows = compare(member_dirs(good), member_dirs(bad), seed=0, resamples=200)
     head = rows["post_macro_f1"]
     assert head["a"] == 1.0 and head["difference"] == pytest.approx(1.0 - head["b"])
     assert 0 < head["low"] <= head["difference"] <= head["high"] and head["excludes_zero"]
-    same = compare_groups(good, good, seed=0, resamples=200)["post_macro_f1"]
+    same = compare(member_dirs(good), member_dirs(good), seed=0, resamples=200)["post_macro_f1"]
     assert same["difference"] == same["low"] == same["high"] == 0.0
     assert not same["excludes_zero"]
 
@@ -134,10 +134,10 @@ def test_group_compare_refuses_groups_of_different_sizes(tmp_path):
     one = write_group(tmp_path / "one", {"seed-1": {"test": (labels, labels)}})
     two = write_group(tmp_path / "two", {f"seed-{i}": {"test": (labels, labels)}
                                          for i in range(2)})
-    with pytest.raises(UserError, match="1 runs and .* 2"):
-        compare_groups(one, two)
+    with pytest.raises(UserError, match="A holds 1 runs and B 2"):
+        compare(member_dirs(one), member_dirs(two))
     with pytest.raises(UserError, match="no aggregate.json"):
-        compare_groups(one, tmp_path)
+        member_dirs(tmp_path)
 
 
 def test_members_are_one_per_seed_and_fold_on_one_split(tmp_path):

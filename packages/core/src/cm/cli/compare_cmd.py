@@ -25,15 +25,15 @@ def compare(run_a, run_b, resamples, seed, as_json):
     from cm.errors import UserError
     from cm.evaluate.compare import compare as run_compare
     from cm.evaluate.compare import ordered
-    from cm.evaluate.groups import compare_groups, is_group
+    from cm.evaluate.groups import is_group, member_dirs
 
     groups = [is_group(Path(run)) for run in (run_a, run_b)]
     if groups[0] != groups[1]:
         raise UserError(f"{(run_a, run_b)[groups.index(True)]} is a group of runs and the "
                         "other a single run: compare two groups, or two runs (a member's "
                         "folder inside the group)")
-    how = compare_groups if groups[0] else run_compare
-    result = how(Path(run_a), Path(run_b), seed=seed, resamples=resamples)
+    runs = [member_dirs(Path(run)) if groups[0] else [Path(run)] for run in (run_a, run_b)]
+    result = run_compare(*runs, seed=seed, resamples=resamples)
     if as_json:
         click.echo(json.dumps({name: result[name] for name in ordered(result)}, indent=2))
         return

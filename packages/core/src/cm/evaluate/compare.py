@@ -1,7 +1,7 @@
 """``cm compare``: two runs' test decisions, the paired-bootstrap difference of each headline
 score with its 95% interval. Both runs must have scored the same test pairs (same posts,
 criteria, sentences and labels); anything else would compare different questions. Two
-groups of runs (seeds, folds: ``cm.evaluate.groups``) compare member by member."""
+groups of runs (seeds, folds: ``cm.evaluate.groups``) compare run by run, in order."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import attrs
 import numpy as np
 
 from cm.errors import UserError
-from cm.evaluate.bootstrap import RESAMPLES, paired_differences
+from cm.evaluate.bootstrap import RESAMPLES, difference, pooled_intervals
 from cm.evaluate.decisions import Pairs, statistic
 from cm.evaluate.report import PREDICTION_COLUMNS
 
@@ -76,20 +76,29 @@ def decisions_of(predictions: dict) -> list[int]:
     return [predictions[key].decision for key in sorted(predictions)]
 
 
-def compare(run_a: Path, run_b: Path, *, seed: int = 0, resamples: int = RESAMPLES) -> dict:
-    """name -> {a, b, difference (a - b), low, high, excludes_zero} over the same resampled
-    test posts."""
-    a, b = read_predictions(run_a), read_predictions(run_b)
-    pairs = scored_pairs({str(run_a): a, str(run_b): b})
-    stat_a = statistic(pairs, decisions_of(a))
-    stat_b = statistic(pairs, decisions_of(b))
+def compare(runs_a: list[Path], runs_b: list[Path], *, seed: int = 0,
+            resamples: int = RESAMPLES) -> dict:
+    """name -> {a, b (the runs' mean scores), difference (the mean of the paired differences
+    a_i - b_i), low, high, excludes_zero}: the i-th run of A against the i-th of B (one run
+    each, or a group's seeds / folds in order), all scored on the same resampled test
+    posts, the 95% interval pooled over the pairs and the resamples."""
+    if len(runs_a) != len(runs_b):
+        raise UserError(f"A holds {len(runs_a)} runs and B {len(runs_b)}: compare groups "
+                        "with as many seeds and folds (--seeds, data.folds)")
+    runs = {f"{side} {d}": read_predictions(d)
+            for side, dirs in (("A", runs_a), ("B", runs_b)) for d in dirs}
+    pairs = scored_pairs(runs)
+    made = [statistic(pairs, decisions_of(p)) for p in runs.values()]
+    made_a, made_b = made[:len(runs_a)], made[len(runs_a):]
     n_posts = len(set(pairs.post_ids))
-    differences = paired_differences(stat_a, stat_b, n_posts, seed, resamples)
+    found = pooled_intervals([difference(a, b) for a, b in zip(made_a, made_b, strict=True)],
+                             n_posts, seed, resamples)
     ones = np.ones((1, n_posts))
-    point_a, point_b = stat_a(ones), stat_b(ones)
-    return {name: {"a": float(point_a[name][0]), "b": float(point_b[name][0]), **row,
-                   "excludes_zero": excludes_zero(row)}
-            for name, row in differences.items()}
+    means = [{name: float(np.mean([m(ones)[name][0] for m in side])) for name in found}
+             for side in (made_a, made_b)]
+    return {name: {"a": means[0][name], "b": means[1][name], "difference": row["mean"],
+                   "low": row["low"], "high": row["high"], "excludes_zero": excludes_zero(row)}
+            for name, row in found.items()}
 
 
 def excludes_zero(row: dict) -> bool:

@@ -8,8 +8,7 @@
   together (so it covers the seed / fold spread and the test sample's);
 - the ensemble: the members' calibrated probabilities averaged, scored like a run (per
   criterion thresholds tuned on val, see ``ensemble``), with a run's reports;
-- ``compare_groups``: two groups' members paired in order, the pooled interval of their
-  paired differences.
+- (``cm.evaluate.compare`` compares two groups: their runs paired in order.)
 
 A group folder holds ``aggregate.json`` listing its members' run folders, in order."""
 
@@ -26,7 +25,7 @@ import numpy as np
 from cm.errors import UserError
 from cm.evaluate import decisions
 from cm.evaluate.bootstrap import RESAMPLES, pooled_intervals
-from cm.evaluate.compare import decisions_of, excludes_zero, read_predictions, scored_pairs
+from cm.evaluate.compare import decisions_of, read_predictions, scored_pairs
 from cm.evaluate.decisions import Decision, Pairs, statistic
 from cm.evaluate.metrics import natural_sorted
 
@@ -115,40 +114,3 @@ def member_dirs(group_dir: Path) -> list[Path]:
 
 def is_group(path: Path) -> bool:
     return (Path(path) / AGGREGATE).is_file()
-
-
-def compare_groups(group_a: Path, group_b: Path, *, seed: int = 0,
-                   resamples: int = RESAMPLES) -> dict:
-    """name -> {a, b (the members' mean scores), difference (mean of the paired
-    differences), low, high, excludes_zero}: the i-th member of A against the i-th of B
-    (same seed offset or fold), all scored on the same resampled test posts, the interval
-    pooled over the pairs."""
-    dirs_a, dirs_b = member_dirs(group_a), member_dirs(group_b)
-    if len(dirs_a) != len(dirs_b):
-        raise UserError(f"{group_a} has {len(dirs_a)} runs and {group_b} {len(dirs_b)}: "
-                        "compare groups with as many seeds and folds (--seeds, data.folds)")
-    runs = {f"{side} {d}": read_predictions(d) for side, dirs in (("A", dirs_a), ("B", dirs_b))
-            for d in dirs}
-    pairs = scored_pairs(runs)
-    made = [statistic(pairs, decisions_of(p)) for p in runs.values()]
-    members_a, members_b = made[:len(dirs_a)], made[len(dirs_a):]
-    n_posts = len(set(pairs.post_ids))
-    found = pooled_intervals([difference(a, b) for a, b in zip(members_a, members_b,
-                                                                 strict=True)],
-                             n_posts, seed, resamples)
-    ones = np.ones((1, n_posts))
-    means = [{name: float(np.mean([m(ones)[name][0] for m in side])) for name in found}
-             for side in (members_a, members_b)]
-    return {name: {"a": means[0][name], "b": means[1][name], "difference": row["mean"],
-                   "low": row["low"], "high": row["high"], "excludes_zero": excludes_zero(row)}
-            for name, row in found.items()}
-
-
-def difference(a, b):
-    """The statistic a - b (both on the same weights)."""
-    def scored(weights):
-        scores_a, scores_b = a(weights), b(weights)
-        return {name: scores_a[name] - scores_b[name] for name in scores_a}
-
-    return scored
-
