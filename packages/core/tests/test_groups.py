@@ -163,3 +163,18 @@ def test_one_run_of_a_cross_validated_experiment_is_refused_without_its_fold(tmp
     with pytest.raises(UserError, match=r"data.folds = 3 trains one model per fold"):
         run_experiment(make_tiny_experiment(tmp_path, "data.folds=3"))
     assert not (tmp_path / "demo").exists()  # refused before a run folder
+
+
+def test_bad_group_requests_are_refused_with_the_fix(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cm.cli.main import cli
+    from cm.testing import DEMO_EXPERIMENT, make_tiny_experiment
+    from cm.train.group import run_group
+
+    result = CliRunner().invoke(cli, ["run", str(DEMO_EXPERIMENT), "--seeds", "0"])
+    assert result.exit_code == 2 and "'--seeds': 0 is not in the range x>=1" in result.output
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UserError, match="cannot run under torchrun"):
+        run_group(make_tiny_experiment(tmp_path), 2)
+    assert not (tmp_path / "demo").exists()
