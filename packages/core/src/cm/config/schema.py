@@ -83,6 +83,11 @@ class DataConfig:
         [ge(2), le(100)]))
     fold: int | None = field(default=None, validator=attrs.validators.optional(ge(1)))
 
+    @property
+    def all_folds(self) -> bool:
+        """``folds`` without ``fold``: one run per fold (``cm run`` makes them a group)."""
+        return self.folds is not None and self.fold is None
+
     def check(self):
         """Cross-field rules: (field, message) pairs."""
         if self.stride >= self.max_length:

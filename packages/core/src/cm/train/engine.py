@@ -35,7 +35,7 @@ def run_experiment(experiment, *, registry=None, dry=False, console=None,
     """Train and evaluate ``experiment``; returns the finished Run (metrics, artifacts).
     ``listeners``: objects with lifecycle hooks (``cm.hookspecs``) that hear this run only;
     ``parent``, ``label``: the group run this one is a member of (``cm.train.group``)."""
-    if experiment.data.folds is not None and experiment.data.fold is None:
+    if experiment.data.all_folds:
         raise UserError(f"$.data.folds = {experiment.data.folds} trains one model per fold: "
                         "run it with `cm run` (a group), or train one fold with "
                         "--set data.fold=<1..K>")

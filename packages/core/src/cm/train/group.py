@@ -45,7 +45,7 @@ def members(experiment, seeds: int = 1) -> list[Member]:
         raise UserError(f"--seeds {seeds} from seed {experiment.seed} passes {MAX_SEED}; "
                         "use a smaller seed")
     split_seed = experiment.seed if data.split_seed is None else data.split_seed
-    folds = range(1, data.folds + 1) if data.folds and data.fold is None else [data.fold]
+    folds = range(1, data.folds + 1) if data.all_folds else [data.fold]
     chosen = []
     for seed in range(experiment.seed, experiment.seed + seeds):
         for fold in folds:
@@ -58,7 +58,7 @@ def members(experiment, seeds: int = 1) -> list[Member]:
 
 
 def is_group(experiment, seeds: int = 1) -> bool:
-    return seeds > 1 or (experiment.data.folds is not None and experiment.data.fold is None)
+    return seeds > 1 or experiment.data.all_folds
 
 
 def run_group(experiment, seeds: int = 1, *, registry=None, console=None) -> Run:
@@ -70,7 +70,7 @@ def run_group(experiment, seeds: int = 1, *, registry=None, console=None) -> Run
 
     def body(group, registry, console, hooks):
         artifacts = {}
-        if experiment.data.folds and experiment.data.fold is None:
+        if experiment.data.all_folds:
             artifacts["folds"] = write_folds(group, chosen[0].experiment, registry)
         for i, member in enumerate(chosen, start=1):
             console.rule(f"{member.label} ({i}/{len(chosen)})")
