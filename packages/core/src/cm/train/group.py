@@ -63,7 +63,7 @@ def is_group(experiment, seeds: int = 1) -> bool:
 
 def run_group(experiment, seeds: int = 1, *, registry=None, console=None) -> Run:
     """Run every member of the group, then aggregate; returns the group's Run."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if "RANK" in os.environ:  # launched by torchrun (as cm.distributed.start tells)
         raise UserError("a group (--seeds, data.folds) cannot run under torchrun; run each "
                         "member alone: --set data.fold=<k> / --set seed=<s>")
     chosen = members(experiment, seeds)
