@@ -34,11 +34,14 @@ def run_experiment(experiment, *, registry=None, dry=False, console=None,
                    listeners=(), parent=None, label=None) -> Run:
     """Train and evaluate ``experiment``; returns the finished Run (metrics, artifacts).
     ``listeners``: objects with lifecycle hooks (``cm.hookspecs``) that hear this run only;
-    ``parent``, ``label``: the group run this one is a member of (``cm.train.group``)."""
+    ``parent``, ``label``: the group run this one is a member of (``cm.train.group``).
+    A dry run records nothing in the trackers: no tracking run is created for it."""
     if experiment.data.all_folds:
         raise UserError(f"$.data.folds = {experiment.data.folds} trains one model per fold: "
                         "run it with `cm run` (a group), or train one fold with "
                         "--set data.fold=<1..K>")
+    if dry:
+        experiment = attrs.evolve(experiment, tracking={})
 
     def body(run, registry, console, hooks):
         train_and_evaluate(run, registry, console, hooks, dry)
