@@ -40,12 +40,13 @@ def compare(run_a, run_b, resamples, seed, as_json):
     if as_json:
         click.echo(json.dumps({name: result[name] for name in ordered(result)}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    paired = "runs paired in order, " if groups[0] else ""
-    table = Table(title=f"test: A = {run_a}, B = {run_b} ({paired}{resamples} paired "
-                        "resamples)")
+    from cm import terminal
+
+    paired = ", runs paired in order" if groups[0] else ""
+    table = Table(title=f"test, A - B ({resamples} paired resamples{paired})",
+                  title_justify="left")
     for column in ("metric", "A", "B", "A - B", "95% interval", "excludes 0"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for name in ordered(result):
@@ -53,4 +54,6 @@ def compare(run_a, run_b, resamples, seed, as_json):
         table.add_row(name, f"{row['a']:.4f}", f"{row['b']:.4f}", f"{row['difference']:+.4f}",
                       f"[{row['low']:+.4f}, {row['high']:+.4f}]",
                       "yes" if row["excludes_zero"] else "no")
-    Console().print(table)
+    console = terminal.console()
+    console.print(f"A = {run_a}\nB = {run_b}", soft_wrap=True, markup=False, highlight=False)
+    console.print(table)
