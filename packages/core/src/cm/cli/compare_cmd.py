@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from cm import limits
+from cm.cli.run_source import fetch, scratch, tracking_uri_option
 
 
 @click.command()
@@ -16,12 +17,13 @@ from cm import limits
               help="Bootstrap resamples of the test posts (at most 10,000: cm.limits).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def compare(run_a, run_b, resamples, seed, as_json):
+@tracking_uri_option
+def compare(run_a, run_b, resamples, seed, as_json, tracking_uri):
     """Paired-bootstrap difference RUN_A - RUN_B of each headline test score (9-criterion
     macro-F1 first) with its 95% interval, resampling the same test posts for both.
 
-    RUN_A and RUN_B are run directories (outputs/<name>/<timestamp>); with cm-tracking
-    installed, MLflow run ids too. Or two group folders (cm run --seeds N, data.folds = K):
+    RUN_A and RUN_B are run directories (outputs/<name>/<timestamp>), or ids of tracked runs
+    (cm-tracking: MLflow run ids); or two group folders (cm run --seeds N, data.folds = K):
     their runs paired in order, the mean paired difference with an interval pooled over
     the pairs and the resampled posts. Runs whose test pairs differ are refused (exit 2).
     """
@@ -35,8 +37,12 @@ def compare(run_a, run_b, resamples, seed, as_json):
         raise UserError(f"{(run_a, run_b)[groups.index(True)]} is a group of runs and the "
                         "other a single run: compare two groups, or two runs (a member's "
                         "folder inside the group)")
-    runs = [member_dirs(Path(run)) if groups[0] else [Path(run)] for run in (run_a, run_b)]
-    result = run_compare(*runs, seed=seed, resamples=resamples)
+    with scratch() as into:
+        runs = [member_dirs(Path(run)) if group else
+                [Path(run) if Path(run).is_dir() else
+                 fetch(run, "predictions", tracking_uri, into / name)]
+                for name, run, group in zip("ab", (run_a, run_b), groups, strict=True)]
+        result = run_compare(*runs, seed=seed, resamples=resamples)
     if as_json:
         click.echo(json.dumps({name: result[name] for name in ordered(result)}, indent=2))
         return

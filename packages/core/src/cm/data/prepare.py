@@ -34,8 +34,7 @@ class Prepared:
 def prepare(experiment, registry) -> Prepared:
     """Load the dataset (``registry``'s dataset plugin), build pairs at the configured level
     and split posts (seeded)."""
-    spec = experiment.data.dataset
-    corpus = registry.get("dataset", spec.name).build(spec.options)
+    corpus = registry.build(experiment.data.dataset)
     pairs, skipped = build_pairs(corpus, experiment.data.level)
     split_of = post_splits(experiment.data, corpus, experiment.seed)
     prepared = Prepared(corpus, tuple(pairs), split_of, {**corpus.skipped, **skipped})

@@ -19,7 +19,6 @@ import os
 import attrs
 
 from cm.data.pairs import label_matrix
-from cm.data.prepare import prepare
 from cm.data.splits import fold_posts
 from cm.errors import UserError
 from cm.evaluate.groups import AGGREGATE, ensemble, headline, summarize
@@ -71,7 +70,7 @@ def run_group(experiment, seeds: int = 1, *, registry=None, console=None) -> Run
     def body(group, registry, console, hooks):
         artifacts = {}
         if experiment.data.all_folds:
-            artifacts["folds"] = write_folds(group, chosen[0].experiment, registry)
+            artifacts["folds"] = write_folds(group, chosen[0].experiment)
         for i, member in enumerate(chosen, start=1):
             console.rule(f"{member.label} ({i}/{len(chosen)})")
             run_experiment(member.experiment, registry=registry, console=console,
@@ -82,15 +81,14 @@ def run_group(experiment, seeds: int = 1, *, registry=None, console=None) -> Run
     return tracked_run(experiment, body, registry=registry, console=console)
 
 
-def write_folds(group, member, registry):
-    """``folds.csv``: each post's fold (1 .. K) or ``test``; read off the first member's
-    data, so a bad dataset fails before any training."""
-    prepared = prepare(member, registry)
-    fold_of = fold_posts(prepared.split_of, label_matrix(prepared.corpus), member.data.folds,
-                         member.data.split_seed)
+def write_folds(group, member):
+    """``folds.csv``: each post's fold (1 .. K) or ``test``, from the group's data (its
+    train+val posts are the members')."""
+    fold_of = fold_posts(group.prepared.split_of, label_matrix(group.prepared.corpus),
+                         member.data.folds, member.data.split_seed)
     path = group.directory / "folds.csv"
     path.write_text("post_id,fold\n" + "".join(
-        f"{pid},{fold_of.get(pid, 'test')}\n" for pid in sorted(prepared.split_of)))
+        f"{pid},{fold_of.get(pid, 'test')}\n" for pid in sorted(group.prepared.split_of)))
     return path
 
 
@@ -109,7 +107,7 @@ def conclude(group, chosen, console) -> dict:
              "ensemble": averaged.scores}
     (group.directory / AGGREGATE).write_text(json.dumps(found, indent=2))
     write_ensemble(group.directory / "ensemble", averaged)
-    group.metrics.update(flat(found))
+    group.record(metrics=flat(found))
     table = summary_rows(chosen, metrics, found)
     (group.directory / "summary.md").write_text(markdown(table))
     console.print(rich_table(table, f"{len(chosen)} runs -> {group.directory}"))
