@@ -9,14 +9,17 @@ from cm.cli.run_source import fetch, scratch, tracking_uri_option
 
 
 @click.command()
-@experiment_argument
+@experiment_argument(required=False)
 @click.option("--dry-run", is_flag=True,
               help="Stop after the one-batch dry run (tokenization, shapes, devices, loss); "
                    "of a group, its first run's.")
 @click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
               help="Repeat over N seeds (seed, seed+1, ...; the split stays the seed's): a "
                    "group of runs with their aggregate and ensemble.")
-def run(experiment_file, overrides, dry_run, seeds):
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the stopped run in this folder from its last saved state, with "
+                   "its own config (FILE and --set may only change train.save_every_steps).")
+def run(experiment_file, overrides, dry_run, seeds, resume_dir):
     """Train and evaluate one model described by EXPERIMENT_FILE; with --seeds N or
     data.folds = K, a group of them (one per seed and fold).
 
@@ -27,13 +30,26 @@ def run(experiment_file, overrides, dry_run, seeds):
     from cm.train.engine import run_experiment
     from cm.train.group import is_group, members, run_group
 
-    experiment = load(experiment_file, overrides)
+    resume = None
+    if resume_dir is not None:
+        if dry_run or seeds > 1:
+            raise click.UsageError("--resume continues one run: not with --dry-run or --seeds "
+                                   "(resume a group's runs one by one, by their folders)")
+        from cm.registry import get_registry
+        from cm.train.resume import open_resume
+
+        experiment, resume = open_resume(resume_dir, experiment_file, overrides,
+                                         get_registry())
+    elif experiment_file is None:
+        raise click.UsageError("give the EXPERIMENT_FILE to run, or --resume RUN_DIR")
+    else:
+        experiment = load(experiment_file, overrides)
     if dry_run:
         result = run_experiment(members(experiment, seeds)[0].experiment, dry=True)
-    elif is_group(experiment, seeds):
+    elif resume is None and is_group(experiment, seeds):
         result = run_group(experiment, seeds)
     else:
-        result = run_experiment(experiment)
+        result = run_experiment(experiment, resume=resume)
     click.echo(f"{'dry run' if dry_run else 'run'} {result.status.lower()}: {result.directory}")
 
 

@@ -96,37 +96,42 @@ def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
     return manager.hook
 
 
-def tracked_run(experiment, body, *, registry=None, console=None, listeners=(), parent=None,
-                label=None) -> Run:
+def tracked_run(experiment, body, *, registry=None, console=None, listeners=(),
+                directory=None, links=None, parent=None, label=None) -> Run:
     """Set the run up, then ``body(run, registry, console, hooks)`` between run_started and
-    run_finished; ``hooks`` calls this run's listeners (see the module's docstring). A
-    member of a group run ``parent`` gets the folder ``<parent's folder>/<label>``."""
+    run_finished; ``hooks`` calls this run's listeners (see the module's docstring).
+    ``directory`` and ``links``: a stopped run's folder (its config.toml kept) and the ids its
+    trackers published, for a resumed run (trackers reopen their runs). A new member of a
+    group run ``parent`` gets the folder ``<parent's folder>/<label>``."""
     registry = registry or get_registry()
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
     try:  # whatever fails from here on, this process leaves the torchrun group
         checked = preflight(experiment, registry, trackers=world.main)
         console = (console or terminal.console()) if world.main else Console(quiet=True)
-        run, hooks = open_run(experiment, checked, registry, world, device, listeners, parent,
-                              label)
+        run, hooks = open_run(experiment, checked, registry, world, device, listeners,
+                              directory, links, parent, label)
         live(run, hooks, lambda: body(run, registry, console, hooks))
     finally:
         stop(world)
     return run
 
 
-def open_run(experiment, checked, registry, world, device, listeners, parent=None,
-             label=None):
-    """The run, on the data the checks loaded, and its directory (rank 0 writes
-    ``config.toml``; a member of a group gets ``<parent's folder>/<label>``), and the hooks
-    of the run's listeners (the checks built the trackers, on rank 0 alone)."""
-    if parent is not None:
+def open_run(experiment, checked, registry, world, device, listeners, directory=None,
+             links=None, parent=None, label=None):
+    """The run, on the data the checks loaded, and its directory, a new one unless given
+    (a group's member: ``<parent's folder>/<label>``; rank 0 writes a new one's
+    ``config.toml``), and the hooks of the run's listeners (the checks built the trackers,
+    on rank 0 alone)."""
+    fresh = directory is None
+    if fresh and parent is not None:
         directory = parent.directory / label
         directory.mkdir()
-    else:
+    elif fresh:
         directory = broadcast(run_directory(experiment) if world.main else None, world)
-    run = Run(experiment, directory, device, checked.prepared, world=world, parent=parent)
-    if world.main:  # rank 0 alone writes files
+    run = Run(experiment, directory, device, checked.prepared, world=world,
+              links=dict(links or {}), parent=parent)
+    if world.main and fresh:  # rank 0 alone writes files
         (run.directory / "config.toml").write_text(dumps(experiment))
     # trackers last: called first, so a listener that stops the run (a pruner) does so
     # after the event was logged
