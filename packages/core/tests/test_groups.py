@@ -174,6 +174,8 @@ def test_bad_group_requests_are_refused_with_the_fix(tmp_path, monkeypatch):
 
     result = CliRunner().invoke(cli, ["run", str(DEMO_EXPERIMENT), "--seeds", "0"])
     assert result.exit_code == 2 and "'--seeds': 0 is not in the range x>=1" in result.output
+    both = CliRunner().invoke(cli, ["run", "--resume", str(tmp_path), "--seeds", "2"])
+    assert both.exit_code == 2 and "not with --dry-run or --seeds" in both.output
     monkeypatch.setenv("RANK", "0")  # torchrun, any world size
     with pytest.raises(UserError, match="cannot run under torchrun"):
         run_group(make_tiny_experiment(tmp_path), 2)
