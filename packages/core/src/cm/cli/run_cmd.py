@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from cm.cli.params import experiment_argument, load
+from cm.cli.params import experiment_argument
+from cm.cli.plugin_checks import load_checked
 from cm.cli.run_source import fetch, scratch, tracking_uri_option
 
 
@@ -43,7 +44,7 @@ def run(experiment_file, overrides, dry_run, seeds, resume_dir):
     elif experiment_file is None:
         raise click.UsageError("give the EXPERIMENT_FILE to run, or --resume RUN_DIR")
     else:
-        experiment = load(experiment_file, overrides)
+        experiment = load_checked(experiment_file, overrides)
     if dry_run:
         result = run_experiment(members(experiment, seeds)[0].experiment, dry=True)
     elif resume is None and is_group(experiment, seeds):
