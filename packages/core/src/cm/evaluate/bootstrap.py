@@ -89,7 +89,7 @@ def resample_weights(n_posts: int, seed: int, resamples: int = RESAMPLES) -> np.
     return np.bincount(drawn.ravel(), minlength=resamples * n_posts).reshape(resamples, n_posts)
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def interval(values: np.ndarray, level: float) -> tuple[float, float]:
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
@@ -101,7 +101,7 @@ def intervals(statistic: Statistic, n_posts: int, seed: int, resamples: int = RE
     point = statistic(np.ones((1, n_posts)))
     drawn = statistic(resample_weights(n_posts, seed, resamples))
     return {name: {"value": float(point[name][0]),
-                   **dict(zip(("low", "high"), _interval(drawn[name], level), strict=True))}
+                   **dict(zip(("low", "high"), interval(drawn[name], level), strict=True))}
             for name in point}
 
 
@@ -126,6 +126,6 @@ def pooled_intervals(statistics: Sequence[Statistic], n_posts: int, seed: int,
     drawn = [statistic(weights) for statistic in statistics]
     return {name: {"mean": float(np.mean([point[name][0] for point in points])),
                    **dict(zip(("low", "high"),
-                              _interval(np.concatenate([d[name] for d in drawn]), level),
+                              interval(np.concatenate([d[name] for d in drawn]), level),
                               strict=True))}
             for name in points[0]}
