@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A module belongs to the layer of its longest matching name prefix.
 LAYERS = [
     ("base", ["cm", "cm.errors", "cm.textfile", "cm.cachedir", "cm.progress", "cm.terminal",
-              "cm.lineage", "cm.hookspecs", "cm.distributed", "cm.environment"]),
+              "cm.lineage", "cm.hookspecs", "cm.distributed", "cm.environment",
+              "cm.signals", "cm.secrets"]),
     ("data", ["cm.data"]),
     ("evaluate", ["cm.evaluate"]),
     ("config", ["cm.config"]),

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cm.cli.main import cli
 from cm.registry import get_registry
@@ -193,6 +195,83 @@ def test_tracking_store(case, tmp_path):
     assert not (tmp_path / "out").exists()  # nothing was started
 
 
+@pytest.mark.parametrize("case", ["replay-missing-store", "compare-missing-dir",
+                                  "missing-sqlite-folder", "malformed-uri", "output-in-proc"])
+def test_lookups_and_paths_create_nothing(case, tmp_path, monkeypatch):
+    """A lookup never makes a store; a missing folder is refused, never made; a bad URI or
+    output_dir is exit 2 naming it."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "nonexistent" / "dir"
+    args = {"replay-missing-store": ["replay", "--run-id", "0123",
+                                     "--tracking-uri", "sqlite:///nothere.db"],
+            "compare-missing-dir": ["compare", "RUN", "missing_dir"],
+            "missing-sqlite-folder": ["run", DEMO, "--dry-run", *sets(
+                f'output_dir="{tmp_path}/out"',
+                f'tracking.mlflow.tracking_uri="sqlite:///{folder}/m.db"')],
+            "malformed-uri": ["run", DEMO, "--dry-run", *sets(
+                f'output_dir="{tmp_path}/out"',
+                'tracking.mlflow.tracking_uri="http://[::1"')],
+            "output-in-proc": ["run", DEMO, "--dry-run", *sets('output_dir="/proc/x"')]}[case]
+    fragments = {"replay-missing-store": ["no tracking store at 'sqlite:///nothere.db'",
+                                          "--tracking-uri"],
+                 "compare-missing-dir": ["'RUN': no such run directory"],
+                 "missing-sqlite-folder": [f"the folder {folder}, which does not exist",
+                                           f"mkdir -p {folder}"],
+                 "malformed-uri": ["tracking URI 'http://[::1' is malformed", "tracking_uri"],
+                 "output-in-proc": ["output_dir /proc/x", "no folder can be made"]}[case]
+    assert_clean(invoke(*args), 2, *fragments)
+    assert list(tmp_path.iterdir()) == []  # no store, folder, output or crash report
+
+
+def test_a_password_in_a_uri_is_never_printed(tmp_path):
+    uri = "postgresql+psycopg://cm:s3cret@db.example:5432/cm"
+    result = invoke("config", "show", DEMO, *sets(f'tracking.mlflow.tracking_uri="{uri}"'))
+    output = assert_clean(result, 0, 'tracking_uri = "postgresql+psycopg://cm:***@db.example')
+    assert "s3cret" not in output
+
+
+def test_a_uri_with_credentials_is_checked_at_its_real_host():
+    """The health check goes to host:port with the credentials as basic auth (it once
+    looked up "user:secret@host" as a host name and refused every such URI)."""
+    import base64
+    import http.server
+    import threading
+
+    from cm_tracking.store import check_server
+
+    seen = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        check_server(f"http://cm:s%40cret@127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert seen == [("/health", "Basic " + base64.b64encode(b"cm:s@cret").decode())]
+
+
+def test_output_to_a_closed_pipe_ends_quietly(tmp_path):
+    """`cm predict ... | head -2`: the boundary (every command) ends quietly with exit 0."""
+    script = ("from cm.cli.boundary import guard\n"
+              "guard(lambda: [print('row,' * 20) for _ in range(100_000)])\n")
+    result = subprocess.run(f"{sys.executable} -c \"{script}\" | head -2; "
+                            "echo ${PIPESTATUS[0]} >&2", shell=True, executable="/bin/bash",
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                            env={**os.environ, "CM_CRASH_DIR": str(tmp_path / "crashes")})
+    assert result.stdout.splitlines() == ["row," * 20] * 2
+    assert result.stderr.strip() == "0", result.stderr
+    assert not (tmp_path / "crashes").exists()
+
+
 # --- concurrent first use and interrupted store creation ----------------------------------
 
 def cm_process(*args, cwd, **kwargs):
@@ -225,10 +304,39 @@ def test_two_runs_started_together_share_a_new_sqlite_store(tmp_path):
     assert not list(tmp_path.glob(".mlflow.db.*"))
 
 
+WORKER = """
+import sys, time, types
+import optuna
+from cm_tracking.sweep_study import open_storage
+
+ready, count = sys.argv[2], int(sys.argv[3])
+open(f"{ready}.{sys.argv[4]}", "w").close()
+while len(__import__("glob").glob(f"{ready}.*")) < count:  # start together
+    time.sleep(0.01)
+storage = open_storage(sys.argv[1], types.SimpleNamespace(heartbeat_s=60), None)
+optuna.create_study(storage=storage, study_name="s", load_if_exists=True)
+"""
+
+
+def test_workers_creating_one_sqlite_study_storage_together_both_run(tmp_path):
+    """`cm sweep --storage sqlite:///new.db --study-name s` started twice at once: the
+    storage's tables are made in a private file linked into place, never raced."""
+    url = f"sqlite:///{tmp_path}/new.db"
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(tmp_path / "ready"),
+                                 "3", str(i)], stderr=subprocess.PIPE, text=True)
+               for i in range(3)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err
+    import optuna
+
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["s"]
+    assert not list(tmp_path.glob(".new.db.*"))
+
+
 def test_ctrl_c_while_the_store_is_created_leaves_no_half_made_store(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    args = ["replay", "--run-id", "0123", "--tracking-uri", uri]  # opens the store first
-    process = cm_process(*args, cwd=tmp_path)
+    process = cm_process("run", *tracked_demo(tmp_path, uri), cwd=tmp_path)  # makes it first
     wait_for(process, lambda: list(tmp_path.glob(".mlflow.db.*.creating")))
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
@@ -236,9 +344,11 @@ def test_ctrl_c_while_the_store_is_created_leaves_no_half_made_store(tmp_path):
     assert "Traceback" not in err and "interrupted" in err
     assert not (tmp_path / "mlflow.db").exists()
     assert not list(tmp_path.glob(".mlflow.db.*"))
-    again = subprocess.run([CM, *map(str, args)], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=300)
-    assert_clean(again, 2, "no MLflow run '0123'")  # the store opened; the run is not there
+    again = subprocess.run([sys.executable, "-c", "import sys; from cm_tracking.store import "
+                            "check_store; check_store(sys.argv[1])", uri], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr  # made whole this time
+    assert (tmp_path / "mlflow.db").exists() and not list(tmp_path.glob(".mlflow.db.*"))
 
 
 def test_a_half_migrated_store_is_named_with_the_fix(tmp_path):
@@ -319,6 +429,120 @@ def test_ctrl_c_of_a_run_exits_130_and_the_run_ends_killed(tmp_path):
     assert "Traceback" not in err + out and "Aborted" not in err
     assert err.strip().splitlines()[-1] == "interrupted (Ctrl-C)"
     assert the_run(uri)[1].info.status == "KILLED"
+
+
+def store_statuses(database: Path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=60) as connection:
+        return [row[0] for row in connection.execute("SELECT status FROM runs")]
+
+
+def test_a_store_locked_by_another_process_while_the_run_ends_still_gets_killed(tmp_path):
+    """`mlflow ui` (say) holds the store longer than sqlite's default 5 s wait while the run
+    ends on Ctrl-C: the run waits for it and ends KILLED."""
+    import sqlite3
+
+    database = tmp_path / "mlflow.db"
+    process = cm_process("run", *tracked_demo(tmp_path, f"sqlite:///{database}"), cwd=tmp_path)
+    wait_for(process, lambda: mlflow_runs(database))
+    lock = sqlite3.connect(database, timeout=60, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    process.send_signal(signal.SIGINT)
+    time.sleep(8)
+    lock.execute("ROLLBACK")
+    lock.close()
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err + out and "locked" not in err
+    assert store_statuses(database) == ["KILLED"]
+
+
+# when to signal: a phase of the run (its files show it was reached), then a delay
+RUN_PHASES = {"start-up": lambda p, out: catches_sigterm(p.pid),
+              "training": lambda p, out: mlflow_runs(out.parent / "mlflow.db"),
+              "final evaluation": lambda p, out: list(out.glob("demo/*/checkpoint/meta.json")),
+              "mlflow writes": lambda p, out: list(out.glob("demo/*/metrics.json"))}
+SIGNALS = settings(deadline=None,
+                   suppress_health_check=list(HealthCheck))
+
+
+def signal_at(process, out: Path, phase, delay: float, signum) -> tuple[bool, int]:
+    """Send ``signum`` once ``phase`` is reached and ``delay`` seconds passed: (sent, runs
+    that had finished their work by then). Not sent when the process had ended."""
+    deadline = time.monotonic() + 600
+    while process.poll() is None and not phase(process, out) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(delay)
+    finished = len(list(out.glob("**/metrics.json")))
+    if process.poll() is not None:
+        return False, finished
+    process.send_signal(signum)
+    return True, finished
+
+
+def assert_stopped(process, sent: bool, finished: int, signum, out: Path) -> list[str]:
+    """Exit 128 + signal and no traceback; every MLflow run KILLED, but those that had
+    finished their work before the signal came (their status may be written)."""
+    stdout, stderr = process.communicate(timeout=600)
+    if process.returncode == 0:  # it ended before (or as) the signal was sent
+        assert not sent or list(out.glob("**/metrics.json")), stderr
+    elif process.returncode == -signum:  # while Python shut down (its default handlers
+        assert sent  # back): a shell sees 128 + signal all the same
+    else:
+        assert sent and process.returncode == 128 + signum, stderr
+        assert stderr.strip().splitlines()[-1].startswith(
+            "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)")
+    assert "Traceback" not in stdout + stderr and "Exception ignored" not in stderr, stderr
+    database = out.parent / "mlflow.db"
+    statuses = store_statuses(database) if database.exists() else []
+    assert set(statuses) <= {"KILLED", "FINISHED"}, statuses
+    if process.returncode != 0:
+        assert statuses.count("FINISHED") <= finished, statuses
+    return statuses
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("phase", list(RUN_PHASES))
+@settings(SIGNALS, max_examples=1)  # one run each (a minute on 2 busy cores): 8 in all
+@given(delay=st.floats(0, 1.5))
+def test_a_signal_at_any_moment_of_a_tracked_run_stops_it(tmp_path_factory, signum, phase,
+                                                          delay):
+    tmp_path = tmp_path_factory.mktemp("run")
+    process = cm_process("run", *tracked_demo(tmp_path, f"sqlite:///{tmp_path}/mlflow.db"),
+                         cwd=tmp_path, env={**os.environ,
+                                            "CM_CRASH_DIR": str(tmp_path / "crashes")})
+    sent, finished = signal_at(process, tmp_path / "out", RUN_PHASES[phase], delay, signum)
+    statuses = assert_stopped(process, sent, finished, signum, tmp_path / "out")
+    assert len(statuses) <= 1 and (statuses or phase == "start-up")  # one run, if any
+    assert not (tmp_path / "crashes").exists()
+
+
+SWEEP_PHASES = {"start-up": RUN_PHASES["start-up"],
+                "trial 0": lambda p, out: list(out.glob("demo/sweeps/s/trial-0/demo/*/"
+                                                        "config.toml")),
+                "trial 1": lambda p, out: list(out.glob("demo/sweeps/s/trial-1"))}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@settings(SIGNALS, max_examples=2)
+@given(phase=st.sampled_from(list(SWEEP_PHASES)), delay=st.floats(0, 1.5))
+def test_a_signal_at_any_moment_of_a_sweep_stops_it(tmp_path_factory, signum, phase, delay):
+    """The sweep exits 128 + signal; the parent run and the trial under way end KILLED (a
+    trial finished before stays FINISHED), none FAILED, and no trial starts after."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    out = tmp_path / "out"
+    args = ["sweep", DEMO, *sets(*TINY_RUN, *SPACE, "hpo.trials=2", f'output_dir="{out}"',
+                                 *on_dataset(write_dataset(tmp_path / "data")),
+                                 f'tracking.mlflow.tracking_uri="sqlite:///{tmp_path}/'
+                                 'mlflow.db"'),
+            "--storage", f"sqlite:///{tmp_path}/optuna.db", "--study-name", "s"]
+    process = cm_process(*args, cwd=tmp_path)
+    sent, finished = signal_at(process, out, SWEEP_PHASES[phase], delay, signum)
+    trials_then = len(list(out.glob("demo/sweeps/s/trial-*")))
+    assert_stopped(process, sent, finished, signum, out)  # no FAILED, none left RUNNING
+    if process.returncode != 0:
+        assert len(list(out.glob("demo/sweeps/s/trial-*"))) <= max(trials_then, 1)
 
 
 # --- damaged checkpoints -------------------------------------------------------------------

@@ -184,5 +184,7 @@ def test_compare_takes_mlflow_run_ids_and_refuses_an_unknown_one(logged):
     post = scores["post_macro_f1"]
     assert post["a"] == pytest.approx(original.data.metrics["test_tuned/post_macro_f1"])
     assert post["difference"] == post["low"] == post["high"] == 0.0
-    unknown = runner.invoke(cli, ["compare", run_id, "nope", "--tracking-uri", uri])
-    assert unknown.exit_code == 2 and "no MLflow run 'nope'" in unknown.output
+    unknown = runner.invoke(cli, ["compare", run_id, "0" * 32, "--tracking-uri", uri])
+    assert unknown.exit_code == 2 and f"no MLflow run '{'0' * 32}'" in unknown.output
+    missing = runner.invoke(cli, ["compare", run_id, "nope", "--tracking-uri", uri])
+    assert missing.exit_code == 2 and "'nope': no such run directory" in missing.output

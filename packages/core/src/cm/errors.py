@@ -2,11 +2,8 @@
 their code: 2 for bad input a user can fix, 1 for a job that ran and failed, 130 / 143 for
 an interrupt (Ctrl-C / SIGTERM)."""
 
-import contextlib
 import difflib
 import signal
-import sys
-import threading
 
 
 class UserError(Exception):
@@ -65,31 +62,3 @@ def interruption(exc: KeyboardInterrupt) -> Interrupted:
     the one line to print, its ``exit_code`` the code to exit with."""
     return exc if isinstance(exc, Interrupted) else Interrupted()
 
-
-@contextlib.contextmanager
-def saving_through_one_interrupt():
-    """While the block saves what a run logged (its trackers' last flush, its status), a
-    Ctrl-C or SIGTERM prints that it is saving and is raised once the block ends; a second
-    one is raised at once (``Interrupted`` / ``Terminated``, as always). Main thread only:
-    elsewhere signals never arrive."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-
-    def handle(signum, frame):
-        received.append(signum)
-        if len(received) > 1:
-            raise signalled(signum)
-        print("saving what the run logged; press Ctrl-C again to stop without it",
-              file=sys.stderr, flush=True)
-
-    previous = {number: signal.signal(number, handle)
-                for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    if received:
-        raise signalled(received[0])

@@ -6,7 +6,7 @@ each tracker's store answers (trackers check their store when they are built). W
 checks load is kept (``Checked``): a run uses that data and those trackers, loaded and built
 once."""
 
-import os
+import tempfile
 from pathlib import Path
 
 import attrs
@@ -25,9 +25,12 @@ def writable_directory(path, what) -> None:
         where = "is a file" if existing == path else f"lies under {existing}, which is a file"
         raise UserError(f"{what} {path} {where}, not a directory; choose another path or "
                         "move that file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"{what} {path}: {existing} is not writable by this user; choose a "
-                        "writable path or fix its permissions")
+    try:  # a real folder made and removed: permissions alone miss /proc, read-only mounts
+        tempfile.TemporaryDirectory(dir=existing).cleanup()
+    except OSError as exc:
+        raise UserError(f"{what} {path}: no folder can be made in {existing} "
+                        f"({exc.strerror or exc}); choose a writable path or fix its "
+                        "permissions") from None
 
 
 def problems(experiment, registry=None) -> list[str]:

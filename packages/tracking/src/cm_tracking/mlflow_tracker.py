@@ -10,6 +10,7 @@ import getpass
 import hashlib
 import math
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -28,11 +29,14 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
+from cm import signals
 from cm.config import flatten, to_dict
 from cm.environment import device_name, versions
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm.lineage import code_state
+from cm.secrets import hidden, hide_passwords
+from cm_tracking.busy import end_run
 from cm_tracking.options import MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
 
@@ -131,23 +135,38 @@ class MlflowTracker:
         if self.run_id is None:  # run_started failed before the MLflow run existed
             return
         try:
-            self._flush()
-            scores, measured = final_metrics(run.metrics, self.logged)
-            self._log_metrics(scores, run.epoch)
-            for key, value in measured.items():  # after its history: the latest value
-                self._log_metrics({key: value}, self.logged[key].step)
-            self._log_telemetry(run.telemetry)
-            if error is not None:
-                self.client.set_tag(self.run_id, "cm.error",
-                                    f"{type(error).__name__}: {error}"[:MAX_TAG_VAL_LENGTH])
-            self._artifact(run.directory / "history.json")
-            if status == "FINISHED":
-                self._artifact(run.directory / "metrics.json")
-                if self.options.log_checkpoint:
-                    self._artifact(run.directory / "checkpoint")
+            self._save(run, status, error)
+        except Exception as exc:
+            if status != "KILLED":
+                raise
+            # a stopped run still exits with its signal's code: say what was not saved
+            text = hide_passwords(" ".join(str(exc).split()))[:200]
+            print(f"warning: MLflow run {self.run_id}: the last metrics and files could not "
+                  f"be logged ({type(exc).__name__}: {text})",
+                  file=sys.stderr, flush=True)
         finally:
             final = status if status in STATUSES else "FAILED"
-            self.client.set_terminated(self.run_id, status=final)
+            if final == "FINISHED" and signals.received:  # stopped while it was saved
+                final = "KILLED"
+            end_run(self.client, self.run_id, final, hide_passwords(self.uri))
+
+    def _save(self, run, status, error):
+        """What a run logs as it ends: buffered and final metrics, telemetry, its error,
+        history, and (finished runs) the metrics and checkpoint."""
+        self._flush()
+        scores, measured = final_metrics(run.metrics, self.logged)
+        self._log_metrics(scores, run.epoch)
+        for key, value in measured.items():  # after its history: the latest value
+            self._log_metrics({key: value}, self.logged[key].step)
+        self._log_telemetry(run.telemetry)
+        if error is not None:
+            self.client.set_tag(self.run_id, "cm.error",
+                                f"{type(error).__name__}: {error}"[:MAX_TAG_VAL_LENGTH])
+        self._artifact(run.directory / "history.json")
+        if status == "FINISHED":
+            self._artifact(run.directory / "metrics.json")
+            if self.options.log_checkpoint:
+                self._artifact(run.directory / "checkpoint")
 
     def experiment_id(self) -> str:
         """The MLflow experiment runs go to (the options' name, else the cm experiment's),
@@ -244,8 +263,8 @@ def criterion_metrics(split, table) -> dict:
 
 
 def params_of(experiment) -> dict:
-    """The resolved config, flattened; tracker tables are left out (URIs may hold secrets)."""
-    flat = flatten(to_dict(experiment))
+    """The resolved config, flattened, passwords hidden; tracker tables are left out."""
+    flat = flatten(hidden(to_dict(experiment)))
     return {k: str(v)[:MAX_PARAM_VAL_LENGTH] for k, v in flat.items()
             if not k.startswith("tracking.")}
 

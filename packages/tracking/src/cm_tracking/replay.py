@@ -16,6 +16,7 @@ from cm import terminal
 from cm.config import TrackerSpec, decode, read_toml
 from cm.errors import UserError
 from cm.registry import get_registry
+from cm.secrets import hide_passwords
 from cm_tracking.mlflow_tracker import DIGEST_TAG, dataset_tags, load_corpus
 from cm_tracking.options import TRIAL_TAGS, MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
@@ -45,7 +46,7 @@ def replay(run_id, *, uri=None, eval_only=False, allow_data_change=False, tolera
            console=None) -> Outcome:
     console = console or terminal.console()
     uri = uri or tracking_uri()
-    check_store(uri)
+    check_store(uri, create=False)
     client = MlflowClient(tracking_uri=uri)
     original = fetch_run(client, run_id, uri)
     if METRIC not in original.data.metrics:
@@ -91,8 +92,9 @@ def fetch_run(client, run_id, uri):
     try:
         return client.get_run(run_id)
     except MlflowException:
-        raise UserError(f"no MLflow run {run_id!r} at {uri}; pass --tracking-uri or set "
-                        "MLFLOW_TRACKING_URI to the store that holds it") from None
+        raise UserError(f"no MLflow run {run_id!r} at {hide_passwords(uri)}; pass "
+                        "--tracking-uri or set MLFLOW_TRACKING_URI to the store that holds "
+                        "it") from None
 
 
 def download(client, run_id, path, into: Path) -> Path:
@@ -108,7 +110,7 @@ def logged_checkpoint(run_id, uri, into: Path) -> Path:
     """The best checkpoint a run logged (``log_checkpoint = true``), downloaded into ``into``
     (for ``cm predict --run-id``)."""
     uri = uri or tracking_uri()
-    check_store(uri)
+    check_store(uri, create=False)
     client = MlflowClient(tracking_uri=uri)
     fetch_run(client, run_id, uri)
     return download(client, run_id, "checkpoint", into)
@@ -119,6 +121,7 @@ def logged_predictions(run_id, uri, into: Path) -> Path:
     from cm.evaluate.compare import PREDICTIONS
 
     uri = uri or tracking_uri()
+    check_store(uri, create=False)
     client = MlflowClient(tracking_uri=uri)
     fetch_run(client, run_id, uri)
     into.mkdir(parents=True, exist_ok=True)

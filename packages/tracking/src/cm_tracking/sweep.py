@@ -21,19 +21,21 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.markup import escape
 
-from cm import terminal
+from cm import signals, terminal
 from cm.config import decode, load_raw, set_keys
 from cm.errors import JobFailed, UserError, interruption
 from cm.hookspecs import hookimpl
 from cm.preflight import preflight
 from cm.registry import get_registry
+from cm.secrets import hide_passwords
 from cm.train.engine import run_experiment
+from cm_tracking.busy import end_run
 from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker, clip
 from cm_tracking.options import TRIAL_TAGS
 from cm_tracking.sweep_report import finish_sweep
 from cm_tracking.sweep_resume import continue_stopped, enqueue_stopped
 from cm_tracking.sweep_space import baseline_params, suggest
-from cm_tracking.sweep_study import open_study, parent_run, redact
+from cm_tracking.sweep_study import open_study, parent_run
 
 STATES = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED",
           TrialState.FAIL: "FAIL"}
@@ -97,25 +99,33 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
     directory = Path(experiment.output_dir).resolve() / experiment.name / "sweeps" / \
         study.study_name
     directory.mkdir(parents=True, exist_ok=True)
-    parent_id = parent_run(study, new, experiment, tracker, storage, sampler_args)
-    sweep = Sweep(str(path), base, experiment, study, tracker, sampler_args, parent_id,
-                  directory, console,
-                  console if verbose else Console(quiet=True))
-    console.print(f"study [bold]{study.study_name}[/bold] at {redact(storage)} "
-                  f"({'new' if new else f'{len(study.trials)} trials so far'}); MLflow parent "
-                  f"run {parent_id} at {redact(tracker.uri)}; up to {sweep.hpo.trials} trials"
-                  + (f" or {sweep.hpo.timeout_s:g} s" if sweep.hpo.timeout_s else ""))
+    shown, parent_id = hide_passwords(storage), None
     try:
+        with signals.deferred():  # the parent run is made whole, then a signal stops it
+            parent_id = parent_run(study, new, experiment, tracker, storage, sampler_args)
+        sweep = Sweep(str(path), base, experiment, study, tracker, sampler_args, parent_id,
+                      directory, console, console if verbose else Console(quiet=True))
+        console.print(f"study [bold]{study.study_name}[/bold] at {shown} "
+                      f"({'new' if new else f'{len(study.trials)} trials so far'}); MLflow "
+                      f"parent run {parent_id} at {hide_passwords(tracker.uri)}; up to "
+                      f"{sweep.hpo.trials} trials"
+                      + (f" or {sweep.hpo.timeout_s:g} s" if sweep.hpo.timeout_s else ""))
         study.optimize(lambda trial: objective(sweep, trial), n_trials=sweep.hpo.trials,
                        timeout=sweep.hpo.timeout_s, catch=(Exception,),
-                       callbacks=[lambda s, t: print_trial(sweep, t)])
-    except KeyboardInterrupt as exc:
-        tracker.client.set_terminated(parent_id, status="KILLED")
-        stopped = interruption(exc)
+                       callbacks=[lambda s, t: trial_ended(sweep, t)])
+        optuna.storages.fail_stale_trials(study)
+        summary = finish_sweep(sweep)
+    except BaseException as exc:
+        # a signal, or the error of a storage write it cut short: the sweep stops
+        stopped = signals.pending() or (exc if isinstance(exc, KeyboardInterrupt) else None)
+        if stopped is None:
+            raise
+        if parent_id is not None:
+            with signals.deferred():
+                end_run(tracker.client, parent_id, "KILLED", hide_passwords(tracker.uri))
+        stopped = interruption(stopped)
         raise type(stopped)(f"{stopped}; resume with: cm sweep {path} --storage "
-                            f"'{redact(storage)}' --study-name {study.study_name}") from None
-    optuna.storages.fail_stale_trials(study)
-    summary = finish_sweep(sweep)
+                            f"'{shown}' --study-name {study.study_name}") from None
     if summary["best"] is None:
         raise JobFailed(f"no trial of study {study.study_name} completed ({summary['states']}); "
                         f"each trial's error is in its line above and in the cm.error tag of "
@@ -175,6 +185,11 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
                                  resume=resume)
     except optuna.TrialPruned:
         hooks.mark("PRUNED", status="KILLED")
+        raise
+    except KeyboardInterrupt:  # the run ended KILLED; the sweep stops
+        with signals.deferred():
+            trial.set_user_attr("cm.error", "interrupted")
+            hooks.mark("INTERRUPTED")
         raise
     except BaseException as exc:
         trial.set_user_attr("cm.error", f"{type(exc).__name__}: {exc}"[:500])
@@ -241,6 +256,13 @@ class TrialHooks:
         client.set_tag(self.run_id, "cm.trial_state", state)
         if status:
             client.set_terminated(self.run_id, status=status)
+
+
+def trial_ended(sweep: Sweep, trial) -> None:
+    """Print the trial's line, then stop the sweep if a signal came during the trial and
+    Python swallowed its exception (a safe point of cm.signals)."""
+    print_trial(sweep, trial)
+    signals.check()
 
 
 def print_trial(sweep: Sweep, trial) -> None:

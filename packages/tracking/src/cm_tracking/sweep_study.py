@@ -14,23 +14,16 @@ from mlflow.entities import Param
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH
 from optuna.exceptions import DuplicatedStudyError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from cm.environment import versions
 from cm.errors import UserError
+from cm.secrets import hide_passwords
 from cm_tracking.mlflow_tracker import clip, git_tags, params_of
+from cm_tracking.options import sqlite_path
+from cm_tracking.store import check_sqlite_file
 
 PARENT = "mlflow_parent_run_id"  # study user attribute
 PARENT_WAIT_S = 120
-
-
-def redact(url: str) -> str:
-    """A URL fit for logs: the password hidden."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 def storage_url(url: str) -> str:
@@ -46,14 +39,20 @@ def open_storage(url: str, hpo, client) -> optuna.storages.RDBStorage:
     run marked FAILED) by the next worker that starts a trial."""
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else \
         {"pool_pre_ping": True}
+    check_sqlite_file(url, sqlite_path(url), True, "--storage", make=optuna_tables)
     try:
         return optuna.storages.RDBStorage(
             storage_url(url), engine_kwargs=engine, heartbeat_interval=hpo.heartbeat_s,
             heartbeat_stale_trial_callback=lambda study, trial: fail_run(client, trial))
     except Exception as exc:  # noqa: BLE001 - any driver error: the URL is what to fix
-        raise UserError(f"--storage {redact(url)}: cannot open this Optuna storage "
+        raise UserError(f"--storage {hide_passwords(url)}: cannot open this Optuna storage "
                         f"({type(exc).__name__}: {exc}); use an RDB URL such as "
                         "sqlite:///sweeps.db or postgresql://user:password@host/db") from None
+
+
+def optuna_tables(path) -> None:
+    """A new sqlite study storage's tables, made in ``path``."""
+    optuna.storages.RDBStorage(f"sqlite:///{path}").engine.dispose()
 
 
 def fail_run(client, trial) -> None:
@@ -103,7 +102,7 @@ def parent_run(study, new: bool, experiment, tracker, url: str, sampler_args: di
     client = tracker.client
     if new:
         tags = {"cm.sweep": "true", "optuna.study_name": study.study_name,
-                "optuna.storage": redact(url), "mlflow.source.name": "cm sweep",
+                "optuna.storage": hide_passwords(url), "mlflow.source.name": "cm sweep",
                 "mlflow.source.type": "LOCAL", "cm.experiment": experiment.name,
                 **git_tags(), **{f"cm.version.{k}": v for k, v in versions().items()}}
         created = client.create_run(tracker.experiment_id(), tags=clip(tags),
@@ -128,7 +127,7 @@ def parent_run(study, new: bool, experiment, tracker, url: str, sampler_args: di
         client.update_run(run_id, status="RUNNING")
     except MlflowException as exc:
         raise UserError(f"study {study.study_name!r} logs to MLflow run {run_id}, which "
-                        f"{redact(tracker.uri)} does not have ({exc.message}); point "
+                        f"{hide_passwords(tracker.uri)} does not have ({exc.message}); point "
                         "[tracking.mlflow] tracking_uri (or MLFLOW_TRACKING_URI) at the "
                         "study's tracking store") from None
     return run_id

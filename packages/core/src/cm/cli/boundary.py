@@ -2,67 +2,73 @@
 ones included):
 
 - a ``UserError`` prints its message (what, where, the fix) and exits with its code (2);
-- Ctrl-C prints one line and exits 130; SIGTERM is raised as ``Terminated`` (a
-  KeyboardInterrupt, so runs end KILLED with what they logged kept) and exits 143;
+- Ctrl-C prints one line and exits 130, SIGTERM exits 143 (cm.signals: runs end KILLED
+  with what they logged kept), also when Python swallowed the signal's exception;
+- a closed standard output (``cm predict ... | head -2``) ends the command quietly, as
+  Unix tools do;
 - anything else prints one line with the path of a crash report (traceback, command,
   versions) and exits 1; ``--debug`` or ``CM_DEBUG=1`` prints the traceback instead.
 """
 
-import contextlib
 import os
-import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 
 import click
 
+from cm import signals
 from cm.environment import versions
-from cm.errors import Terminated, UserError, interruption
+from cm.errors import UserError, interruption
 
 
 def debug_requested(flag=False) -> bool:
     return bool(flag) or os.environ.get("CM_DEBUG", "").strip().lower() in ("1", "true", "yes")
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM raises ``Terminated`` in the main thread while the block runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def guard(body, debug=False):
     """Run ``body()``; turn whatever it raises into one message and an exit code."""
     try:
-        with sigterm_as_interrupt():
-            return body()
+        with signals.installed():
+            result = body()
+            signals.check()  # a signal whose exception Python swallowed
+        return result
     except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
         raise
     except UserError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
-        stopped = interruption(exc)
-        click.secho(str(stopped), fg="yellow", err=True)
-        sys.exit(stopped.exit_code)
+        stop(interruption(exc))
+    except BrokenPipeError:
+        sys.exit(closed_output())
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing unexpected leaks a trace
+        stopped = signals.pending()  # an error of a store write a signal cut short
+        if stopped is not None:
+            stop(stopped)
         if debug_requested(debug):
             raise
         crash(exc)
         sys.exit(1)
+
+
+def stop(stopped) -> None:
+    click.secho(str(stopped), fg="yellow", err=True)
+    sys.exit(stopped.exit_code)
+
+
+def closed_output() -> int:
+    """The reader of standard output went away: point stdout at /dev/null, so Python's
+    last flush at exit cannot fail again, and exit 0 (what ``head`` expects)."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+        return 0
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+    return 0
 
 
 def crash(exc: BaseException) -> None:

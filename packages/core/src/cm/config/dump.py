@@ -4,6 +4,7 @@ import attrs
 import tomli_w
 
 from cm.config.schema import Experiment, Spec
+from cm.secrets import hidden
 
 
 def to_dict(obj):
@@ -26,7 +27,9 @@ def _named(spec):
 
 
 def dumps(experiment: Experiment) -> str:
-    return tomli_w.dumps(to_dict(experiment))
+    """The TOML of ``experiment``, passwords in URIs shown as ``***`` (cm.secrets): what
+    is written to files and printed."""
+    return tomli_w.dumps(hidden(to_dict(experiment)))
 
 
 def flatten(data: dict, prefix="") -> dict:

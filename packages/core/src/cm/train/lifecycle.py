@@ -20,10 +20,9 @@ import pluggy
 import torch
 from rich.console import Console
 
-from cm import hookspecs, terminal
+from cm import hookspecs, signals, terminal
 from cm.config.dump import dumps
 from cm.distributed import World, broadcast, resolve_device, start, stop
-from cm.errors import saving_through_one_interrupt
 from cm.plugins import GROUP
 from cm.preflight import preflight
 from cm.registry import get_registry
@@ -82,7 +81,7 @@ def run_directory(experiment) -> Path:
         return directory
 
 
-def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
+def run_hooks(installed: pluggy.PluginManager, listeners) -> "SignalSafeHooks":
     """The lifecycle hooks of one run, on a manager of their own: pluggy calls the last
     registered first, so ``listeners`` hear each event from the last given to the first,
     and the ``installed`` plugins after them (``tryfirst``/``trylast`` still apply)."""
@@ -93,7 +92,27 @@ def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
             manager.register(plugin, name=name)
     for i, listener in enumerate(listeners):
         manager.register(listener, name=f"run-listener-{i}")
-    return manager.hook
+    return SignalSafeHooks(manager.hook)
+
+
+class SignalSafeHooks:
+    """A run's hooks, each call a safe point of the signal contract (cm.signals): a
+    SIGINT / SIGTERM arriving while listeners run (trackers writing to their stores) is
+    raised when the call returns, as is one whose exception Python swallowed earlier."""
+
+    def __init__(self, relay: pluggy.HookRelay):
+        self.relay = relay
+
+    def __getattr__(self, name):
+        hook = getattr(self.relay, name)
+
+        def call(**kwargs):
+            with signals.deferred():
+                result = hook(**kwargs)
+            signals.check()
+            return result
+
+        return call
 
 
 def tracked_run(experiment, body, *, registry=None, console=None, listeners=(),
@@ -143,13 +162,18 @@ def live(run, hooks, work):
     try:
         hooks.run_started(run=run)
         work()
+        signals.check()  # a signal swallowed during the work: the run did not finish
         finish(run, hooks, "FINISHED", None)
     except KeyboardInterrupt as exc:
+        signals.forget()  # handled here: the run ends KILLED
         if run.status == "RUNNING":  # else it came while the run was saved: stop now
             finish(run, hooks, "KILLED", exc)
         raise
     except BaseException as exc:
-        finish(run, hooks, "FAILED", exc)
+        stopped = signals.pending()  # the error came from a store write a signal cut short
+        finish(run, hooks, "KILLED" if stopped else "FAILED", stopped or exc)
+        if stopped:
+            raise stopped from None
         raise
 
 
@@ -158,5 +182,5 @@ def finish(run, hooks, status, error):
     the trackers save is told so and the run stops once they have; a second one stops the
     saving."""
     run.status = status
-    with saving_through_one_interrupt():
-        hooks.run_finished(run=run, status=status, error=error)
+    with signals.deferred(signals.SAVING):
+        hooks.relay.run_finished(run=run, status=status, error=error)
