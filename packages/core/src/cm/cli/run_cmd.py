@@ -40,12 +40,13 @@ def predict(posts_file, model_dir, out, fmt, with_text, device):
     """Score posts (CSV or JSONL with post_id,text) against every criterion: probability,
     decision at the checkpoint's tuned threshold, and for long posts the evidence window."""
     from cm.model.checkpoint import load_checkpoint
-    from cm.predict import check_output, read_posts, write_rows
+    from cm.posts_file import read_posts
+    from cm.predict import check_output, write_rows
     from cm.predict import predict as run_predict
 
     if model_dir is None:
         raise click.UsageError("give the checkpoint to score with: --model DIR")
-    check_output(out)
+    check_output(out, posts_file)
     posts = read_posts(posts_file)
     rows = run_predict(load_checkpoint(model_dir), posts, device=device, with_text=with_text)
     write_rows(rows, out, fmt)
