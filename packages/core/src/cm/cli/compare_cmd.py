@@ -14,11 +14,12 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def compare(run_a, run_b, resamples, seed, as_json):
-    """Paired-bootstrap difference RUN_A - RUN_B of each headline test score (9-criterion
-    macro-F1 first) with its 95% interval, resampling the same test posts for both.
+    """Paired-bootstrap difference RUN_A - RUN_B of each headline test score (the macro-F1
+    over the criteria first) with its 95% interval, resampling the same test posts for both.
 
     RUN_A and RUN_B are run directories (outputs/<name>/<timestamp>); with cm-tracking
-    installed, MLflow run ids too. Runs whose test pairs differ are refused (exit 2).
+    installed, MLflow run ids too. Runs whose test posts, criteria or sentences differ are
+    refused (exit 2), naming what differs.
     """
     from cm.evaluate.compare import compare as run_compare
     from cm.evaluate.compare import ordered

@@ -134,7 +134,7 @@ def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, consol
                          "criteria": [{"id": c.id, "text": c.text} for c in corpus.criteria],
                          "test_post_macro_f1": run.metrics["test_tuned/post_macro_f1"]})
         (run.directory / "metrics.json").write_text(json.dumps(run.metrics, indent=2))
-        console.print(headline_table(run.metrics))
+        console.print(headline_table(run.metrics, len(criteria)))
         console.print(criterion_table(run.metrics, criteria))
         if run.experiment.eval.evidence:
             console.print(evidence_table(run.metrics))
