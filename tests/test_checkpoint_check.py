@@ -91,6 +91,8 @@ ATTACKS = {
                     ["thresholds has no value for A.9 (in criteria)"]),
     "criterion twice": (meta_edit(lambda m: m["criteria"].append(m["criteria"][0])),
                         ["criteria[9]: criterion A.1 is listed twice"]),
+    "no temperatures": (meta_edit(lambda m: m.pop("temperatures")),
+                        ["thresholds and temperatures come together", "only thresholds"]),
     "num_logits 0": (meta_edit(lambda m: m.update(num_logits=0)), ["num_logits = 0"]),
     "other hidden_size": (wider_backbone(False), ["backbone/config.json: changed since"]),
     "other hidden_size, older checkpoint": (wider_backbone(True), [

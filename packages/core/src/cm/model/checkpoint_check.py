@@ -63,6 +63,10 @@ def check_files(directory: Path, meta: dict) -> None:
 def check_meta(directory: Path, meta: dict) -> None:
     """meta.json's numbers in range and its criteria consistent; all problems at once."""
     problems = [*_counts(meta), *_criteria(meta)]
+    if ("thresholds" in meta) != ("temperatures" in meta):
+        problems.append("thresholds and temperatures come together (the run's decision); "
+                        f"only {'thresholds' if 'thresholds' in meta else 'temperatures'} "
+                        "is there")
     criteria = meta.get("criteria")
     ids = [c["id"] for c in criteria if isinstance(c, dict) and _text(c.get("id"))] \
         if isinstance(criteria, list) else []
