@@ -19,7 +19,7 @@ def checkpoint(tmp_path_factory):
     from cm.registry import get_registry
 
     directory = tmp_path_factory.mktemp("checkpoint")
-    experiment = load_experiment(DEMO, TINY_RUN)
+    experiment = load_experiment(DEMO, TINY_RUN, registry=get_registry())
     backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=["I cannot sleep at night"] * 60,
                                         tiny=experiment.model.tiny, cache_root=directory / "cache")
     model = build_cross_encoder(experiment, get_registry(), backbone, 1)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cm.distributed import RankSlices, World
 from cm.testing import TINY_RUN
-from cm.train.distributed import RankSlices, World
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
@@ -83,8 +83,8 @@ from cm.data.prepare import prepare
 from cm.model.backbone import load_backbone
 from cm.registry import get_registry
 from cm.testing import make_tiny_experiment
-from cm.train.batches import encode_split
-from cm.train.distributed import start, stop, wrap
+from cm.data.loaders import encode_split
+from cm.distributed import start, stop, wrap
 from cm.progress import Progress
 from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import build_trainer

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cm.data.loaders import encode_split
 from cm.data.records import PairSample
 from cm.data.sentences import split_sentences
 from cm.errors import UserError
 from cm.evaluate.decisions import Decision, Pairs
 from cm.evaluate.evidence import ranking
+from cm.model.scoring import Scorer, score, sentence_probs
 from cm.preflight import writable_directory
-from cm.train.batches import encode_split
-from cm.train.evaluation import Scorer, score
-from cm.train.evidence import sentence_probs
 
 
 def check_output(out: Path | None, posts_file: Path) -> None:

@@ -159,7 +159,8 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
     raw = set_keys(set_keys(sweep.raw, values),
                       {"output_dir": str(output_dir), "tracking.mlflow": tracking})
     try:
-        experiment = decode(raw, source=f"{sweep.source} (trial {trial.number})")
+        experiment = decode(raw, source=f"{sweep.source} (trial {trial.number})",
+                            registry=get_registry())
     except UserError as exc:  # a combination of values the config rejects
         trial.set_user_attr("cm.error", str(exc))
         failed_run(sweep, trial, tags, exc)

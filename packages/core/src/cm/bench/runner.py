@@ -32,11 +32,11 @@ from cm.bench import reference
 from cm.bench.flops import peak_flops, train_flops
 from cm.bench.memory import PeakMemory
 from cm.cachedir import cache_root
+from cm.data.loaders import SplitData, encode_split
 from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import experiment_tokenizer, load_backbone
 from cm.progress import Progress
-from cm.train.batches import SplitData, encode_split
 from cm.train.lifecycle import resolve_device, seed_everything
 from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import build_trainer

@@ -146,7 +146,7 @@ def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
         raise UserError(f"{directory}: this checkpoint needs components that are not "
                         "installed here:\n" + "\n".join(f"  {line}" for line in missing))
     experiment = _part(directory, "experiment.toml", lambda path: decode(
-        read_toml(path), str(path), registry))
+        read_toml(path), str(path), registry=registry))
     config = _part(directory, "backbone", AutoConfig.from_pretrained)
     backbone = _part(directory, "backbone/config.json", lambda _: AutoModel.from_config(config))
     model = _part(directory, "experiment.toml", lambda _: build_cross_encoder(

@@ -3,7 +3,7 @@ with early stopping on the validation ``train.selection_metric``, then evaluate 
 model on val and test.
 
 The run itself (seed, directory, listeners, final status) is ``cm.train.lifecycle``; one
-epoch is ``cm.train.loop``; evaluation is ``cm.train.evaluation``. Everything lands in
+epoch is ``cm.train.loop``; assessment is ``cm.train.assess``. Everything lands in
 ``<output_dir>/<name>/<timestamp>/`` and reaches listeners through the lifecycle hooks."""
 
 import copy
@@ -14,15 +14,16 @@ import attrs
 import torch
 
 from cm.cachedir import cache_root
+from cm.data.loaders import encode_split, to_device
 from cm.data.prepare import SPLITS, prepare
 from cm.data.splits import class_balance
+from cm.distributed import wrap
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import save_checkpoint
+from cm.model.scoring import Scorer
 from cm.progress import Progress
-from cm.train.batches import encode_split, to_device
+from cm.train.assess import evaluate_best, validate
 from cm.train.checks import dry_run
-from cm.train.distributed import wrap
-from cm.train.evaluation import Scorer, evaluate_best, validate
 from cm.train.lifecycle import Run, tracked_run
 from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import Trainer, build_trainer
@@ -45,7 +46,7 @@ class Setup:
 
     corpus: object  # cm.data.records.Corpus: posts and criteria
     tokenizer: object
-    splits: dict  # split name -> cm.train.batches.SplitData
+    splits: dict  # split name -> cm.data.loaders.SplitData
     trainer: Trainer
     loader: object  # the train loader
     scheduler: object

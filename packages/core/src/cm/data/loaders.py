@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from cm.data.batching import LengthBucketSampler, PackedBatches, packed_batch, pad_batch
 from cm.data.encode import Encoded, encode_cached
 from cm.data.records import PairSample
-from cm.train.distributed import RankSlices
+from cm.distributed import RankSlices
 
 
 @attrs.frozen
