@@ -130,8 +130,6 @@ def _dequantized(layer):
     return layer.weight
 
 
-
-
 def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
     """Reload a finished run's checkpoint, checked as a whole first; a missing, damaged,
     edited or inconsistent part is a UserError naming it (never a half-loaded model)."""
