@@ -38,13 +38,21 @@ def test_two_gloo_processes_match_the_single_process_run(tmp_path):
     single, _ = cm_run([], tmp_path, "single")
     ddp, log = cm_run([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2"],
                       tmp_path, "ddp")
-    assert "torchrun: 2 processes" in log
+    assert "torchrun: 2 process(es)" in log
     one = json.loads((single / "metrics.json").read_text())
     two = json.loads((ddp / "metrics.json").read_text())
     for key in ("test/macro_f1", "test/roc_auc", "val/macro_f1", "test_tuned/f1",
                 "test_tuned/post_macro_f1", "temperature/A.1", "test_tuned/A.1/threshold"):
         assert abs(one[key] - two[key]) < 1e-4, (key, one[key], two[key])
     assert (ddp / "checkpoint").is_dir()
+    # one process under torchrun joins the process group (the NCCL path on one GPU): the
+    # same run as a plain one, through DDP, broadcast and all-reduce
+    alone, log = cm_run([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "1"],
+                        tmp_path, "ddp1")
+    assert "torchrun: 1 process(es)" in log
+    joined = json.loads((alone / "metrics.json").read_text())
+    for key in ("test/macro_f1", "test/roc_auc", "val/macro_f1", "val/pr_auc"):
+        assert abs(one[key] - joined[key]) < 1e-4, (key, one[key], joined[key])
 
 
 class Batches:

@@ -14,18 +14,22 @@ from cm.evaluate.metrics import aggregate_windows
 
 @torch.no_grad()
 def score(model, loss, split: SplitData, batch_size, pad_id, device, how="max",
-          world=ALONE):
+          world=ALONE, pad_to_multiple=None, autocast_dtype=None):
     """P(match) per pair of ``split`` (windows of one pair combined by ``how``) and, per pair,
     the window that drove a ``max`` decision (the evidence window). Under torchrun each rank
-    scores every world-size-th batch and the probabilities are summed across ranks."""
+    scores every world-size-th batch and the probabilities are summed across ranks. Batches
+    are padded to a multiple of ``pad_to_multiple`` tokens when given (the shapes training
+    compiled) and run under autocast to ``autocast_dtype`` when given."""
     model.eval()
     probs = np.zeros(len(split.encoded))
-    for i, batch in enumerate(eval_loader(split, batch_size, pad_id)):
+    kind = torch.device(device).type
+    for i, batch in enumerate(eval_loader(split, batch_size, pad_id, pad_to_multiple)):
         if i % world.size != world.rank:
             continue
         index = batch.pop("index").numpy()
-        logits = model(to_device(batch, device))
-        probs[index] = loss.probabilities(logits).float().cpu().numpy()
+        with torch.autocast(kind, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits = model(to_device(batch, device))
+        probs[index] = loss.probabilities(logits.float()).cpu().numpy()
     probs = sum_across(probs, world, device)
     pair_index = np.array([e.pair_index for e in split.encoded])
     pairs, aggregated, evidence = aggregate_windows(pair_index, probs, how)
@@ -47,17 +51,26 @@ class Scorer:
     device: str
     how: str = "max"
     world: World = ALONE
+    pad_to_multiple: int | None = None  # eval batches padded as training's (compile, Triton)
+    autocast_dtype: object = None  # a torch dtype to score under autocast (bf16 on a GPU)
 
     @classmethod
-    def of(cls, run, model, loss, tokenizer) -> "Scorer":
+    def of(cls, run, model, loss, tokenizer, context=None) -> "Scorer":
+        """The run's scorer; given the training ``context`` (cm.optimization.TrainContext),
+        evaluation pads batches as training does and, on CUDA, runs at its AMP dtype (on CPU
+        it stays fp32, the precision checkpoints are scored at by ``cm predict``)."""
         experiment = run.experiment
+        cuda = torch.device(run.device).type == "cuda"
         return cls(model, loss, tokenizer, experiment.train.eval_batch_size, run.device,
-                   experiment.data.window_aggregation, run.world)
+                   experiment.data.window_aggregation, run.world,
+                   context.pad_to_multiple if context is not None else None,
+                   context.autocast_dtype if context is not None and cuda else None)
 
     def probabilities(self, split: SplitData):
         """P(match) per pair of ``split``."""
         return score(self.model, self.loss, split, self.batch_size,
-                     self.tokenizer.pad_token_id, self.device, self.how, self.world)[0]
+                     self.tokenizer.pad_token_id, self.device, self.how, self.world,
+                     self.pad_to_multiple, self.autocast_dtype)[0]
 
 
 def sentence_probs(scorer, data, cache_dir, requests):

@@ -64,7 +64,8 @@ def train_and_evaluate(run, registry, console, hooks, dry):
         return
     best = fit(run, setup, hooks, console)
     setup.trainer.model.load_state_dict(best.state)
-    scorer = Scorer.of(run, setup.trainer.model, setup.trainer.loss, setup.tokenizer)
+    scorer = Scorer.of(run, setup.trainer.model, setup.trainer.loss, setup.tokenizer,
+                       setup.trainer.context)
     evaluate_best(run, scorer, setup.splits, setup.corpus, best.epoch, hooks,
                   console)
 
@@ -101,8 +102,8 @@ def describe(run, setup, console):
                   f"on {run.device} -> {run.directory}")
     if run.telemetry:
         console.print(telemetry_table(run.telemetry))
-    if run.world.size > 1:
-        console.print(f"torchrun: {run.world.size} processes, global batch "
+    if run.world.joined:
+        console.print(f"torchrun: {run.world.size} process(es), global batch "
                       f"{run.experiment.train.batch_size} split across them; "
                       f"{setup.loader.batch_sampler.dropped} examples per epoch left out "
                       "(final batches smaller than the world)")
@@ -150,7 +151,7 @@ def fit(run, setup, hooks, console) -> Best:
     checkpoints use the plain model, which shares its parameters (no ``_orig_mod.``)."""
     trainer, train = setup.trainer, run.experiment.train
     loop = Loop(trainer, wrap(trainer.context.model, run.world, run.device), setup.scheduler)
-    scorer = Scorer.of(run, trainer.model, trainer.loss, setup.tokenizer)
+    scorer = Scorer.of(run, trainer.model, trainer.loss, setup.tokenizer, trainer.context)
     best, seconds = Best(train.early_stopping_patience), 0.0
     selection = f"val_tuned/{train.selection_metric}"  # at thresholds tuned on this val
 
