@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from cm.config.decode import decode
-from cm.config.load import load_raw, set_keys
+from cm.config.keys import set_keys
+from cm.config.load import load_raw
 from cm.errors import JobFailed, UserError, interruption
 from cm.hookspecs import hookimpl
 from cm.preflight import preflight
@@ -31,7 +32,7 @@ from cm.train.engine import run_experiment
 from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker, clip
 from cm_tracking.options import TRIAL_TAGS
 from cm_tracking.sweep_report import finish_sweep
-from cm_tracking.sweep_space import baseline_params, check_space, suggest
+from cm_tracking.sweep_space import baseline_params, suggest
 from cm_tracking.sweep_study import open_study, parent_run, redact
 
 STATES = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED",
@@ -83,7 +84,6 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
         raise UserError(f"{path}: no [hpo.space] table: add one search dimension, e.g. "
                         '[hpo.space."train.lr"] type = "float", low = 1e-5, high = 1e-4')
     base = {k: v for k, v in raw.items() if k != "hpo"}
-    check_space(base, experiment.hpo.space, str(path), registry)
     preflight(experiment, registry)
     mlflow = experiment.tracking.get("mlflow")
     tracker = MlflowTracker(mlflow.options if mlflow else MlflowOptions(), experiment)

@@ -5,12 +5,15 @@ from pathlib import Path
 
 import click
 
+from cm import limits
+
 
 @click.command()
 @click.argument("run_a")
 @click.argument("run_b")
-@click.option("--resamples", type=click.IntRange(100), default=1000, show_default=True,
-              help="Bootstrap resamples of the test posts.")
+@click.option("--resamples", type=click.IntRange(100, limits.RESAMPLES), default=1000,
+              show_default=True,
+              help="Bootstrap resamples of the test posts (at most 10,000: cm.limits).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def compare(run_a, run_b, resamples, seed, as_json):
