@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.markup import escape
 
+from cm import terminal
 from cm.config.decode import decode
 from cm.config.keys import set_keys
 from cm.config.load import load_raw
@@ -76,7 +77,7 @@ def run_sweep(path, overrides=(), storage=None, study_name=None, console=None,
 
 
 def _run_sweep(path, overrides, storage, study_name, console, verbose):
-    console = console or Console()
+    console = console or terminal.console()
     registry = get_registry()
     raw = load_raw(path, overrides)
     experiment = decode(raw, source=str(path), registry=registry)

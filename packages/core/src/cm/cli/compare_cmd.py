@@ -31,14 +31,17 @@ def compare(run_a, run_b, resamples, seed, as_json):
     if as_json:
         click.echo(json.dumps({name: result[name] for name in ordered(result)}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"test: A = {run_a}, B = {run_b} ({resamples} paired resamples)")
+    from cm import terminal
+
+    table = Table(title=f"test, A - B ({resamples} paired resamples)", title_justify="left")
     for column in ("metric", "A", "B", "A - B", "95% interval"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for name in ordered(result):
         row = result[name]
         table.add_row(name, f"{row['a']:.4f}", f"{row['b']:.4f}", f"{row['difference']:+.4f}",
                       f"[{row['low']:+.4f}, {row['high']:+.4f}]")
-    Console().print(table)
+    console = terminal.console()
+    console.print(f"A = {run_a}\nB = {run_b}", soft_wrap=True, markup=False, highlight=False)
+    console.print(table)
