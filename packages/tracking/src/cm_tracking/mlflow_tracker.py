@@ -9,11 +9,8 @@ import csv
 import getpass
 import hashlib
 import math
-import platform
 import re
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import attrs
@@ -31,14 +28,14 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
-from cm.config.dump import flatten, to_dict
+from cm.config import flatten, to_dict
+from cm.environment import device_name, versions
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm.lineage import code_state
 from cm_tracking.options import MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
 
-VERSIONED = ("torch", "transformers", "mlflow")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 DIGEST_TAG = "cm.dataset.sha256."  # + file name: the SHA-256 of each dataset file
 FLUSH_SECONDS = 15.0  # buffered step metrics are sent at least this often: live curves
@@ -63,7 +60,7 @@ class MlflowTracker:
 
     @hookimpl
     def run_started(self, run):
-        corpus = load_corpus(run.experiment)
+        corpus = run.prepared.corpus
         tags = {**run_tags(run), **dataset_tags(run.experiment, corpus), **self.options.tags}
         experiment_id = self.experiment_id()
         started = self.client.create_run(experiment_id, run_name=run.directory.name,
@@ -266,11 +263,11 @@ def git_tags() -> dict:
 
 
 def load_corpus(experiment):
-    """The experiment's dataset, loaded once more for its digests (cheap next to training)."""
+    """The experiment's dataset, loaded for its digests (``cm replay`` compares them with the
+    logged ones before it runs anything)."""
     from cm.registry import get_registry
 
-    spec = experiment.data.dataset
-    return get_registry().get("dataset", spec.name).build(spec.options)
+    return get_registry().build(experiment.data.dataset)
 
 
 def dataset_tags(experiment, corpus) -> dict:
@@ -304,24 +301,3 @@ def dataset_input(experiment, corpus) -> DatasetInput:
 def safe_key(name: str) -> str:
     return re.sub(r"[^\w\-. /]", "_", name)
 
-
-def versions() -> dict:
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "absent"
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"] or ""
-        if name.lower().startswith("cm-"):
-            found[name.lower()] = dist.version
-    return found
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(torch.device(device))
-    return platform.processor() or platform.machine() or sys.platform

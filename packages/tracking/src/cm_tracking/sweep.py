@@ -22,9 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cm import terminal
-from cm.config.decode import decode
-from cm.config.keys import set_keys
-from cm.config.load import load_raw
+from cm.config import decode, load_raw, set_keys
 from cm.errors import JobFailed, UserError, interruption
 from cm.hookspecs import hookimpl
 from cm.preflight import preflight

@@ -17,8 +17,9 @@ from optuna.exceptions import DuplicatedStudyError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from cm.environment import versions
 from cm.errors import UserError
-from cm_tracking.mlflow_tracker import clip, git_tags, params_of, versions
+from cm_tracking.mlflow_tracker import clip, git_tags, params_of
 
 PARENT = "mlflow_parent_run_id"  # study user attribute
 PARENT_WAIT_S = 120

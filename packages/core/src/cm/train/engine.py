@@ -15,7 +15,7 @@ import torch
 
 from cm.cachedir import cache_root
 from cm.data.loaders import encode_split, to_device
-from cm.data.prepare import SPLITS, prepare
+from cm.data.prepare import SPLITS
 from cm.data.splits import class_balance
 from cm.distributed import wrap
 from cm.model.backbone import load_backbone
@@ -75,9 +75,8 @@ def train_and_evaluate(run, registry, console, hooks, dry):
 
 
 def set_up(run, registry) -> Setup:
-    """Data prepared and encoded, the backbone and tokenizer loaded, the trainer built."""
-    experiment = run.experiment
-    prepared = prepare(experiment, registry)
+    """The run's data encoded, the backbone and tokenizer loaded, the trainer built."""
+    experiment, prepared = run.experiment, run.prepared
     backbone, tokenizer = load_backbone(experiment.model.backbone,
                                         texts=prepared.tokenizer_texts(),
                                         tiny=experiment.model.tiny, cache_root=cache_root(),
@@ -170,7 +169,7 @@ def fit(run, setup, hooks, console) -> Best:
             mean_loss = train_epoch(loop, setup.loader, progress, f"epoch {epoch}", on_step)
             seconds += time.perf_counter() - started
             if loop.nonfinite_losses:
-                run.metrics["train/nonfinite_losses"] = loop.nonfinite_losses
+                run.record({"train/nonfinite_losses": loop.nonfinite_losses})
             val = validate(scorer, setup.splits["val"], setup.criteria, run.experiment.eval)
             end_epoch(run, epoch, mean_loss, val, best, hooks, progress.console)
             if best.update(epoch, val[selection], trainer.model):
@@ -179,9 +178,9 @@ def fit(run, setup, hooks, console) -> Best:
                 progress.console.print(f"early stop: no {selection} gain for {best.waited} "
                                        f"epochs (best {best.score:.4f} at epoch {best.epoch})")
                 break
-    run.metrics["train/samples_per_s"] = len(setup.splits["train"].encoded) * run.epoch / seconds
-    run.metrics["system/peak_memory_mb"] = peak_memory_mb(run.device)
-    run.metrics["model/trainable_parameters"] = trainer.trainable  # LoRA: adapters + head
+    run.record({"train/samples_per_s": len(setup.splits["train"].encoded) * run.epoch / seconds,
+                "system/peak_memory_mb": peak_memory_mb(run.device),
+                "model/trainable_parameters": trainer.trainable})  # LoRA: adapters + head
     return best
 
 

@@ -82,7 +82,8 @@ def micro_step(loop: Loop, batch, sync=True) -> float:
 
 def optimizer_step(loop: Loop) -> float:
     """Clip, step (fp16: through the scaler, which skips a step whose gradients hold
-    inf/NaN), schedule, zero the gradients; returns the learning rate for the next step."""
+    inf/NaN), schedule, zero the gradients; returns ``train.lr`` as scheduled for the next
+    step (``scheduled_lr``)."""
     trainer, max_norm = loop.trainer, loop.settings.max_grad_norm
     optimizer, scaler = trainer.optimizer, trainer.scaler
     if max_norm > 0:
@@ -93,7 +94,16 @@ def optimizer_step(loop: Loop) -> float:
     loop.scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     loop.step += 1
-    return optimizer.param_groups[0]["lr"]
+    return scheduled_lr(optimizer, loop.settings.lr)
+
+
+def scheduled_lr(optimizer, lr: float) -> float:
+    """``lr`` (``train.lr``) times the schedule's current factor. A schedule scales every
+    parameter group's own rate by one factor (its ``lr`` over the ``initial_lr`` the
+    scheduler recorded), so it is read off any group; a group's own rate would not do:
+    with layer-wise decay the first group is the embeddings', far below ``train.lr``."""
+    group = next((g for g in optimizer.param_groups if g.get("initial_lr")), None)
+    return lr if group is None else lr * group["lr"] / group["initial_lr"]
 
 
 def check_nonfinite(loop: Loop, value, batch):
