@@ -244,6 +244,7 @@ def test_step_metrics_reach_the_store_within_15_seconds(tmp_path):
     (a clock injected, so nothing here waits or depends on the machine's speed)."""
     from types import SimpleNamespace
 
+    from cm.data.prepare import prepare
     from cm_tracking.mlflow_tracker import FLUSH_SECONDS, MlflowTracker
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -255,7 +256,8 @@ def test_step_metrics_reach_the_store_within_15_seconds(tmp_path):
     tracker.clock = lambda: now[0]
     (tmp_path / "run").mkdir()
     run = SimpleNamespace(experiment=experiment, directory=tmp_path / "run", device="cpu",
-                          epoch=1, metrics={}, telemetry=[], links={})
+                          epoch=1, metrics={}, telemetry=[], links={},
+                          prepared=prepare(experiment, get_registry()))
     tracker.run_started(run=run)
     client = MlflowClient(tracking_uri=uri)
 

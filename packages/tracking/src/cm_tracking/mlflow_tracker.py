@@ -57,9 +57,13 @@ class MlflowTracker:
         self.pending = []  # step metrics, sent in batches (not one round trip per step)
         self.clock = time.monotonic  # tests inject their own
         self.flushed_at = None  # clock() of the last send; None: the first step goes at once
+        self.reopened = {}  # a resumed run's: metric key -> the last step logged before
 
     @hookimpl
     def run_started(self, run):
+        if "mlflow" in run.links:  # a resumed run (cm run --resume): its MLflow run goes on
+            self._reopen(run.links["mlflow"]["run_id"], run)
+            return
         corpus = run.prepared.corpus
         tags = {**run_tags(run), **dataset_tags(run.experiment, corpus), **self.options.tags}
         experiment_id = self.experiment_id()
@@ -71,6 +75,21 @@ class MlflowTracker:
         self._log_params(params_of(run.experiment))
         self._log_dataset(dataset_input(run.experiment, corpus))
         self._artifact(run.directory / "config.toml")
+
+    def _reopen(self, run_id, run):
+        """RUNNING again, params and inputs as logged; metrics go on after the last step each
+        was logged at (the stopped run may have logged steps past its saved state)."""
+        try:
+            stored = self.client.get_run(run_id).data.metrics
+        except MlflowException as exc:
+            raise UserError(f"--resume {run.directory}: its MLflow run {run_id} is not in "
+                            f"{self.uri} ({exc.error_code}); resume with the tracking store "
+                            "the run started with") from None
+        self.run_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+        for key in stored:
+            last = max(self.client.get_metric_history(run_id, key), key=lambda m: m.step)
+            self.logged[key], self.reopened[key] = last, last.step
 
     def _log_dataset(self, dataset):
         """MLflow inserts a dataset it has not seen; two runs starting together on the same
@@ -154,7 +173,8 @@ class MlflowTracker:
 
     def _log_metrics(self, metrics: dict, step: int, send=True):
         stamp = int(time.time() * 1000)
-        items = [Metric(k, float(v), stamp, int(step)) for k, v in loggable(metrics).items()]
+        items = [Metric(k, float(v), stamp, int(step)) for k, v in loggable(metrics).items()
+                 if int(step) > self.reopened.get(k, -math.inf)]
         self.pending.extend(items)
         self.logged.update((m.key, m) for m in items)
         due = self.flushed_at is None or self.clock() - self.flushed_at >= FLUSH_SECONDS

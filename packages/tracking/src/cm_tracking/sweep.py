@@ -31,6 +31,7 @@ from cm.train.engine import run_experiment
 from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker, clip
 from cm_tracking.options import TRIAL_TAGS
 from cm_tracking.sweep_report import finish_sweep
+from cm_tracking.sweep_resume import continue_stopped, enqueue_stopped
 from cm_tracking.sweep_space import baseline_params, suggest
 from cm_tracking.sweep_study import open_study, parent_run, redact
 
@@ -89,6 +90,7 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
     storage = storage or default_storage(experiment)
     study, new, sampler_args = open_study(storage, study_name or default_study_name(experiment),
                                           experiment, tracker)
+    enqueue_stopped(study)  # first: a continued baseline is not enqueued anew
     if new or baseline_unfinished(study):
         study.enqueue_trial(baseline_params(experiment, experiment.hpo.space),
                             user_attrs={"cm.baseline": True})
@@ -164,11 +166,13 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
         trial.set_user_attr("cm.error", str(exc))
         failed_run(sweep, trial, tags, exc)
         raise
+    experiment, resume = continue_stopped(trial, sweep.metric, experiment)
     hooks = TrialHooks(trial, sweep)
     shown = escape(", ".join(f"{k}={v}" for k, v in values.items()))
     try:
         with training_status(sweep, f"trial {trial.number} training: {shown}"):
-            run = run_experiment(experiment, console=sweep.trial_console, listeners=[hooks])
+            run = run_experiment(experiment, console=sweep.trial_console, listeners=[hooks],
+                                 resume=resume)
     except optuna.TrialPruned:
         hooks.mark("PRUNED", status="KILLED")
         raise

@@ -9,10 +9,13 @@ from cm.cli.run_source import fetch, scratch, tracking_uri_option
 
 
 @click.command()
-@experiment_argument
+@experiment_argument(required=False)
 @click.option("--dry-run", is_flag=True,
               help="Stop after the one-batch dry run (tokenization, shapes, devices, loss).")
-def run(experiment_file, overrides, dry_run):
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the stopped run in this folder from its last saved state, with "
+                   "its own config (FILE and --set may only change train.save_every_steps).")
+def run(experiment_file, overrides, dry_run, resume_dir):
     """Train and evaluate one model described by EXPERIMENT_FILE.
 
     Outputs (resolved config, best checkpoint, reports, plots, metrics) go to
@@ -20,8 +23,20 @@ def run(experiment_file, overrides, dry_run):
     """
     from cm.train.engine import run_experiment
 
-    experiment = load(experiment_file, overrides)
-    result = run_experiment(experiment, dry=dry_run)
+    resume = None
+    if resume_dir is not None:
+        if dry_run:
+            raise click.UsageError("--dry-run and --resume do not go together")
+        from cm.registry import get_registry
+        from cm.train.resume import open_resume
+
+        experiment, resume = open_resume(resume_dir, experiment_file, overrides,
+                                         get_registry())
+    elif experiment_file is None:
+        raise click.UsageError("give the EXPERIMENT_FILE to run, or --resume RUN_DIR")
+    else:
+        experiment = load(experiment_file, overrides)
+    result = run_experiment(experiment, dry=dry_run, resume=resume)
     click.echo(f"{'dry run' if dry_run else 'run'} {result.status.lower()}: {result.directory}")
 
 

@@ -95,29 +95,37 @@ def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
     return manager.hook
 
 
-def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) -> Run:
+def tracked_run(experiment, body, *, registry=None, console=None, listeners=(),
+                directory=None, links=None) -> Run:
     """Set the run up, then ``body(run, registry, console, hooks)`` between run_started and
-    run_finished; ``hooks`` calls this run's listeners (see the module's docstring)."""
+    run_finished; ``hooks`` calls this run's listeners (see the module's docstring).
+    ``directory`` and ``links``: a stopped run's folder (its config.toml kept) and the ids its
+    trackers published, for a resumed run (trackers reopen their runs)."""
     registry = registry or get_registry()
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
     try:  # whatever fails from here on, this process leaves the torchrun group
         checked = preflight(experiment, registry, trackers=world.main)
         console = (console or terminal.console()) if world.main else Console(quiet=True)
-        run, hooks = open_run(experiment, checked, registry, world, device, listeners)
+        run, hooks = open_run(experiment, checked, registry, world, device, listeners,
+                              directory, links)
         live(run, hooks, lambda: body(run, registry, console, hooks))
     finally:
         stop(world)
     return run
 
 
-def open_run(experiment, checked, registry, world, device, listeners):
-    """The run, on the data the checks loaded, and its directory (rank 0 writes
-    ``config.toml``), and the hooks of the run's listeners (the checks built the trackers,
-    on rank 0 alone)."""
-    directory = broadcast(run_directory(experiment) if world.main else None, world)
-    run = Run(experiment, directory, device, checked.prepared, world=world)
-    if world.main:  # rank 0 alone writes files
+def open_run(experiment, checked, registry, world, device, listeners, directory=None,
+             links=None):
+    """The run, on the data the checks loaded, and its directory, a new one unless given
+    (rank 0 writes a new one's ``config.toml``), and the hooks of the run's listeners (the
+    checks built the trackers, on rank 0 alone)."""
+    fresh = directory is None
+    if fresh:
+        directory = broadcast(run_directory(experiment) if world.main else None, world)
+    run = Run(experiment, directory, device, checked.prepared, world=world,
+              links=dict(links or {}))
+    if world.main and fresh:  # rank 0 alone writes files
         (run.directory / "config.toml").write_text(dumps(experiment))
     # trackers last: called first, so a listener that stops the run (a pruner) does so
     # after the event was logged
