@@ -88,6 +88,12 @@ class TrackerFactory(Protocol):
 # kind -> the protocol a factory's result must satisfy when the registry builds it
 REQUIRED = {"pooling": Pooling, "loss": Loss}
 
+# kind -> how its factory is called: ``factory(options, **keywords of __call__)``
+FACTORIES = {"head": HeadFactory, "pooling": PoolingFactory, "loss": LossFactory,
+             "optimizer": OptimizerFactory, "scheduler": SchedulerFactory,
+             "optimization": OptimizationFactory, "dataset": DatasetFactory,
+             "tracker": TrackerFactory}
+
 
 def missing_members(obj, protocol) -> list[str]:
     """The attributes and methods of ``protocol`` that ``obj`` lacks."""

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from cm.cli.params import experiment_argument, load
+from cm.cli.params import experiment_argument
+from cm.cli.plugin_checks import load_checked
 from cm.cli.run_source import fetch, scratch, tracking_uri_option
 
 
@@ -35,7 +36,7 @@ def run(experiment_file, overrides, dry_run, resume_dir):
     elif experiment_file is None:
         raise click.UsageError("give the EXPERIMENT_FILE to run, or --resume RUN_DIR")
     else:
-        experiment = load(experiment_file, overrides)
+        experiment = load_checked(experiment_file, overrides)
     result = run_experiment(experiment, dry=dry_run, resume=resume)
     click.echo(f"{'dry run' if dry_run else 'run'} {result.status.lower()}: {result.directory}")
 

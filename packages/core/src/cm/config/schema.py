@@ -33,6 +33,19 @@ class Spec:
         cls.kind = kind
 
 
+def used_components(obj, path="$"):
+    """(path, Spec) for every component an experiment names: ``$.model.head``, ..."""
+    if isinstance(obj, Spec):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from used_components(value, f"{path}.{key}")
+    elif attrs.has(type(obj)):
+        for attribute in attrs.fields(type(obj)):
+            yield from used_components(getattr(obj, attribute.name),
+                                       f"{path}.{attribute.name}")
+
+
 def spec_class(kind: str) -> type[Spec]:
     """The ``Spec`` subclass for one kind of component declared in ``cm.hookspecs``."""
     name = f"{kind.title()}Spec"
