@@ -71,6 +71,17 @@ def no_tokenizer_json(older):
     return edit
 
 
+def calibrator(change):
+    """A current checkpoint's calibrator (instead of an older one's temperatures), changed."""
+    def edit(meta):
+        meta.pop("temperatures")
+        meta["calibrator"] = {"kept": "platt", "shift": 0.5,
+                              "slopes": {f"A.{i}": 1.0 for i in range(1, 10)},
+                              "biases": {f"A.{i}": 0.0 for i in range(1, 10)}}
+        change(meta["calibrator"])
+    return meta_edit(edit)
+
+
 def cut(meta):
     meta["criteria"] = meta["criteria"][:8]
 
@@ -91,8 +102,18 @@ ATTACKS = {
                     ["thresholds has no value for A.9 (in criteria)"]),
     "criterion twice": (meta_edit(lambda m: m["criteria"].append(m["criteria"][0])),
                         ["criteria[9]: criterion A.1 is listed twice"]),
-    "no temperatures": (meta_edit(lambda m: m.pop("temperatures")),
-                        ["thresholds and temperatures come together", "only thresholds"]),
+    "no calibration": (meta_edit(lambda m: m.pop("temperatures")),
+                       ["thresholds come with a calibrator", "neither is there"]),
+    "calibrator slope NaN": (calibrator(lambda c: c["slopes"].update({"A.2": math.nan})),
+                             ["calibrator.slopes.A.2 = nan"]),
+    "calibrator bias abc": (calibrator(lambda c: c["biases"].update({"A.2": "abc"})),
+                            ["calibrator.biases.A.2 = 'abc'"]),
+    "calibrator without A.9": (calibrator(lambda c: c["biases"].pop("A.9")),
+                               ["calibrator.biases has no value for A.9"]),
+    "calibrator kept magic": (calibrator(lambda c: c.update(kept="magic")),
+                              ["calibrator.kept = 'magic'"]),
+    "calibrator shift inf": (calibrator(lambda c: c.update(shift=math.inf)),
+                             ["calibrator.shift = inf"]),
     "num_logits 0": (meta_edit(lambda m: m.update(num_logits=0)), ["num_logits = 0"]),
     "other hidden_size": (wider_backbone(False), ["backbone/config.json: changed since"]),
     "other hidden_size, older checkpoint": (wider_backbone(True), [
@@ -184,3 +205,10 @@ def damage_file(path: Path, how: str) -> None:
     else:
         middle = len(content) // 2
         path.write_bytes(content[:middle] + bytes([content[middle] ^ 1]) + content[middle + 1:])
+
+
+def test_a_checkpoint_with_a_calibrator_loads(checkpoint, tmp_path):
+    current = tmp_path / "checkpoint"
+    shutil.copytree(checkpoint, current)
+    calibrator(lambda found: None)(current)
+    assert load_checkpoint(current).meta["calibrator"]["kept"] == "platt"

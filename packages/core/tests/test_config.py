@@ -363,9 +363,9 @@ def test_a_component_table_in_the_wrong_place_points_to_the_right_one(registry):
 
 
 def test_eval_table_and_selection_metric(registry):
-    experiment = decode({"eval": {"thresholds": 0.25, "calibration": "per_criterion"},
+    experiment = decode({"eval": {"thresholds": 0.25, "calibration": "prior"},
                          "train": {"selection_metric": "pr_auc"}}, registry=registry)
-    assert experiment.eval.thresholds == 0.25 and experiment.eval.calibration == "per_criterion"
+    assert experiment.eval.thresholds == 0.25 and experiment.eval.calibration == "prior"
     assert experiment.sweep_metric == "val_tuned/pr_auc"  # no [hpo] metric: follows selection
     assert decode({}, registry=registry).eval.thresholds == "per_criterion"
     assert decode(tomllib.loads(dumps(experiment)), registry=registry) == experiment

@@ -165,9 +165,12 @@ class EvalConfig:
     """How validation sets the decisions and probabilities of a run (``cm.evaluate``)."""
 
     thresholds: str | float = field(default="per_criterion", validator=_thresholds)
-    calibration: Literal["global", "per_criterion", "none"] = "global"
+    # "platt": the loss's prior shift undone, then a Platt calibrator; "prior": the shift
+    # only; "none". Each step kept only where it helps on val (cm.evaluate.calibrator).
+    calibration: Literal["platt", "prior", "none"] = "platt"
     bootstrap_resamples: int = field(default=1000, validator=[ge(100), le(limits.RESAMPLES)])
     evidence: bool = True  # rank sentences as evidence and score hit@1/hit@3 on val and test
+    floor: bool = True  # fit the TF-IDF + logistic-regression floor and score it beside
 
 
 CHOICE_TYPES = (bool, int, float, str, list, dict)  # TOML values a categorical may take

@@ -9,9 +9,11 @@ import math
 from pathlib import Path
 
 from cm.errors import UserError
+from cm.evaluate.calibrator import STEPS
 
 PARTS = ("model.safetensors", "backbone", "tokenizer", "experiment.toml",
          "meta.json")
+KEPT = (*STEPS, "temperature")  # "temperature": a calibrator read from older temperatures
 RESTORE = "copy the checkpoint again or use the checkpoint/ folder of another finished `cm run`"
 
 
@@ -63,13 +65,14 @@ def check_files(directory: Path, meta: dict) -> None:
 def check_meta(directory: Path, meta: dict) -> None:
     """meta.json's numbers in range and its criteria consistent; all problems at once."""
     problems = [*_counts(meta), *_criteria(meta)]
-    if ("thresholds" in meta) != ("temperatures" in meta):
-        problems.append("thresholds and temperatures come together (the run's decision); "
-                        f"only {'thresholds' if 'thresholds' in meta else 'temperatures'} "
-                        "is there")
+    calibrated = "calibrator" in meta or "temperatures" in meta
+    if "thresholds" in meta and not calibrated:
+        problems.append("thresholds come with a calibrator (or, in older checkpoints, "
+                        "temperatures): neither is there")
     criteria = meta.get("criteria")
     ids = [c["id"] for c in criteria if isinstance(c, dict) and _text(c.get("id"))] \
         if isinstance(criteria, list) else []
+    problems += _calibrator(meta.get("calibrator", {}), ids) if "calibrator" in meta else []
     for key, valid, expected in (("thresholds", _probability, "a number in [0, 1]"),
                                  ("temperatures", _positive, "a finite number > 0")):
         if key in meta:
@@ -78,6 +81,22 @@ def check_meta(directory: Path, meta: dict) -> None:
         raise damaged(directory, "meta.json", "; ".join(problems),
                       "use the meta.json the run wrote (copy the checkpoint again) or the "
                       "checkpoint/ folder of another finished `cm run`")
+
+
+def _calibrator(found, ids) -> list[str]:
+    """meta.json's ``calibrator`` (cm.evaluate.calibrator): the step kept, a finite shift,
+    a finite slope and bias per criterion."""
+    if not isinstance(found, dict):
+        return ["calibrator is not a table of kept, shift, slopes, biases"]
+    problems = []
+    if found.get("kept") not in KEPT:
+        problems.append(f"calibrator.kept = {found.get('kept')!r} is not one of {KEPT}")
+    if not _number(found.get("shift")):
+        problems.append(f"calibrator.shift = {found.get('shift')!r} is not a finite number")
+    for key in ("slopes", "biases"):
+        problems += _per_criterion(found.get(key), f"calibrator.{key}", _number,
+                                   "a finite number", ids)
+    return problems
 
 
 def _counts(meta: dict) -> list[str]:
