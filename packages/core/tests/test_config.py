@@ -136,6 +136,10 @@ def test_cross_field_rules(registry):
                     registry) == ['$.hpo.space."train.lr".high: must be greater than low (1.0)',
                                   '$.hpo.space."train.lr": setting it to 1.0 fails: $.train.lr: '
                                   "'lr' must be < 1.0: 1.0 — fix the key or the bounds/choices"]
+    assert problems({"data": {"fold": 2}}, registry) == [
+        "$.data.fold: names a cross-validation fold: set data.folds too, or remove it"]
+    assert problems({"data": {"folds": 3, "fold": 4}}, registry) == [
+        "$.data.fold: must be 1 .. data.folds (3); got 4"]
 
 
 def test_named_tables_for_optimizations_and_trackers(registry):

@@ -131,9 +131,11 @@ def test_paired_difference_with_itself_is_zero_and_of_a_better_run_positive():
     noisy = bootstrap.cells(posts, ids, labels, (probs >= 0.5).astype(int))
     right = bootstrap.cells(posts, ids, labels, labels)
     stat = lambda c: (lambda w: bootstrap.post_scores(c, w))  # noqa: E731
-    same = bootstrap.paired_differences(stat(noisy), stat(noisy), 60, seed=1)
-    assert all(row == {"difference": 0.0, "low": 0.0, "high": 0.0} for row in same.values())
-    better = bootstrap.paired_differences(stat(right), stat(noisy), 60, seed=1)
+    same = bootstrap.pooled_intervals([bootstrap.difference(stat(noisy), stat(noisy))], 60,
+                                      seed=1)
+    assert all(row == {"mean": 0.0, "low": 0.0, "high": 0.0} for row in same.values())
+    better = bootstrap.pooled_intervals([bootstrap.difference(stat(right), stat(noisy))], 60,
+                                        seed=1)
     assert better["post_macro_f1"]["low"] > 0
 
 

@@ -89,11 +89,27 @@ class DataConfig:
     truncation: Literal["head", "head_tail", "windows"] = "head"
     stride: int = field(default=128, validator=ge(0))
     window_aggregation: Literal["max", "mean"] = "max"
+    split_seed: int | None = field(default=None, validator=attrs.validators.optional(
+        [ge(0), le(2**32 - 1)]))  # None: the experiment's seed (a seed repeat fixes it)
+    # cross-validation: the train+val posts cut into ``folds`` folds (cm run trains one
+    # model per fold); ``fold`` (1..folds) names the fold one run validates on
+    folds: int | None = field(default=None, validator=attrs.validators.optional(
+        [ge(2), le(100)]))
+    fold: int | None = field(default=None, validator=attrs.validators.optional(ge(1)))
+
+    @property
+    def all_folds(self) -> bool:
+        """``folds`` without ``fold``: one run per fold (``cm run`` makes them a group)."""
+        return self.folds is not None and self.fold is None
 
     def check(self):
         """Cross-field rules: (field, message) pairs."""
         if self.stride >= self.max_length:
             yield "stride", f"must be smaller than max_length ({self.max_length})"
+        if self.fold is not None and self.folds is None:
+            yield "fold", "names a cross-validation fold: set data.folds too, or remove it"
+        elif self.fold is not None and self.fold > self.folds:
+            yield "fold", f"must be 1 .. data.folds ({self.folds}); got {self.fold}"
 
 
 @frozen
