@@ -18,7 +18,7 @@ LAYERS = [
     ("registry", ["cm.plugins", "cm.plugin_intent", "cm.contracts", "cm.factories", "cm.registry",
                   "cm.optimization"]),
     ("model", ["cm.model"]),
-    ("train", ["cm.train", "cm.predict", "cm.preflight"]),
+    ("train", ["cm.train", "cm.predict", "cm.posts_file", "cm.preflight"]),
     ("apps", ["cm.bench", "cm.testing", "cm.export", "cm.pytest_plugin", "cm.scaffold"]),
     ("cli", ["cm.cli"]),
     ("plugins", ["cm.builtin", "cm_heads", "cm_optimizations", "cm_tracking"]),

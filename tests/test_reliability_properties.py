@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cm.cli.main import cli
 from cm.data.redsm5 import load_redsm5
 from cm.errors import UserError
-from cm.predict import read_posts
+from cm.posts_file import read_posts
 
 DEMO = Path(__file__).resolve().parents[1] / "experiments" / "demo-posts.toml"
 KEYS = [("name",), ("seed",), ("output_dir",), ("data",), ("data", "split"),

@@ -92,6 +92,7 @@ def test_without_a_terminal_a_run_prints_plain_progress_lines(tiny_run):
     assert re.fullmatch(rf"epoch 1: step {total}/{total} \(100%\)  loss \d\.\d{{4}}  "
                         r"lr \d\.\d\de[+-]\d\d  \d+\.\d samples/s  ETA 0:00:00", steps[-1])
     assert "\x1b[" not in printed  # no terminal control sequences in a file
+    assert "9-criterion macro-F1" in printed  # the demo's nine criteria name the headline
 
 
 def test_thresholds_are_tuned_on_validation_labels_only(tmp_path, monkeypatch):

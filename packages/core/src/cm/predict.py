@@ -4,7 +4,6 @@ the decision at the run's thresholds; for a match, the top sentence as evidence;
 posts, the window (as a post-token span) that drove the score."""
 
 import csv
-import io
 import json
 import os
 import sys
@@ -22,58 +21,11 @@ from cm.evaluate.decisions import Decision, Pairs
 from cm.evaluate.evidence import ranking
 from cm.model.scoring import Scorer, score, sentence_probs
 from cm.preflight import writable_directory
-from cm.textfile import lift_csv_field_limit, read_text
 
 
-def read_posts(path: Path) -> list[tuple[str, str]]:
-    """(post_id, text) rows from a CSV or JSONL file with ``post_id`` and ``text``."""
-    path = Path(path)
-    if path.suffix not in (".csv", ".jsonl"):
-        raise UserError(f"{path}: expected a .csv or .jsonl file of posts (post_id, text)")
-    text = read_text(path, "posts file")
-    if path.suffix == ".jsonl":
-        rows = []
-        for line_no, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                rows.append((str(item["post_id"]), str(item["text"])))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise UserError(f"{path}:{line_no}: expected a JSON object with post_id and "
-                                f"text ({type(exc).__name__}: {exc})") from None
-    else:
-        rows = read_csv_posts(path, text)
-    empty = [pid for pid, text in rows if not text or not text.strip()]
-    if empty:
-        raise UserError(f"{path}: empty text for post_id(s) {empty[:10]}; remove or fill them")
-    if not rows:
-        raise UserError(f"{path}: no posts")
-    return rows
-
-
-def read_csv_posts(path: Path, text: str) -> list[tuple[str, str]]:
-    lift_csv_field_limit()
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        missing = {"post_id", "text"} - set(reader.fieldnames or ())
-        if missing:
-            raise UserError(f"{path}: missing column(s) {sorted(missing)}; found "
-                            f"{reader.fieldnames}; expected post_id,text")
-        rows = []
-        for row in reader:
-            if None in row or None in row.values():
-                raise UserError(f"{path} (line {reader.line_num}): {len(row)} fields where "
-                                "the header has 2 or more; quote fields holding commas")
-            rows.append((row["post_id"], row["text"]))
-    except csv.Error as exc:
-        raise UserError(f"{path} (line {reader.line_num}): unreadable CSV ({exc}); fix the "
-                        "quoting of that row") from None
-    return rows
-
-
-def check_output(out: Path | None) -> None:
-    """Before any scoring: ``--out`` must be a file path in a writable directory."""
+def check_output(out: Path | None, posts_file: Path) -> None:
+    """Before any scoring: ``--out`` must be a file path in a writable directory, and not
+    the posts file itself."""
     if out is None:
         return
     out = Path(out)
@@ -82,6 +34,9 @@ def check_output(out: Path | None) -> None:
     if not out.parent.absolute().is_dir():
         raise UserError(f"--out {out}: the directory {out.parent} does not exist; create it "
                         "or choose another path")
+    if out.exists() and out.samefile(posts_file):
+        raise UserError(f"--out {out} is the posts file {posts_file}: writing would replace "
+                        "the input; choose another output file")
     writable_directory(out.parent, "--out directory")
 
 
@@ -196,7 +151,7 @@ def write_rows(rows, out: Path | None, fmt: str):
     """To standard output, or to ``out`` through a temporary file renamed into place, so an
     interrupted write never leaves a truncated file behind."""
     if out is None:
-        return _write(rows, sys.stdout, fmt)
+        return _write_stdout(rows, fmt)
     out = Path(out)
     with tempfile.NamedTemporaryFile("w", newline="", encoding="utf-8", dir=out.parent,
                                      prefix=f".{out.name}.", delete=False) as handle:
@@ -209,6 +164,18 @@ def write_rows(rows, out: Path | None, fmt: str):
     os.umask(mask)      # permissions any new file of this user gets
     os.chmod(handle.name, 0o666 & ~mask)
     os.replace(handle.name, out)
+
+
+def _write_stdout(rows, fmt):
+    """To standard output; a reader that stops early (``| head``) ends the command quietly
+    with 141, the status of a Unix tool stopped by SIGPIPE."""
+    try:
+        _write(rows, sys.stdout, fmt)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
+        raise SystemExit(141) from None
 
 
 def _write(rows, handle, fmt):

@@ -1,9 +1,12 @@
 """Reading the text files users hand to cm (experiments, posts, checkpoints' metadata): a
 missing, unreadable, binary or non-UTF-8 file is one ``UserError`` naming the file and the
-fix, never a traceback. CSV fields may be as long as the longest post."""
+fix, never a traceback. CSV is read strictly (a quoting error is an error naming the file
+and line, never rows merged); its fields may be as long as the longest post."""
 
 import csv
+import io
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from cm.errors import UserError
@@ -38,3 +41,25 @@ def decode_utf8(path, data: bytes, what="file") -> str:
 def lift_csv_field_limit() -> None:
     """Python's csv module refuses fields over 131,072 characters; posts can be longer."""
     csv.field_size_limit(sys.maxsize)
+
+
+def csv_records(path, text: str) -> Iterator[tuple[int, list[str]]]:
+    """Each record of a CSV text (the header first; blank lines skipped) with the line it
+    starts on. Strict: a quote that never closes, which a lenient reader would let swallow
+    every following row into one field, or text after a closing quote is a UserError naming
+    the file and the record's first line."""
+    lift_csv_field_limit()
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise UserError(f"{path} (line {line}): unreadable CSV ({exc}); check the quotes of "
+                            "the row starting there: a field holding quotes, commas or line "
+                            'breaks must be wrapped in quotes, with its own quotes doubled ("")'
+                            ) from None
+        if fields:
+            yield line, fields

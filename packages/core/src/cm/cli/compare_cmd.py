@@ -19,13 +19,14 @@ from cm.cli.run_source import fetch, scratch, tracking_uri_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @tracking_uri_option
 def compare(run_a, run_b, resamples, seed, as_json, tracking_uri):
-    """Paired-bootstrap difference RUN_A - RUN_B of each headline test score (9-criterion
-    macro-F1 first) with its 95% interval, resampling the same test posts for both.
+    """Paired-bootstrap difference RUN_A - RUN_B of each headline test score (the macro-F1
+    over the criteria first) with its 95% interval, resampling the same test posts for both.
 
     RUN_A and RUN_B are run directories (outputs/<name>/<timestamp>), or ids of tracked runs
     (cm-tracking: MLflow run ids); or two group folders (cm run --seeds N, data.folds = K):
     their runs paired in order, the mean paired difference with an interval pooled over
-    the pairs and the resampled posts. Runs whose test pairs differ are refused (exit 2).
+    the pairs and the resampled posts. Runs whose test posts, criteria or sentences differ
+    are refused (exit 2), naming what differs.
     """
     from cm.errors import UserError
     from cm.evaluate.compare import compare as run_compare

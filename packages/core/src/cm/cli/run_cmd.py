@@ -71,12 +71,13 @@ def predict(posts_file, model_dir, run_id, tracking_uri, out, fmt, with_text, de
     """Score posts (CSV or JSONL with post_id,text) against every criterion: probability,
     decision at the checkpoint's tuned threshold, and for long posts the evidence window."""
     from cm.model.checkpoint import load_checkpoint
-    from cm.predict import check_output, read_posts, write_rows
+    from cm.posts_file import read_posts
+    from cm.predict import check_output, write_rows
     from cm.predict import predict as run_predict
 
     if (run_id is None) == (model_dir is None):
         raise click.UsageError("give exactly one of --model DIR or --run-id ID")
-    check_output(out)
+    check_output(out, posts_file)
     posts = read_posts(posts_file)
     with scratch() as into:
         if run_id is not None:

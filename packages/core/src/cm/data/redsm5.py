@@ -7,16 +7,14 @@ line numbers, never the text itself.
 
 from __future__ import annotations
 
-import csv
 import difflib
 import hashlib
-import io
 import json
 from pathlib import Path
 
 from cm.data.records import SYMPTOM_TO_CRITERION, Annotation, Corpus, Criterion, Post
 from cm.errors import UserError
-from cm.textfile import lift_csv_field_limit
+from cm.textfile import csv_records
 
 POSTS_FILE = "redsm5_posts.csv"
 ANNOTATIONS_FILE = "redsm5_annotations.csv"
@@ -91,12 +89,8 @@ def _rows(path: Path, raw: bytes, required: tuple[str, ...]) -> list[tuple[int, 
         raise DataError(
             f"{path} is not UTF-8 (byte {exc.start}); re-save it as UTF-8 CSV"
         ) from None
-    lift_csv_field_limit()
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise DataError(f"{path} (line 1): unreadable CSV header ({exc})") from None
+    records = csv_records(path, text)
+    _, header = next(records, (1, None))
     if not header:
         raise DataError(f"{path} is empty; expected a header row with columns {list(required)}")
     header = [h.strip() for h in header]
@@ -107,18 +101,7 @@ def _rows(path: Path, raw: bytes, required: tuple[str, ...]) -> list[tuple[int, 
             f"Rename the columns to {list(required)}."
         )
     rows, problems = [], []
-    while True:
-        line = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise DataError(
-                f"{path} (line {line}): unreadable CSV ({exc}); fix the quoting of that row"
-            ) from None
-        if not fields:
-            continue  # a blank line carries no data
+    for line, fields in records:
         if len(fields) != len(header):
             problems.append(
                 f"line {line}: {len(fields)} fields but the header has {len(header)}; "

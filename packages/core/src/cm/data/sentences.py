@@ -1,8 +1,11 @@
 """Posts as sentences (char spans), and annotated sentences located among them.
 
 Segmentation is pysbd's rule-based English segmenter (no model, no network; see
-docs/research.md for why). pysbd returns sentence strings; their spans are found here by
-searching the post left to right, so a repeated sentence gets its own span each time.
+docs/research.md for why) with cm's own boundaries on top, for what pysbd misses in Reddit
+posts: a first-person sentence end it takes for an abbreviation ("without me. I stopped"),
+no space after the end ("it.I can't"), an emoji ending a sentence ("cares 😔 I sleep").
+pysbd returns sentence strings; their spans are found here by searching the post left to
+right, so a repeated sentence gets its own span each time.
 An annotated sentence is located by its exact text in the post; the segmenter sentences it
 overlaps are its match (one when both split alike; several, or one longer sentence, when the
 segmenter splits differently). Annotated text that does not occur in the post is unmatched.
@@ -10,7 +13,8 @@ segmenter splits differently). Annotated text that does not occur in the post is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 import attrs
@@ -33,8 +37,35 @@ def _segmenter():
     return pysbd.Segmenter(language="en", clean=False)
 
 
+EMOJI = "\U0001F000-\U0001FAFF\u2600-\u27BF"
+# A sentence end pysbd does not see, followed by the next sentence: a lowercase word of two
+# letters or more and a period (never "Dr." or "a.m."), a word and "!" or "?", each with any
+# more end marks and closing quotes; a pronoun and a period before any letter; emoji.
+BOUNDARY = re.compile(
+    rf"(?:\b[a-z]{{2,}}\.|[\w)][!?])[.!?]*[\"'\u201d\u2019)\]]*(?=\s*[A-Z])"
+    rf"|\b(?:me|him|her|it|us|them|you)\.(?=\s+[a-z])"
+    rf"|[{EMOJI}][{EMOJI}\ufe0f\u200d]*(?=\s+[A-Z])")
+
+
 def split_sentences(text: str) -> list[Span]:
     """The sentences of ``text`` in order, as spans that cover every non-space character."""
+    return [piece for span in segmented(text) for piece in refined(text, span)]
+
+
+def refined(text: str, span: Span) -> Iterator[Span]:
+    """``span`` cut after each BOUNDARY inside it, whitespace left out of every piece."""
+    start = span.start
+    for match in BOUNDARY.finditer(text, span.start, span.end):
+        if match.end() < span.end:
+            yield Span(start, match.end())
+            start = match.end()
+            while text[start].isspace():
+                start += 1
+    yield Span(start, span.end)
+
+
+def segmented(text: str) -> list[Span]:
+    """pysbd's sentences of ``text`` as spans."""
     spans, cursor = [], 0
     for piece in _segmenter().segment(text):
         piece = piece.strip()

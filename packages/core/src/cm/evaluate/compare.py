@@ -5,7 +5,6 @@ groups of runs (seeds, folds: ``cm.evaluate.groups``) compare run by run, in ord
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import attrs
@@ -15,6 +14,7 @@ from cm.errors import UserError
 from cm.evaluate.bootstrap import RESAMPLES, difference, pooled_intervals
 from cm.evaluate.decisions import Pairs, statistic
 from cm.evaluate.report import PREDICTION_COLUMNS
+from cm.textfile import csv_records, read_text
 
 PREDICTIONS = "test_predictions.csv"  # written by every run (ids and numbers, no text)
 HEADLINE = ("post_macro_f1", "post_micro_f1", "macro_f1", "f1")
@@ -38,17 +38,39 @@ def read_predictions(run_dir: Path, split: str = "test"
         raise UserError(f"{run_dir}: no {path.name}; pass a run directory written by "
                         "`cm run` (outputs/<name>/<timestamp>) that finished its evaluation, "
                         "or an MLflow run id (with cm-tracking installed)")
+    records = csv_records(path, read_text(path, "predictions file"))
+    _, header = next(records, (1, []))
+    missing = set(PREDICTION_COLUMNS) - set(header)
+    if missing:
+        raise UserError(f"{path}: missing column(s) {sorted(missing)}")
     rows = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(PREDICTION_COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise UserError(f"{path}: missing column(s) {sorted(missing)}")
-        for row in reader:
-            key = (row["post_id"], row["criterion_id"], row["sentence_id"])
+    for line, fields in records:
+        row = dict(zip(header, fields, strict=False))
+        key = (row.get("post_id"), row.get("criterion_id"), row.get("sentence_id"))
+        try:
             rows[key] = Predicted(int(row["label"]), float(row["probability"]),
                                   int(row["decision"]))
+        except (KeyError, ValueError):
+            raise UserError(f"{path} (line {line}): not a row of `cm run`'s predictions (label "
+                            "and decision 0 or 1, probability a number); use the file the run "
+                            "wrote") from None
     return rows
+
+
+def differing_pairs(a: set, b: set, run_a, run_b) -> str:
+    """What differs between two runs' test pairs: the posts, else the criteria, else the
+    sentences, naming a few of each side's own."""
+    for index, what, fix in ((0, "posts", "the same data and split (data.*, seed)"),
+                             (1, "criteria", "the same criteria file"),
+                             (2, "sentences", "the same data.level and sentence splitting")):
+        only_a = sorted({k[index] for k in a} - {k[index] for k in b})
+        only_b = sorted({k[index] for k in b} - {k[index] for k in a})
+        if only_a or only_b:
+            return (f"the runs scored different test {what}: {len(only_a)} only in {run_a} "
+                    f"({only_a[:5]}), {len(only_b)} only in {run_b} ({only_b[:5]}); "
+                    f"compare runs with {fix}")
+    return (f"the runs scored different test pairs ({len(a - b)} only in {run_a}, "
+            f"{len(b - a)} only in {run_b}); compare runs with the same data and settings")
 
 
 def scored_pairs(runs: dict[str, dict]) -> Pairs:
@@ -57,12 +79,7 @@ def scored_pairs(runs: dict[str, dict]) -> Pairs:
     (first, a), *others = runs.items()
     for name, b in others:
         if a.keys() != b.keys():
-            only_a = {k[0] for k in a.keys() - b.keys()}
-            only_b = {k[0] for k in b.keys() - a.keys()}
-            raise UserError(f"the runs scored different test pairs: {len(only_a)} post(s) only "
-                            f"in {first} (e.g. {sorted(only_a)[:3]}), {len(only_b)} only in "
-                            f"{name} (e.g. {sorted(only_b)[:3]}); compare runs with the same "
-                            "data and split (data.*, seed)")
+            raise UserError(differing_pairs(set(a), set(b), first, name))
         if any(a[k].label != b[k].label for k in a):
             raise UserError(f"the test labels differ between {first} and {name} (a "
                             "different dataset version?); compare runs on the same data")

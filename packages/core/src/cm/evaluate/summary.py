@@ -1,5 +1,6 @@
 """The terminal summary of a run's final evaluation: headline scores with their 95% intervals
-(the 9-criterion macro-F1 first), one row per criterion, and sentence evidence beside its
+(the macro-F1 over the criteria first, named by their number: "9-criterion macro-F1" only
+when there are nine), one row per criterion, and sentence evidence beside its
 baselines. Reads the flat ``{column}/{name}`` metrics the engine stores in ``run.metrics``."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-HEADLINE = (("post_macro_f1", "9-criterion macro-F1"), ("post_micro_f1", "criterion micro-F1"),
+HEADLINE = (("post_macro_f1", "{n}-criterion macro-F1"), ("post_micro_f1", "criterion micro-F1"),
             ("macro_f1", "pair macro-F1 (2 classes)"), ("f1", "pair F1 (match)"),
             ("pr_auc", "pair PR-AUC"), ("roc_auc", "pair ROC-AUC"),
             ("ece", "ECE (15 bins, cells), calibrated"), ("ece_raw", "ECE before calibration"),
@@ -23,9 +24,10 @@ def _cell(metrics: dict, key: str) -> str:
     return f"{value:.3f}" + (f" [{low:.3f}, {high:.3f}]" if low is not None else "")
 
 
-def headline_table(metrics: dict,
+def headline_table(metrics: dict, criteria: int,
                    columns: Sequence[str] = ("val_tuned", "test_tuned", "floor/test")) -> Table:
-    """One column per split, the TF-IDF floor's test column beside them when it was fitted."""
+    """One column per split, the TF-IDF floor's test column beside them when it was fitted;
+    ``criteria``: how many criteria the run scored (the headline's name)."""
     table = Table(title="at the tuned decisions (95% bootstrap interval over posts)",
                   title_justify="left")
     table.add_column("metric")
@@ -35,7 +37,8 @@ def headline_table(metrics: dict,
                          justify="right")
     for key, label in HEADLINE:
         if any(f"{c}/{key}" in metrics for c in columns):
-            table.add_row(label, *(_cell(_column(metrics, c), key) for c in columns))
+            table.add_row(label.format(n=criteria),
+                          *(_cell(_column(metrics, c), key) for c in columns))
     return table
 
 

@@ -6,14 +6,18 @@
     experiment.toml     the resolved experiment
     meta.json           decision threshold, criteria, num_logits, the metrics at save time,
                         ``lineage`` (the commit of cm that trained it, the data files' digests),
-                        and ``providers``: which distribution provided each component, so
-                        loading where a plugin is missing names the package to install
+                        ``providers``: which distribution provided each component, so
+                        loading where a plugin is missing names the package to install, and
+                        ``files``: the SHA-256 of every other file
+
+Loading checks the checkpoint as a whole first (``checkpoint_check.py``).
 """
 
 import json
 from pathlib import Path
 
 import attrs
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -22,6 +26,7 @@ from cm.config.dump import dumps
 from cm.config.load import read_toml
 from cm.config.schema import used_components
 from cm.errors import UserError
+from cm.model import checkpoint_check as check
 from cm.model.crossencoder import build_cross_encoder
 from cm.registry import get_registry
 from cm.textfile import read_text
@@ -54,6 +59,7 @@ def save_checkpoint(directory: Path, model, tokenizer, experiment, meta: dict,
     model.backbone.config.save_pretrained(directory / "backbone")
     tokenizer.save_pretrained(directory / "tokenizer")
     (directory / "experiment.toml").write_text(dumps(experiment))
+    meta["files"] = check.file_digests(directory)
     (directory / "meta.json").write_text(json.dumps(meta, indent=2))
     return directory
 
@@ -113,20 +119,15 @@ def _dequantized(layer):
     return layer.weight
 
 
-
-
 def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
-    """Reload a finished run's checkpoint; a missing, damaged or unfinished part is a
-    UserError naming it (never a half-loaded model)."""
+    """Reload a finished run's checkpoint, checked as a whole first; a missing, damaged,
+    edited or inconsistent part is a UserError naming it (never a half-loaded model)."""
     directory = Path(directory)
-    missing = [name for name in ("model.safetensors", "backbone", "tokenizer",
-                                 "experiment.toml", "meta.json")
-               if not (directory / name).exists()]
-    if missing:
-        raise UserError(f"{directory} is not a cm checkpoint (missing: {', '.join(missing)}); "
-                        "pass the checkpoint/ folder written by `cm run`")
+    check.check_parts(directory)
     registry = registry or get_registry()
     meta = _part(directory, "meta.json", read_meta)
+    check.check_meta(directory, meta)
+    check.check_files(directory, meta)
     missing = missing_providers(meta.get("providers", {}), registry)
     if missing:
         raise UserError(f"{directory}: this checkpoint needs components that are not "
@@ -134,12 +135,22 @@ def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
     experiment = _part(directory, "experiment.toml", lambda path: decode(
         read_toml(path), str(path), registry=registry))
     config = _part(directory, "backbone", AutoConfig.from_pretrained)
-    model = build_cross_encoder(experiment, registry, AutoModel.from_config(config),
-                                meta["num_logits"])
+    backbone = _part(directory, "backbone/config.json", lambda _: AutoModel.from_config(config))
+    model = _part(directory, "experiment.toml", lambda _: build_cross_encoder(
+        experiment, registry, backbone, meta["num_logits"]))
+    check.check_weights(directory, model, _part(directory, "model.safetensors", shapes))
     _part(directory, "model.safetensors", lambda path: model.load_state_dict(load_file(path)))
     model.eval()
     tokenizer = _part(directory, "tokenizer", AutoTokenizer.from_pretrained)
+    check.check_tokenizer(directory, tokenizer, config,
+                          [c["text"] for c in meta.get("criteria", [])])
     return Checkpoint(model, tokenizer, experiment, meta, directory)
+
+
+def shapes(path: Path) -> dict[str, list[int]]:
+    """Each tensor's shape in a safetensors file, read from its header."""
+    with safe_open(path, "pt") as weights:
+        return {name: list(weights.get_slice(name).get_shape()) for name in weights.keys()}
 
 
 def read_meta(path: Path) -> dict:

@@ -68,7 +68,7 @@ def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, consol
                          "test_post_macro_f1": run.metrics["test_tuned/post_macro_f1"],
                          "lineage": {**code_state(), "data_digests": corpus.digests}})
         (run.directory / "metrics.json").write_text(json.dumps(run.metrics, indent=2))
-        console.print(headline_table(run.metrics))
+        console.print(headline_table(run.metrics, len(criteria)))
         if run.experiment.eval.floor:
             console.print(floor_verdict(run.metrics))
         console.print(criterion_table(run.metrics, criteria))
