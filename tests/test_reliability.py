@@ -260,7 +260,7 @@ def test_a_uri_with_credentials_is_checked_at_its_real_host():
 
 
 def test_output_to_a_closed_pipe_ends_quietly(tmp_path):
-    """`cm predict ... | head -2`: the boundary (every command) ends quietly with exit 0."""
+    """`cm predict ... | head -2`: the boundary (every command) ends quietly with 141."""
     script = ("from cm.cli.boundary import guard\n"
               "guard(lambda: [print('row,' * 20) for _ in range(100_000)])\n")
     result = subprocess.run(f"{sys.executable} -c \"{script}\" | head -2; "
@@ -268,7 +268,7 @@ def test_output_to_a_closed_pipe_ends_quietly(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=tmp_path,
                             env={**os.environ, "CM_CRASH_DIR": str(tmp_path / "crashes")})
     assert result.stdout.splitlines() == ["row," * 20] * 2
-    assert result.stderr.strip() == "0", result.stderr
+    assert result.stderr.strip() == "141", result.stderr
     assert not (tmp_path / "crashes").exists()
 
 

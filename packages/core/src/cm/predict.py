@@ -168,14 +168,9 @@ def write_rows(rows, out: Path | None, fmt: str):
 
 def _write_stdout(rows, fmt):
     """To standard output; a reader that stops early (``| head``) ends the command quietly
-    with 141, the status of a Unix tool stopped by SIGPIPE."""
-    try:
-        _write(rows, sys.stdout, fmt)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # nothing left to flush at exit
-        raise SystemExit(141) from None
+    with 141 at the error boundary (cm.cli.boundary.closed_output)."""
+    _write(rows, sys.stdout, fmt)
+    sys.stdout.flush()
 
 
 def _write(rows, handle, fmt):

@@ -58,17 +58,21 @@ def stop(stopped) -> None:
     sys.exit(stopped.exit_code)
 
 
+CLOSED_OUTPUT = 141  # 128 + SIGPIPE
+
+
 def closed_output() -> int:
-    """The reader of standard output went away: point stdout at /dev/null, so Python's
-    last flush at exit cannot fail again, and exit 0 (what ``head`` expects)."""
+    """The reader of standard output went away (``| head``): point stdout at /dev/null, so
+    Python's last flush at exit cannot fail again, and end quietly with 141, the status of a
+    Unix tool stopped by SIGPIPE."""
     try:
         descriptor = sys.stdout.fileno()
     except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
-        return 0
+        return CLOSED_OUTPUT
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, descriptor)
     os.close(devnull)
-    return 0
+    return CLOSED_OUTPUT
 
 
 def crash(exc: BaseException) -> None:
