@@ -86,7 +86,7 @@ def resample_weights(n_posts: int, seed: int, resamples: int = RESAMPLES) -> np.
     return np.bincount(drawn.ravel(), minlength=resamples * n_posts).reshape(resamples, n_posts)
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float]:
+def interval(values: np.ndarray, level: float) -> tuple[float, float]:
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
@@ -98,7 +98,7 @@ def intervals(statistic: Statistic, n_posts: int, seed: int, resamples: int = RE
     point = statistic(np.ones((1, n_posts)))
     drawn = statistic(resample_weights(n_posts, seed, resamples))
     return {name: {"value": float(point[name][0]),
-                   **dict(zip(("low", "high"), _interval(drawn[name], level), strict=True))}
+                   **dict(zip(("low", "high"), interval(drawn[name], level), strict=True))}
             for name in point}
 
 
@@ -112,5 +112,5 @@ def paired_differences(a: Statistic, b: Statistic, n_posts: int, seed: int,
     drawn_a, drawn_b = a(weights), b(weights)
     return {name: {"difference": float(point_a[name][0] - point_b[name][0]),
                    **dict(zip(("low", "high"),
-                              _interval(drawn_a[name] - drawn_b[name], level), strict=True))}
+                              interval(drawn_a[name] - drawn_b[name], level), strict=True))}
             for name in point_a if name in point_b}
