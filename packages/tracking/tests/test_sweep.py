@@ -54,14 +54,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def write_sweep(directory: Path, hpo: str, space: str = SPACE) -> Path:
-    """A sweep file over the demo experiment, its outputs and stores inside ``directory``."""
+def write_sweep(directory: Path, hpo: str, space: str = SPACE, confirm_seeds: int = 0) -> Path:
+    """A sweep file over the demo experiment, its outputs and stores inside ``directory``;
+    no confirmation runs unless asked for."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "hpo.toml"
     path.write_text(f'base = "{DEMO}"\nname = "tiny"\noutput_dir = "{directory / "out"}"\n'
                     f"{tiny_toml()}\n[tracking.mlflow]\n"
                     f'tracking_uri = "sqlite:///{directory / "mlflow.db"}"\n'
-                    f"[hpo]\n{hpo}\n{space}")
+                    f"[hpo]\nconfirm_seeds = {confirm_seeds}\n{hpo}\n{space}")
     return path
 
 
@@ -93,8 +94,13 @@ def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
     for key in ("number", "value", "params"):
         assert a["best"][key] == b["best"][key]
     assert a["baseline"]["value"] == b["baseline"]["value"]
-    assert a["delta_pp"] == b["delta_pp"]
-    assert "best trial" in printed and "pp" in printed
+    assert a["search_objective_delta_pp"] == b["search_objective_delta_pp"]
+    assert a["confirmed"] == {"skipped": "hpo.confirm_seeds = 0"}
+    assert printed.splitlines()[-3:-1] == [
+        "not confirmed on test: hpo.confirm_seeds = 0",
+        f"search objective (one seed, val): best trial {a['best']['number']} "
+        f"val_tuned/post_macro_f1 {a['best']['value']:.4f} vs baseline (trial 0) "
+        f"{a['baseline']['value']:.4f}: {a['search_objective_delta_pp']:+.2f} pp"]
 
     directory = tmp_path / "a"
     trials = study_of(directory).trials
@@ -103,7 +109,8 @@ def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
     assert baseline.user_attrs["cm.baseline"] is True
     assert baseline.params == {"train.lr": 1e-3, "model.head.hidden_dims": "[64]"}  # demo's
     assert a["baseline"]["number"] == 0
-    assert a["delta_pp"] == pytest.approx((a["best"]["value"] - baseline.value) * 100)
+    assert a["search_objective_delta_pp"] == pytest.approx(
+        (a["best"]["value"] - baseline.value) * 100)
 
     client, runs = mlflow_runs(directory)
     parents = [r for r in runs if r.data.tags.get("cm.sweep") == "true"]
@@ -113,7 +120,9 @@ def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
     assert parent.info.status == "FINISHED"
     assert parent.data.params["optuna.seed"] == "13"
     assert parent.data.params["optuna.optuna"] == optuna.__version__
-    assert parent.data.metrics["sweep/delta_pp"] == pytest.approx(a["delta_pp"])
+    assert parent.data.metrics["sweep/search_objective_delta_pp"] == pytest.approx(
+        a["search_objective_delta_pp"])
+    assert not any(k.startswith("sweep/confirmed") for k in parent.data.metrics)
     nested = {r.info.run_id: r for r in runs if r is not parent}
     for trial in trials:
         run = nested[trial.user_attrs["mlflow_run_id"]]
@@ -159,12 +168,15 @@ def test_pruned_trial_then_resume_in_the_same_study(tmp_path):
     assert [m.step for m in client.get_metric_history(pruned.info.run_id,
                                                       "val/macro_f1")] == [1]
 
-    resumed, _ = sweep(path, "hpo.trials=1", "hpo.pruner='none'")
+    spent, printed = sweep(path)  # the study's 2 trials are spent: a resume runs none
+    assert "0 of the study's 2 trials left" in printed
+    assert spent["states"] == summary["states"]
+    resumed, _ = sweep(path, "hpo.trials=3")  # a larger budget: one more trial
     trials = study_of(tmp_path).trials
     assert [t.number for t in trials] == [0, 1, 2]
     assert [t.user_attrs.get("cm.baseline", False) for t in trials] == [True, False, False]
     assert resumed["mlflow_parent_run_id"] == summary["mlflow_parent_run_id"]
-    assert resumed["states"] == {"COMPLETE": 2, "PRUNED": 1}
+    assert resumed["states"] == {"COMPLETE": 1, "PRUNED": 2}
     client, runs = mlflow_runs(tmp_path)
     assert len(runs) == 4
     assert client.get_run(summary["mlflow_parent_run_id"]).info.status == "FINISHED"
