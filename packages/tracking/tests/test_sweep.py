@@ -1,7 +1,9 @@
 """`cm sweep` against real stores: an Optuna sqlite storage and an MLflow sqlite store, on
 a very small DeBERTaV3-shaped model so that a trial takes a few seconds."""
 
+import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import torch
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 from rich.console import Console
+from sklearn.metrics import f1_score
 
 from cm.config import load_experiment
 from cm.config.dump import flatten, to_dict
@@ -265,3 +268,58 @@ def test_only_the_creator_enqueues_the_baseline_and_a_resume_reruns_a_failed_one
     study.enqueue_trial({}, user_attrs={"cm.baseline": True})
     study.tell(study.ask(), 0.5)
     assert not baseline_unfinished(study)
+
+
+def pair_macro_f1(run_dir: Path) -> float:
+    """The pair-level macro-F1 of a run's test decisions, by scikit-learn."""
+    with (Path(run_dir) / "test_predictions.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return f1_score([int(r["label"]) for r in rows], [int(r["decision"]) for r in rows],
+                    average="macro", zero_division=0)
+
+
+def test_the_best_trial_is_confirmed_against_the_baseline_on_test_over_seeds(tmp_path):
+    # the baseline's learning rate learns nothing; the one trial's can: best != baseline
+    space = '[hpo.space."train.lr"]\ntype = "categorical"\nchoices = [1e-2]\n'
+    path = write_sweep(tmp_path, 'trials = 2\npruner = "none"\nmetric = "val/macro_f1"',
+                       space, confirm_seeds=2)
+    summary, printed = sweep(path, "train.lr=1e-9")
+    confirmed = summary["confirmed"]
+    assert list(summary)[:2] == ["study", "confirmed"]
+    assert (summary["best"]["number"], summary["baseline"]["number"]) == (1, 0)
+    assert confirmed["seeds"] == [14, 15] and confirmed["score"] == "macro_f1"  # demo seed 13
+    per_seed = [(pair_macro_f1(run["best"]) - pair_macro_f1(run["baseline"])) * 100
+                for run in confirmed["runs"]]
+    assert confirmed["test"]["per_seed"] == pytest.approx(per_seed)
+    assert confirmed["test"]["difference"] == pytest.approx(sum(per_seed) / 2)
+    assert confirmed["test"]["low"] <= confirmed["test"]["difference"] <= \
+        confirmed["test"]["high"]
+    best_scores = [json.loads((Path(r["best"]) / "metrics.json").read_text())
+                   ["test_tuned/macro_f1"] for r in confirmed["runs"]]
+    assert confirmed["test"]["a"] == pytest.approx(sum(best_scores) / 2 * 100)
+    assert set(confirmed["val"]) == set(confirmed["test"])
+    lines = printed.splitlines()
+    assert lines[-3].startswith(f"confirmed gain on test: {confirmed['test']['difference']:+.2f}"
+                                " pp [")
+    assert lines[-2].startswith("search objective (one seed, val): best trial 1")
+
+    client, runs = mlflow_runs(tmp_path)
+    parent = client.get_run(summary["mlflow_parent_run_id"])
+    assert parent.data.metrics["sweep/confirmed_test_gain_pp"] == \
+        pytest.approx(confirmed["test"]["difference"])
+    assert parent.data.metrics["sweep/confirmed_val_gain_pp_low"] == \
+        pytest.approx(confirmed["val"]["low"])
+    assert parent.data.tags["mlflow.note.content"].splitlines()[1].startswith(
+        "confirmed gain on test")
+    confirmation = sorted((r.data.tags["cm.confirmation"], r.data.tags["cm.confirmation_seed"],
+                           r.data.tags["mlflow.parentRunId"], r.info.run_name)
+                          for r in runs if "cm.confirmation" in r.data.tags)
+    parent_id = parent.info.run_id
+    assert confirmation == [("baseline", "14", parent_id, "confirm-baseline-seed-14"),
+                            ("baseline", "15", parent_id, "confirm-baseline-seed-15"),
+                            ("best", "14", parent_id, "confirm-best-seed-14"),
+                            ("best", "15", parent_id, "confirm-best-seed-15")]
+
+    again, printed = sweep(path, "train.lr=1e-9")  # budget spent, same best: the kept confirmation, no runs
+    assert again["confirmed"] == confirmed and "confirm-best" not in printed
+    assert len(mlflow_runs(tmp_path)[1]) == len(runs)

@@ -97,9 +97,10 @@ def confirmation_run(sweep, role: str, values: dict, seed: int):
     """One confirmation run (``role`` best or baseline at ``seed``): its run directory."""
     name = f"confirm-{role}-seed-{seed}"
     tags = {"mlflow.parentRunId": sweep.parent_id, "optuna.study_name": sweep.study.study_name,
-            "mlflow.runName": name, "cm.confirmation": role, "cm.confirmation_seed": str(seed)}
+            "cm.confirmation": role, "cm.confirmation_seed": str(seed)}
     experiment = trial_experiment(sweep, {**values, "seed": seed}, name, tags)
     run = train(sweep, experiment, name, values)
+    sweep.tracker.client.set_tag(run.links["mlflow"]["run_id"], "mlflow.runName", name)
     sweep.console.print(f"{escape(name)}: {sweep.metric} "
                         f"{run.metrics.get(sweep.metric, float('nan')):.4f}")
     return run.directory
