@@ -320,6 +320,7 @@ def test_the_best_trial_is_confirmed_against_the_baseline_on_test_over_seeds(tmp
                             ("best", "14", parent_id, "confirm-best-seed-14"),
                             ("best", "15", parent_id, "confirm-best-seed-15")]
 
-    again, printed = sweep(path, "train.lr=1e-9")  # budget spent, same best: the kept confirmation, no runs
+    # the budget is spent and the best trial the same: the kept confirmation, no new runs
+    again, printed = sweep(path, "train.lr=1e-9")
     assert again["confirmed"] == confirmed and "confirm-best" not in printed
     assert len(mlflow_runs(tmp_path)[1]) == len(runs)
