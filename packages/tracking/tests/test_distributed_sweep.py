@@ -104,11 +104,11 @@ def mlflow_server(postgres, tmp_path_factory, mlflow_server_at):
         yield url
 
 
-def worker(path, storage, tracking, cache, log):
+def worker(path, storage, tracking, cache, log, study="team"):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "CM_CACHE_DIR": str(cache),
            "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([str(BIN / "cm"), "sweep", str(path), "--storage", storage,
-                             "--study-name", "team"], cwd=path.parent, env=env,
+                             "--study-name", study], cwd=path.parent, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -203,14 +203,15 @@ def test_three_workers_leave_exactly_the_budget_of_trials(tmp_path, stores):
     path.write_text(f'output_dir = "{tmp_path / "out"}"\n'
                     + SWEEP.replace("trials = 4", "trials = 5"))
     logs = [open(tmp_path / f"{i}.log", "w") for i in range(3)]  # noqa: SIM115
-    workers = [worker(path, storage, tracking, tmp_path / "cache-0", logs[0])]
+    # a study of its own: the PostgreSQL server is shared with the test above
+    workers = [worker(path, storage, tracking, tmp_path / "cache-0", logs[0], "budget")]
     try:
         deadline = time.monotonic() + 300
-        while "study team at" not in (tmp_path / "0.log").read_text():  # the others join it
+        while "study budget at" not in (tmp_path / "0.log").read_text():  # the others join
             assert workers[0].poll() is None, (tmp_path / "0.log").read_text()
             assert time.monotonic() < deadline, "the first worker never created the study"
             time.sleep(0.2)
-        workers += [worker(path, storage, tracking, tmp_path / f"cache-{i}", logs[i])
+        workers += [worker(path, storage, tracking, tmp_path / f"cache-{i}", logs[i], "budget")
                     for i in (1, 2)]
         for i, process in enumerate(workers):
             assert process.wait(timeout=900) == 0, (tmp_path / f"{i}.log").read_text()
@@ -221,7 +222,7 @@ def test_three_workers_leave_exactly_the_budget_of_trials(tmp_path, stores):
                 process.wait()
         for log in logs:
             log.close()
-    trials = optuna.load_study(study_name="team", storage=storage_url(storage)).trials
+    trials = optuna.load_study(study_name="budget", storage=storage_url(storage)).trials
     assert [t.number for t in trials] == [0, 1, 2, 3, 4]
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
     assert {t.user_attrs["cm.worker"].rsplit(":", 1)[1] for t in trials} <= \
