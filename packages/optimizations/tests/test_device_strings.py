@@ -25,7 +25,7 @@ def fake_cuda(monkeypatch):
 @pytest.mark.parametrize("name", ["bf16", *CUDA_ONLY])
 def test_an_indexed_cuda_device_is_cuda(fake_cuda, tmp_path, device, name):
     experiment = load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}",
-                                        f"optimizations.{name}={{}}"])
+                                        f"optimizations.{name}={{}}"], registry=get_registry())
     active, telemetry = resolve(experiment.optimizations, get_registry(), device)
     assert [o.name for o in active] == [name]
     assert [(row.name, row.status) for row in telemetry] == [(name, "active")]
@@ -34,7 +34,8 @@ def test_an_indexed_cuda_device_is_cuda(fake_cuda, tmp_path, device, name):
 def test_cuda_only_ones_stay_refused_on_cpu(tmp_path):
     experiment = load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}",
                                         *(f"optimizations.{n}={{ mode = 'auto' }}"
-                                          for n in ("fp16", "tf32", "cuda_graphs"))])
+                                          for n in ("fp16", "tf32", "cuda_graphs"))],
+                                 registry=get_registry())
     active, telemetry = resolve(experiment.optimizations, get_registry(), "cpu")
     assert active == []
     assert [row.status for row in telemetry] == ["skipped"] * 3
@@ -46,7 +47,8 @@ def test_loader_pins_memory_for_any_cuda_device(tmp_path, device, pinned):
     from cm_optimizations.loader import Loader
     from cm_optimizations.options import LoaderOptions
 
-    experiment = load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}"])
+    experiment = load_experiment(DEMO, [*TINY_RUN, f"output_dir={tmp_path}"],
+                                 registry=get_registry())
     context = TrainContext(experiment, device, model=None)
     Loader(LoaderOptions()).apply(context)
     assert context.loader["pin_memory"] is pinned

@@ -12,17 +12,18 @@ import torch
 from click.testing import CliRunner
 
 from cm.cli.main import cli
+from cm.data.loaders import encode_split, train_loader
 from cm.data.prepare import prepare
 from cm.errors import UserError
+from cm.evaluate.validation import split_metrics
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import load_checkpoint, save_checkpoint
 from cm.model.crossencoder import build_cross_encoder
+from cm.model.scoring import score
 from cm.optimization import Telemetry, TrainContext, resolve
 from cm.registry import get_registry
 from cm.testing import make_tiny_experiment as small
 from cm.testing import run_quietly as run
-from cm.train.batches import encode_split, train_loader
-from cm.train.evaluation import score, split_metrics
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
@@ -197,7 +198,8 @@ def test_lora_run_with_packing_trains_and_the_checkpoint_scores_the_same(tmp_pat
     total = sum(p.numel() for p in checkpoint.model.parameters())
     assert result.metrics["model/trainable_parameters"] < 0.2 * total
     experiment = checkpoint.experiment
-    split = encode_split("test", prepare(experiment).split("test"), checkpoint.tokenizer,
+    pairs = prepare(experiment, get_registry()).split("test")
+    split = encode_split("test", pairs, checkpoint.tokenizer,
                          experiment.data, tmp_path / "enc")
     loss = get_registry().get("loss", experiment.train.loss.name).build(
         experiment.train.loss.options, pos_weight=1.0)
@@ -214,7 +216,7 @@ def test_compile_pads_to_static_lengths(tmp_path):
     model, tokenizer = model_of(experiment, tmp_path)
     context = applied(experiment, model)
     assert context.pad_to_multiple == 64 and context.model is not model
-    prepared = prepare(experiment)
+    prepared = prepare(experiment, get_registry())
     split = encode_split("train", prepared.split("train"), tokenizer, experiment.data,
                          tmp_path / "enc")
     widths = {batch["input_ids"].size(1) for batch in train_loader(

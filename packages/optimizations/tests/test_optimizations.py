@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from cm.data.loaders import encode_split, train_loader
 from cm.data.prepare import prepare
 from cm.errors import UserError
 from cm.model.backbone import load_backbone
@@ -12,7 +13,6 @@ from cm.optimization import Telemetry, TrainContext, resolve
 from cm.registry import get_registry
 from cm.testing import make_tiny_experiment as small
 from cm.testing import run_quietly as run
-from cm.train.batches import encode_split, train_loader
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
@@ -50,7 +50,7 @@ def test_declared_conflicts(tmp_path):
 def loader_cells(tmp_path, *optimizations):
     """(computed token cells, real tokens, examples) over one epoch of the train loader."""
     experiment = small(tmp_path, "data.max_length=1024", *optimizations)
-    prepared = prepare(experiment)
+    prepared = prepare(experiment, get_registry())
     backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=prepared.tokenizer_texts(),
                                         tiny=experiment.model.tiny, cache_root=tmp_path)
     context = TrainContext(experiment, "cpu", torch.nn.Module(), token_budget=1024)
@@ -87,7 +87,7 @@ def test_packed_training_runs_end_to_end(tmp_path):
 
 
 def test_packing_budget_defaults_to_half_of_max_length(tmp_path):
-    from cm_optimizations.batching import Packing
+    from cm_optimizations.less_padding import Packing
     from cm_optimizations.options import PackingOptions
 
     for options, budget in ((PackingOptions(), 32), (PackingOptions(token_budget=48), 48)):

@@ -35,7 +35,8 @@ def no_tracking_uri(monkeypatch):
 
 def tiny(tmp_path, uri, *more):
     return load_experiment(DEMO, [*SMALL, f"output_dir={tmp_path}",
-                                  f"tracking.mlflow={{ tracking_uri = '{uri}' }}", *more])
+                                  f"tracking.mlflow={{ tracking_uri = '{uri}' }}", *more],
+                           registry=get_registry())
 
 
 def run_quietly(experiment, listeners=()):
@@ -115,7 +116,7 @@ def test_finished_run_is_logged_in_full(tmp_path, monkeypatch):
     tags = logged.data.tags
     assert tags["mlflow.source.git.commit"] == git("rev-parse", "HEAD")
     assert tags["cm.git_dirty"] == str(bool(git("status", "--porcelain"))).lower()
-    digests = prepare(experiment).corpus.digests
+    digests = prepare(experiment, get_registry()).corpus.digests
     assert digests
     assert {k.removeprefix("cm.dataset.sha256."): v for k, v in tags.items()
             if k.startswith("cm.dataset.sha256.")} == digests
@@ -155,7 +156,8 @@ def test_finished_run_is_logged_in_full(tmp_path, monkeypatch):
     everything = Path(client.download_artifacts(logged.info.run_id, "", str(tmp_path / "all")))
     stored = [str(params), str(tags), given.dataset.source] + [
         f.read_text(errors="ignore") for f in everything.rglob("*") if f.is_file()]
-    snippets = [p.text[:40] for p in prepare(experiment).corpus.posts if len(p.text) >= 40]
+    posts = prepare(experiment, get_registry()).corpus.posts
+    snippets = [p.text[:40] for p in posts if len(p.text) >= 40]
     assert len(snippets) > 100
     assert not [s for s in snippets if any(s in blob for blob in stored)]
 

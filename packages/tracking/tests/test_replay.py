@@ -15,6 +15,7 @@ from rich.console import Console
 from cm.config import load_experiment
 from cm.data.demo import DEMO_ROOT
 from cm.errors import UserError
+from cm.registry import get_registry
 from cm.testing import TINY_RUN
 from cm.train import engine
 from cm_tracking.replay import replay
@@ -43,7 +44,8 @@ def logged(tmp_path_factory):
         patch.setenv("CM_CACHE_DIR", str(cache))
         experiment = load_experiment(ROOT / "experiments" / "demo-posts.toml", [
             *SMALL, f"output_dir='{base / 'outputs'}'", f"data.dataset={{ name = 'redsm5', "
-            f"root = '{data}' }}", "tracking.mlflow={ log_checkpoint = true }"])
+            f"root = '{data}' }}", "tracking.mlflow={ log_checkpoint = true }"],
+            registry=get_registry())
         patch.setenv("MLFLOW_TRACKING_URI", uri)  # the tracker's default store
         engine.run_experiment(experiment, console=quiet())
     client = MlflowClient(tracking_uri=uri)

@@ -142,8 +142,9 @@ def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
     assert {"best.toml", "summary.json", "optimization_history.png",
             "param_importances.png"} <= artifacts
 
-    best = load_experiment(a["best_config"])
-    values = config_values(a["best"]["params"], load_experiment(directory / "hpo.toml").hpo.space)
+    best = load_experiment(a["best_config"], registry=get_registry())
+    space = load_experiment(directory / "hpo.toml", registry=get_registry()).hpo.space
+    values = config_values(a["best"]["params"], space)
     flat = flatten(to_dict(best))
     assert {key: flat[key] for key in values} == values
     assert best.hpo is None and best.model.tiny.hidden_size == 32
@@ -235,7 +236,7 @@ def test_a_sampled_component_name_keeps_the_sampled_options():
 def test_the_shipped_sweep_file_is_valid():
     path = ROOT / "experiments" / "hpo.toml"
     raw = load_raw(path)
-    experiment = load_experiment(path)
+    experiment = load_experiment(path, registry=get_registry())
     check_space({k: v for k, v in raw.items() if k != "hpo"}, experiment.hpo.space, str(path),
                 get_registry())
     assert baseline_params(experiment, experiment.hpo.space)["model.head.hidden_dims"] == "[256]"

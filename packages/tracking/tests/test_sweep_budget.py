@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from cm.config import load_experiment
 from cm.errors import UserError
+from cm.registry import get_registry
 from cm.testing import tiny_toml
 from cm_tracking.sweep import resume_command
 from cm_tracking.sweep_budget import Budget
@@ -73,7 +74,7 @@ def experiment(tmp_path, *sets):
     path = tmp_path / "hpo.toml"
     path.write_text(f'base = "{DEMO}"\n{tiny_toml()}\n[hpo]\ntrials = 2\n'
                     '[hpo.space."train.lr"]\ntype = "float"\nlow = 1e-4\nhigh = 1e-2\n')
-    return load_experiment(path, sets)
+    return load_experiment(path, sets, registry=get_registry())
 
 
 def test_a_join_with_another_config_is_refused_naming_the_keys(tmp_path):

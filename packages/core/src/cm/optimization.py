@@ -41,6 +41,7 @@ class TrainContext:
     optimizer: object = attrs.Factory(
         lambda self: None if self.experiment is None else self.experiment.train.optimizer,
         takes_self=True)
+    registry: object = None  # the run's cm.registry.Registry (an optimizer spec is built from it)
 
     def pad_lengths_to(self, multiple):
         """Pad training batches' length up to a multiple of ``multiple``: compiled code and

@@ -13,16 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from cm.data.loaders import encode_split
 from cm.data.records import PairSample
 from cm.data.sentences import split_sentences
 from cm.errors import UserError
 from cm.evaluate.decisions import Decision, Pairs
 from cm.evaluate.evidence import ranking
+from cm.model.scoring import Scorer, score, sentence_probs
 from cm.preflight import writable_directory
 from cm.textfile import lift_csv_field_limit, read_text
-from cm.train.batches import encode_split
-from cm.train.evaluation import Scorer, score
-from cm.train.evidence import sentence_probs
 
 
 def read_posts(path: Path) -> list[tuple[str, str]]:

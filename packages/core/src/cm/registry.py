@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import attrs
 
+from cm.config.decode import structure
+from cm.config.dump import to_dict
 from cm.contracts import REQUIRED, missing_members
 from cm.errors import PluginError, suggest
 from cm.hookspecs import KINDS
@@ -129,9 +131,6 @@ def _registrar(kind, table, provider, added, clashes):
 def default_problems(options) -> list[str]:
     """Why ``options()`` written as TOML would not decode again, as ``$.field: message``
     lines (``width: int = "128"`` would be written ``width = "128"`` and then refused)."""
-    from cm.config.decode import structure  # decode reads the registry: import it here
-    from cm.config.dump import to_dict
-
     try:
         defaults = options()
     except Exception as exc:  # noqa: BLE001 - reported with the component's name

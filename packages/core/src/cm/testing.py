@@ -48,10 +48,11 @@ def make_tiny_experiment(output_dir, *sets, registry=None, **tables):
     merged in) applied."""
     from cm.config.decode import decode
     from cm.config.load import apply_overrides, load_raw, set_keys
+    from cm.registry import get_registry
 
     raw = load_raw(DEMO_EXPERIMENT, [*TINY_RUN, f"output_dir={output_dir}"])
     raw = set_keys(apply_overrides(raw, sets), tables)
-    return decode(raw, source=f"{DEMO_EXPERIMENT} (tiny)", registry=registry)
+    return decode(raw, source=f"{DEMO_EXPERIMENT} (tiny)", registry=registry or get_registry())
 
 
 @pytest.fixture

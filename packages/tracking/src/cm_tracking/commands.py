@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cm.cli.options import experiment_argument
+from cm.cli.params import experiment_argument
 
 
 @click.command()

@@ -17,6 +17,7 @@ from cm.config.decode import decode
 from cm.config.load import read_toml
 from cm.config.schema import TrackerSpec
 from cm.errors import UserError
+from cm.registry import get_registry
 from cm_tracking.mlflow_tracker import DIGEST_TAG, dataset_tags, load_corpus
 from cm_tracking.options import TRIAL_TAGS, MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
@@ -129,7 +130,7 @@ def logged_predictions(run_id, uri, into: Path) -> Path:
 def restore_config(client, run_id, scratch: Path):
     """The resolved experiment the run logged, decoded by this cm (strictly, as always)."""
     path = download(client, run_id, "config.toml", scratch)
-    return decode(read_toml(path), f"config.toml of run {run_id}")
+    return decode(read_toml(path), f"config.toml of run {run_id}", registry=get_registry())
 
 
 def changed_files(logged: dict, experiment) -> list[str]:

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from cm.config.decode import decode
 from cm.config.dump import dumps
 from cm.config.load import set_keys
+from cm.registry import get_registry
 from cm_tracking.sweep_confirm import confirmation
 from cm_tracking.sweep_space import config_values
 
@@ -58,7 +59,7 @@ def trial_summary(trial) -> dict | None:
 def best_config(sweep, best) -> str:
     """The base experiment with the best trial's values, without [hpo]: ``cm run`` it."""
     experiment = decode(set_keys(sweep.raw, config_values(best.params, sweep.hpo.space)),
-                        source=sweep.source)
+                        source=sweep.source, registry=get_registry())
     return (f"# best trial {best.number} of study {sweep.study.study_name}: "
             f"{sweep.metric} = {best.value:.6g}\n" + dumps(experiment))
 

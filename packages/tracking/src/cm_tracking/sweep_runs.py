@@ -8,6 +8,7 @@ from rich.markup import escape
 
 from cm.config.decode import decode
 from cm.config.load import set_keys
+from cm.registry import get_registry
 from cm.train.engine import run_experiment
 
 
@@ -18,7 +19,7 @@ def trial_experiment(sweep, values: dict, name: str, tags: dict):
                 "experiment_name": sweep.tracker.options.experiment_name or sweep.experiment.name}
     raw = set_keys(set_keys(sweep.raw, values),
                    {"output_dir": str(sweep.directory / name), "tracking.mlflow": tracking})
-    return decode(raw, source=f"{sweep.source} ({name})")
+    return decode(raw, source=f"{sweep.source} ({name})", registry=get_registry())
 
 
 def train(sweep, experiment, name: str, values: dict, listeners=()):

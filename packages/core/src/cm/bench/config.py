@@ -8,6 +8,8 @@
     vocab_size = 128100     # optional: pad the embedding matrix to this many rows
     threads = 1             # optional: torch CPU threads for every row (default: torch's)
     only = ["packing-bf16"] # optional: measure only these configurations (and the reference)
+    lengths = "redsm5"      # optional: pair lengths drawn from a real corpus's profile
+                            # (cm.bench.lengths) instead of the demo's own
 
     [[bench.configs]]
     name = "packing-bf16"
@@ -26,6 +28,7 @@ import attrs
 from attrs import field
 from attrs.validators import ge, matches_re, min_len, optional
 
+from cm.bench.lengths import PROFILES
 from cm.config.decode import ConfigError, decode, structure
 from cm.config.load import BadKey, load_raw, set_keys
 from cm.errors import UserError
@@ -56,8 +59,12 @@ class BenchTable:
     vocab_size: int | None = field(default=None, validator=optional(ge(1)))
     threads: int | None = field(default=None, validator=optional(ge(1)))
     only: list[str] = attrs.Factory(list)
+    lengths: str | None = None
 
     def check(self):
+        if self.lengths is not None and self.lengths not in PROFILES:
+            yield "lengths", (f"{self.lengths!r} is not a length profile; choose one of "
+                              f"{sorted(PROFILES)} or leave it out (the data's own lengths)")
         names = [entry.name for entry in self.configs]
         for name in set(self.only) - set(names):
             yield "only", f"{name!r} is not a configuration here; choose from {names}"
@@ -113,6 +120,12 @@ def load_bench(path, overrides=(), registry=None) -> Bench:
         config = _config(entry, f"$.bench.configs[{i}]", raw, source, registry, problems)
         if config is not None:
             configs.append(config)
+    problems += [f"$.bench.configs ({config.name}): train.batch_size = "
+                 f"{config.experiment.train.batch_size}, but the reference runs at "
+                 f"{experiment.train.batch_size}; set train.batch_size for the whole file "
+                 "(a bench file per batch size), so every ratio compares equal batches"
+                 for config in configs
+                 if config.experiment.train.batch_size != experiment.train.batch_size]
     if problems:
         raise ConfigError(source, problems)
     return Bench(source, experiment, table, tuple(configs))

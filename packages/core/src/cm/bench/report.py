@@ -13,10 +13,13 @@ import transformers
 from rich.table import Table
 
 from cm.bench.memory import label as memory_label
+from cm.bench.source import source_state
 from cm.config.dump import dumps
 
-COLUMNS = ("config", "precision", "samples/s", "tokens/s", "padding waste", "peak memory MiB",
-           "MFU", "vs reference", "vs reference (CPU time)", "warm-up s")
+COLUMNS = ("config", "precision", "samples/s", "spread", "steps", "tokens/s", "padding waste",
+           "peak memory MiB", "MFU", "vs reference", "vs reference (CPU time)", "warm-up s",
+           "real epoch s", "eval pairs/s", "real val+test s")
+TRUSTED_ROUNDS, TRUSTED_STEPS = 3, 100  # fewer: the row is marked indicative
 
 
 def output_directory(bench, device: dict) -> Path:
@@ -31,27 +34,34 @@ def output_directory(bench, device: dict) -> Path:
     return directory
 
 
-def git_state() -> dict:
-    """The commit of the working directory's repository and whether it has changes."""
-    def git(*args):
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=30,
-                              check=True).stdout.strip()
+GPU_FIELDS = ("clocks.sm", "clocks.max.sm", "clocks.mem", "power.limit", "power.draw",
+              "temperature.gpu")
 
+
+def gpu_state(device: dict) -> dict | None:
+    """Clocks (MHz), power (W) and temperature of the first GPU as nvidia-smi reads them
+    now, or None on a CPU or where nvidia-smi cannot be run."""
+    if device["type"] != "cuda":
+        return None
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+        line = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(GPU_FIELDS)}",
+                               "--format=csv,noheader,nounits"], capture_output=True,
+                              text=True, timeout=30, check=True).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+    return dict(zip(GPU_FIELDS, (value.strip() for value in line.split(",")), strict=False))
 
 
 def assemble(bench, measured: dict) -> dict:
     """The full record of a bench: where, what, with which versions, and the rows."""
     return {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "source": bench.source,
+        "file": bench.source,
         "device": measured["device"],
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__},
-        "git": git_state(),
+        "source": source_state(Path.cwd()),
+        "gpu": gpu_state(measured["device"]),
         "bench": bench.table.settings(),
         "memory_measure": memory_label(measured["device"]["type"]),
         "configs": [{"name": c.name, "set": c.overrides} for c in bench.configs],
@@ -62,12 +72,25 @@ def assemble(bench, measured: dict) -> dict:
 
 def cells(row: dict) -> list[str]:
     memory = row["peak_memory_mib"]
+    epoch = row.get("epoch_seconds")
     return [row["name"], row["precision"], f"{row['samples_per_s']:.1f}",
+            f"±{row['spread'] / 2:.1%}", str(row["steps"]),
             f"{row['tokens_per_s']:,.0f}", f"{row['padding_waste']:.1%}",
             "n/a" if memory is None else f"{memory:,.0f}",
             "n/a" if row["mfu"] is None else f"{row['mfu']:.1%}",
             _ratio(row["ratio_vs_reference"]), _ratio(row["ratio_vs_reference_cpu_time"]),
-            f"{row['warmup_seconds']:.1f}"]
+            f"{row['warmup_seconds']:.1f}", _number(epoch, ",.0f"),
+            _number(row.get("eval_pairs_per_s"), ",.0f"), _number(row.get("eval_seconds"), ",.1f")]
+
+
+def _number(value, spec) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def indicative(row: dict) -> bool:
+    """Too few rounds or steps to tell a ratio from the noise between runs."""
+    return (len(row["samples_per_s_rounds"]) < TRUSTED_ROUNDS
+            or row["steps"] < TRUSTED_STEPS)
 
 
 def _ratio(value) -> str:
@@ -80,23 +103,69 @@ def warmup(bench: dict) -> str:
     return f"{bench['warmup']} warmup batches"
 
 
+def commit(source: dict) -> str:
+    """``commit <sha>`` with how it is known, or why it is not."""
+    if source["commit"] is None:
+        return (f"commit unknown (the tree differs from git's HEAD "
+                f"{(source.get('git_head') or 'none')[:12]} and no matching stamp; source "
+                f"digest {source['digest'][:12]})")
+    how = "clean git tree" if source["known_by"] == "git" else "stamp, source digest matches"
+    return (f"commit {source['commit'][:12]}"
+            + (" plus uncommitted changes" if source["dirty"] else "") + f" ({how})")
+
+
+EPOCHS = 5  # a typical fine-tuning run, for weighing a row's warm-up against its speed-up
+
+
+def five_epochs(rows: list[dict]) -> list[str]:
+    """Per cm row with a real-epoch estimate: what its warm-up costs in a 5-epoch run on
+    the real data, and what its speed saves there against the reference."""
+    references = {row["precision"]: row for row in rows if row["kind"] == "reference"}
+    lines = []
+    for row in rows:
+        reference = references.get(row["precision"])
+        if row["kind"] == "reference" or not row.get("epoch_seconds") or not reference:
+            continue
+        training = EPOCHS * row["epoch_seconds"]
+        saved = EPOCHS * reference["epoch_seconds"] - training
+        lines.append(f"- {row['name']}: warm-up {row['warmup_seconds']:.0f} s is "
+                     f"{row['warmup_seconds'] / (row['warmup_seconds'] + training):.0%} of a "
+                     f"{EPOCHS}-epoch real run ({training:,.0f} s of training); its speed "
+                     f"saves {saved:,.0f} s against the reference there.")
+    return ["", f"A {EPOCHS}-epoch run on the real data (the profile's epoch):", *lines] \
+        if lines else []
+
+
+def lengths(bench: dict) -> str:
+    if not bench.get("lengths"):
+        return "pair lengths as the data's own"
+    return f"pair lengths drawn from the {bench['lengths']!r} profile (cm.bench.lengths)"
+
+
 def markdown(result: dict) -> str:
-    device, git, bench = result["device"], result["git"], result["bench"]
-    commit = (git["commit"] or "unknown")[:12] + (" (uncommitted changes)" if git["dirty"]
-                                                  else "")
+    device, bench = result["device"], result["bench"]
     load = [u for row in result["rows"] for u in row["cpu_utilization_rounds"]]
     lines = [
         f"# cm bench: {device['name']} ({device['type']})",
         "",
-        f"{result['created']}, commit {commit}, torch {result['versions']['torch']}, "
-        f"transformers {result['versions']['transformers']}, {device['torch_threads']} torch "
-        f"threads; `{result['source']}`: {bench['examples']} train examples per row, "
-        f"{warmup(bench)}, median of {bench['rounds']} round(s).",
+        f"{result['created']}, {commit(result['source'])}, torch "
+        f"{result['versions']['torch']}, transformers {result['versions']['transformers']}, "
+        f"{device['torch_threads']} torch threads; `{result['file']}`: {bench['examples']} "
+        f"train examples per row, {warmup(bench)}, median of {bench['rounds']} round(s); "
+        f"{lengths(bench)}.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "|".join("---" if i < 2 else "---:" for i in range(len(COLUMNS))) + "|",
     ]
     lines += ["| " + " | ".join(cells(row)) + " |" for row in result["rows"]]
+    shaky = [row["name"] for row in result["rows"] if indicative(row)]
+    if shaky:
+        lines += ["", f"**Indicative only** (fewer than {TRUSTED_ROUNDS} rounds or "
+                      f"{TRUSTED_STEPS} timed steps): {', '.join(shaky)}."]
+    lines += five_epochs(result["rows"])
+    if result.get("gpu"):
+        lines += ["", "GPU at the end: " + ", ".join(f"{k} {v}" for k, v in
+                                                       result["gpu"].items()) + "."]
     missing = [c["name"] for c in result["configs"]
                if c["name"] not in {row["name"] for row in result["rows"]}]
     fewer = [row["name"] for row in result["rows"]
@@ -112,7 +181,12 @@ def markdown(result: dict) -> str:
         f"{result['memory_measure']}; vs reference: samples/s over the plain Hugging Face "
         "loop's at the same precision; (CPU time): the same with this process's CPU seconds "
         "instead of wall seconds, which a busy machine disturbs less (CPU only); warm-up s: "
-        "the untimed warm-up before the timed pass, where compilation lands.",
+        "the untimed warm-up before the timed pass, where compilation lands; spread: "
+        "(slowest - fastest round) / median / 2; real epoch s: the train pairs of one real "
+        "epoch at this level (the length profile's) at the row's samples/s; eval pairs/s: "
+        "the same examples scored as validation scores them (eval batch size, padding and "
+        "precision as the row trains; cm rows only); real val+test s: the profile's val + "
+        "test pairs at that rate (the evidence pass of post-level runs comes on top).",
         "",
         f"Process CPU time / wall time during the timed passes: {min(load):.2f} to "
         f"{max(load):.2f} (the process ran {device['torch_threads']} threads; lower means it "

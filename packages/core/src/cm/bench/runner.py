@@ -30,13 +30,15 @@ import torch
 
 from cm.bench import reference
 from cm.bench.flops import peak_flops, train_flops
+from cm.bench.lengths import profile, reshape
 from cm.bench.memory import PeakMemory
 from cm.cachedir import cache_root
+from cm.data.loaders import SplitData, encode_split
 from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.model.backbone import experiment_tokenizer, load_backbone
+from cm.model.scoring import Scorer
 from cm.progress import Progress
-from cm.train.batches import SplitData, encode_split
 from cm.train.lifecycle import resolve_device, seed_everything
 from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import build_trainer
@@ -62,6 +64,7 @@ class Measured:
     flops: int  # useful train FLOPs of the timed pass (cm.bench.flops)
     peak_memory_mib: float | None
     telemetry: tuple = ()
+    eval_seconds: float | None = None  # scoring the timed examples as validation does
 
 
 class Counted:
@@ -122,6 +125,12 @@ class Runner:
         table = self.bench.table
         warm = table.warmup * experiment.train.batch_size
         order = draw(len(split.encoded), max(table.examples, warm), experiment.seed)
+        if table.lengths:  # the same draw of lengths for every row
+            lengths = profile(table.lengths, experiment.data.level).draw(len(order),
+                                                                         experiment.seed)
+            split = SplitData(split.name, split.pairs, reshape(
+                [split.encoded[int(i)] for i in order], lengths, experiment.data.max_length))
+            order = np.arange(len(order))
         timed = subset(split, order[:table.examples])
         return split, timed, timed if table.warmup_pass else subset(split, order[:warm])
 
@@ -146,12 +155,21 @@ class Runner:
             loop = Loop(trainer, trainer.context.model, scheduler)
             counted = Counted(loaders[1])
             seconds, cpu, warmup = self._timed(
-                lambda: train_epoch(loop, loaders[0], progress, f"{config.name} warmup"),
+                lambda: len(warm.encoded) and train_epoch(loop, loaders[0], progress,
+                                                          f"{config.name} warmup"),
                 lambda: train_epoch(loop, counted, progress, config.name))
+            scorer = Scorer(trainer.model, trainer.loss, tokenizer,
+                            experiment.train.eval_batch_size, device,
+                            pad_to_multiple=trainer.context.pad_to_multiple,
+                            autocast_dtype=trainer.context.autocast_dtype
+                            if device == "cuda" else None)
+            pairs = own_pairs(timed)
+            evaluated = self._timed(lambda: scorer.probabilities(pairs),
+                                    lambda: scorer.probabilities(pairs))[0]
         return Measured(config.name, "cm", PRECISION[trainer.context.autocast_dtype],
                         len(timed.encoded), counted.real, counted.cells, len(counted),
                         seconds, cpu, warmup, counted.flops(backbone.config), peak.mib,
-                        tuple(attrs.astuple(row) for row in trainer.telemetry))
+                        tuple(attrs.astuple(row) for row in trainer.telemetry), evaluated)
 
     def measure_reference(self, precision: str, progress) -> Measured:
         experiment, device = self.bench.experiment, self.device
@@ -166,7 +184,7 @@ class Runner:
             model.to(device)
             loaders = [reference.reference_loader(_features(part), tokenizer,
                                                   train.batch_size, experiment.seed)
-                       for part in (warm, timed)]
+                       if part.encoded else [] for part in (warm, timed)]
             optimizer, scheduler = reference.reference_optimizer(
                 model, train.lr, train.weight_decay, sum(len(loader) for loader in loaders))
             counted = Counted(loaders[1])
@@ -199,6 +217,13 @@ class Runner:
             torch.cuda.synchronize()
 
 
+def own_pairs(split: SplitData) -> SplitData:
+    """Each example as a pair of its own (one window), as evaluation scores a split."""
+    return SplitData(split.name, [split.pairs[e.pair_index] for e in split.encoded],
+                     [attrs.evolve(e, pair_index=i, window=0)
+                      for i, e in enumerate(split.encoded)])
+
+
 def _features(split: SplitData) -> list[dict]:
     labels = split.labels
     return [{"input_ids": list(e.input_ids), "token_type_ids": list(e.token_type_ids),
@@ -217,10 +242,12 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
     device_name = _device_name(device)
     measured, precisions = {}, {}
 
+    epoch = epoch_pairs(bench)
+
     def record(row, progress, round_):
         _record(measured, row, progress, round_, bench)
         if on_row:
-            on_row(summary(measured, device, device_name))
+            on_row(summary(measured, device, device_name, epoch))
         if row.precision not in precisions:  # round 1: its reference next, so ratios exist
             precisions[row.precision] = True
             record(runner.measure_reference(row.precision, progress), progress, round_)
@@ -233,13 +260,26 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
             shift = (round_ - 1) * len(jobs) // bench.table.rounds
             for job in jobs[shift:] + jobs[:shift]:
                 record(job(progress), progress, round_)
-    return summary(measured, device, device_name)
+    return summary(measured, device, device_name, epoch)
 
 
-def summary(measured: dict, device: str, device_name: str) -> dict:
+def epoch_pairs(bench):
+    """The length profile of the bench's level (its real epoch's train and val + test
+    pairs), or None without one."""
+    table, data = bench.table, bench.experiment.data
+    return profile(table.lengths, data.level) if table.lengths else None
+
+
+def summary(measured: dict, device: str, device_name: str, epoch=None) -> dict:
     """The device and one summarized row per measured name, references first, each with
-    its ratios to the reference at its precision (None while that one is unmeasured)."""
+    its ratios to the reference at its precision (None while that one is unmeasured) and,
+    given ``epoch`` (a length profile), the seconds a real epoch's training and its val +
+    test scoring would take at the row's rates."""
     rows = [summarize(runs, device, device_name) for runs in measured.values()]
+    for row in rows:
+        row["epoch_seconds"] = epoch.pairs_per_epoch / row["samples_per_s"] if epoch else None
+        row["eval_seconds"] = (epoch.eval_pairs / row["eval_pairs_per_s"]
+                               if epoch and row["eval_pairs_per_s"] else None)
     rows.sort(key=lambda row: row["kind"] != "reference")
     references = {row["precision"]: row for row in rows if row["kind"] == "reference"}
     for row in rows:
@@ -290,10 +330,16 @@ def summarize(runs: list[Measured], device: str, device_name: str) -> dict:
         "samples_per_cpu_s": first.examples / median(run.cpu_seconds for run in runs)
         if device == "cpu" else None,
         "samples_per_s_rounds": [run.examples / run.seconds for run in runs],
+        # (slowest - fastest) / median round: how far one round can be trusted
+        "spread": (max(run.seconds for run in runs) - min(run.seconds for run in runs))
+        / seconds,
         # CPU time / wall time of each round: below the thread count when the process had
         # to wait for cores (a busy machine), which is when wall-clock rates are noisy
         "cpu_utilization_rounds": [run.cpu_seconds / run.seconds for run in runs],
         "peak_memory_mib": max(memory) if memory else None,
+        # validation's scoring of the same examples (one untimed pass first), cm rows only
+        "eval_pairs_per_s": first.examples / median(run.eval_seconds for run in runs)
+        if first.eval_seconds else None,
         "train_flops": first.flops,
         "mfu": first.flops / seconds / peak if peak else None,
         "telemetry": [list(row) for row in first.telemetry],

@@ -8,7 +8,7 @@ from cm.data import datasets
 from cm.hookspecs import hookimpl
 
 LOSSES = "cm.builtin.losses"
-OPTIMIZERS = "cm.builtin.optimizers"
+OPTIMIZERS = "cm.builtin.adamw"
 SCHEDULERS = "cm.builtin.schedulers"
 
 

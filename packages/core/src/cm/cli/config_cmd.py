@@ -2,7 +2,7 @@
 
 import click
 
-from cm.cli.options import experiment_argument, load
+from cm.cli.params import experiment_argument, load
 from cm.config.dump import dumps
 
 

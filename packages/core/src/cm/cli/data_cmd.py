@@ -6,8 +6,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cm.cli.options import experiment_argument, load
+from cm.cli.params import experiment_argument, load
 from cm.data.prepare import SPLITS, prepare
+from cm.registry import get_registry
 
 
 @click.group()
@@ -24,7 +25,7 @@ def stats(experiment_file, overrides, as_json):
     from cm.model.backbone import experiment_tokenizer
 
     experiment = load(experiment_file, overrides)
-    prepared = prepare(experiment)
+    prepared = prepare(experiment, get_registry())
     report = data_stats(experiment, prepared, experiment_tokenizer(experiment, prepared))
     if as_json:
         click.echo(json.dumps(report, indent=2))

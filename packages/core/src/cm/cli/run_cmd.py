@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from cm.cli.options import experiment_argument, load
+from cm.cli.params import experiment_argument, load
 
 
 @click.command()

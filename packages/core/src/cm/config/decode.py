@@ -17,7 +17,6 @@ from cattrs.errors import ForbiddenExtraKeysError
 
 from cm.config.schema import Experiment, Spec
 from cm.errors import UserError, suggest
-from cm.registry import Registry, get_registry
 
 
 class ConfigError(UserError):
@@ -73,7 +72,9 @@ def _literal(value, literal):
     return value
 
 
-def make_converter(registry: Registry) -> cattrs.Converter:
+def make_converter(registry) -> cattrs.Converter:
+    """The strict converter; component tables decode into the options class ``registry``
+    (a ``cm.registry.Registry``) holds for their name."""
     converter = cattrs.Converter(forbid_extra_keys=True)
     converter.register_structure_hook(int, _strict(int, int))
     converter.register_structure_hook(float, _strict(float, int, float))
@@ -231,7 +232,7 @@ def _finish(obj, registry, path, problems):
     return attrs.evolve(obj, **changes) if changes else obj
 
 
-def structure(raw, cls, registry: Registry, path="$"):
+def structure(raw, cls, registry, path="$"):
     """``raw`` decoded strictly into the attrs class ``cls``: returns (object, problems),
     each problem a ``$.path: message`` line; the object is None when structuring failed."""
     converter = make_converter(registry)
@@ -245,9 +246,10 @@ def structure(raw, cls, registry: Registry, path="$"):
     return obj, problems
 
 
-def decode(raw: dict, source="<config>", registry: Registry | None = None) -> Experiment:
-    """Decode a merged raw dict (no ``base`` key left) into a fully resolved Experiment."""
-    experiment, problems = structure(raw, Experiment, registry or get_registry())
+def decode(raw: dict, source="<config>", *, registry) -> Experiment:
+    """Decode a merged raw dict (no ``base`` key left) into a fully resolved Experiment, its
+    components looked up in ``registry`` (``cm.registry.get_registry()``: the installed ones)."""
+    experiment, problems = structure(raw, Experiment, registry)
     if problems:
         raise ConfigError(source, problems)
     return experiment

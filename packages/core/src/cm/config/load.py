@@ -112,8 +112,9 @@ def load_raw(path, overrides=()) -> dict:
     return apply_overrides(read_with_bases(Path(path)), overrides)
 
 
-def load_experiment(path, overrides=(), registry=None) -> Experiment:
-    """Read, inherit, override and strictly decode an experiment file."""
+def load_experiment(path, overrides=(), *, registry) -> Experiment:
+    """Read, inherit, override and strictly decode an experiment file, its components looked
+    up in ``registry``."""
     return decode(load_raw(path, overrides), source=str(path), registry=registry)
 
 

@@ -206,7 +206,7 @@ class SearchParam:
 def sweep_metrics() -> list[str]:
     """The validation scores a run reports every epoch, what ``hpo.metric`` may name (a
     criterion's own score as ``val_tuned/<id>/<name>``, e.g. ``val_tuned/A.5/f1``)."""
-    from cm.train.evaluation import metric_names  # imports torch: only for [hpo] tables
+    from cm.evaluate.validation import metric_names  # numpy: only for [hpo] tables
 
     return [name.replace("/A.1/", "/<id>/") for name in metric_names()
             if "/A.2/" not in name]

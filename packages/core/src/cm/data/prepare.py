@@ -8,7 +8,6 @@ from cm.data.pairs import build_pairs, label_matrix
 from cm.data.records import Corpus, PairSample
 from cm.data.splits import SPLITS, split_posts
 from cm.errors import UserError
-from cm.registry import get_registry
 
 
 @attrs.frozen
@@ -32,9 +31,9 @@ class Prepared:
             p.text for p in self.corpus.posts if p.post_id in train]
 
 
-def prepare(experiment, registry=None) -> Prepared:
-    """Load the dataset, build pairs at the configured level and split posts (seeded)."""
-    registry = registry or get_registry()
+def prepare(experiment, registry) -> Prepared:
+    """Load the dataset (``registry``'s dataset plugin), build pairs at the configured level
+    and split posts (seeded)."""
     spec = experiment.data.dataset
     corpus = registry.get("dataset", spec.name).build(spec.options)
     pairs, skipped = build_pairs(corpus, experiment.data.level)

@@ -76,13 +76,14 @@ class Decision:
         return cls(dict(meta["temperatures"]), dict(meta["thresholds"]))
 
 
-def fit(thresholds: str | float, calibration_mode: str, val: Pairs) -> Decision:
-    """Temperatures fitted on the validation cells, then thresholds tuned on them calibrated."""
+def fit(threshold_mode: str | float, calibration_mode: str, val: Pairs) -> Decision:
+    """Temperatures fitted on the validation cells, then thresholds tuned on them calibrated
+    by ``threshold_mode`` (``eval.thresholds``: per_criterion, global or a fixed number)."""
     cells = val.cells()
     temperatures = calibration.fit_temperatures(calibration_mode, cells.criterion_ids,
                                                 cells.labels, cells.probs)
     calibrated = calibration.apply(cells.criterion_ids, cells.probs, temperatures)
-    return Decision(temperatures, tune_thresholds(thresholds, cells.criterion_ids,
+    return Decision(temperatures, tune_thresholds(threshold_mode, cells.criterion_ids,
                                                   cells.labels, calibrated))
 
 

@@ -143,7 +143,7 @@ def load_checkpoint(directory: Path, registry=None) -> Checkpoint:
         raise UserError(f"{directory}: this checkpoint needs components that are not "
                         "installed here:\n" + "\n".join(f"  {line}" for line in missing))
     experiment = _part(directory, "experiment.toml", lambda path: decode(
-        read_toml(path), str(path), registry))
+        read_toml(path), str(path), registry=registry))
     config = _part(directory, "backbone", AutoConfig.from_pretrained)
     model = build_cross_encoder(experiment, registry, AutoModel.from_config(config),
                                 meta["num_logits"])

@@ -3,7 +3,7 @@ with early stopping on the validation ``train.selection_metric``, then evaluate 
 model on val and test.
 
 The run itself (seed, directory, listeners, final status) is ``cm.train.lifecycle``; one
-epoch is ``cm.train.loop``; evaluation is ``cm.train.evaluation``. Everything lands in
+epoch is ``cm.train.loop``; assessment is ``cm.train.assess``. Everything lands in
 ``<output_dir>/<name>/<timestamp>/`` and reaches listeners through the lifecycle hooks."""
 
 import copy
@@ -14,15 +14,16 @@ import attrs
 import torch
 
 from cm.cachedir import cache_root
+from cm.data.loaders import encode_split, to_device
 from cm.data.prepare import SPLITS, prepare
 from cm.data.splits import class_balance
+from cm.distributed import wrap
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import save_checkpoint
+from cm.model.scoring import Scorer
 from cm.progress import Progress
-from cm.train.batches import encode_split, to_device
+from cm.train.assess import evaluate_best, validate
 from cm.train.checks import dry_run
-from cm.train.distributed import wrap
-from cm.train.evaluation import Scorer, evaluate_best, validate
 from cm.train.lifecycle import Run, tracked_run
 from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import Trainer, build_trainer
@@ -45,7 +46,7 @@ class Setup:
 
     corpus: object  # cm.data.records.Corpus: posts and criteria
     tokenizer: object
-    splits: dict  # split name -> cm.train.batches.SplitData
+    splits: dict  # split name -> cm.data.loaders.SplitData
     trainer: Trainer
     loader: object  # the train loader
     scheduler: object
@@ -63,7 +64,8 @@ def train_and_evaluate(run, registry, console, hooks, dry):
         return
     best = fit(run, setup, hooks, console)
     setup.trainer.model.load_state_dict(best.state)
-    scorer = Scorer.of(run, setup.trainer.model, setup.trainer.loss, setup.tokenizer)
+    scorer = Scorer.of(run, setup.trainer.model, setup.trainer.loss, setup.tokenizer,
+                       setup.trainer.context)
     evaluate_best(run, scorer, setup.splits, setup.corpus, best.epoch, hooks,
                   console)
 
@@ -100,8 +102,8 @@ def describe(run, setup, console):
                   f"on {run.device} -> {run.directory}")
     if run.telemetry:
         console.print(telemetry_table(run.telemetry))
-    if run.world.size > 1:
-        console.print(f"torchrun: {run.world.size} processes, global batch "
+    if run.world.joined:
+        console.print(f"torchrun: {run.world.size} process(es), global batch "
                       f"{run.experiment.train.batch_size} split across them; "
                       f"{setup.loader.batch_sampler.dropped} examples per epoch left out "
                       "(final batches smaller than the world)")
@@ -149,7 +151,7 @@ def fit(run, setup, hooks, console) -> Best:
     checkpoints use the plain model, which shares its parameters (no ``_orig_mod.``)."""
     trainer, train = setup.trainer, run.experiment.train
     loop = Loop(trainer, wrap(trainer.context.model, run.world, run.device), setup.scheduler)
-    scorer = Scorer.of(run, trainer.model, trainer.loss, setup.tokenizer)
+    scorer = Scorer.of(run, trainer.model, trainer.loss, setup.tokenizer, trainer.context)
     best, seconds = Best(train.early_stopping_patience), 0.0
     selection = f"val_tuned/{train.selection_metric}"  # at thresholds tuned on this val
 

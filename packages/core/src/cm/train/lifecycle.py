@@ -21,10 +21,10 @@ from rich.console import Console
 
 from cm import hookspecs
 from cm.config.dump import dumps
+from cm.distributed import World, broadcast, start, stop
 from cm.errors import UserError, saving_through_one_interrupt
 from cm.plugins import GROUP
 from cm.registry import get_registry
-from cm.train.distributed import World, broadcast, start, stop
 
 
 @attrs.define

@@ -11,8 +11,8 @@ import time
 import attrs
 import torch
 
+from cm.data.loaders import to_device
 from cm.errors import UserError
-from cm.train.batches import to_device
 
 
 @attrs.define

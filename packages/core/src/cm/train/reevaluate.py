@@ -1,17 +1,18 @@
 """Scoring a saved checkpoint on val and test as a run of its own, for ``cm replay
 --eval-only``: the same weights, the same seeded splits and the engine's own final
-evaluation (``cm.train.evaluation.evaluate_best`` at the checkpoint's own decision: its
+evaluation (``cm.train.assess.evaluate_best`` at the checkpoint's own decision: its
 temperatures and per-criterion thresholds, reports, ``evaluated`` per split) give the metrics
 the original run logged, exactly. Listeners
 follow it through the usual hooks."""
 
 from cm.cachedir import cache_root
+from cm.data.loaders import encode_split
 from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.evaluate.decisions import Decision
 from cm.model.checkpoint import load_checkpoint
-from cm.train.batches import encode_split
-from cm.train.evaluation import Scorer, evaluate_best
+from cm.model.scoring import Scorer
+from cm.train.assess import evaluate_best
 from cm.train.lifecycle import Run, build, tracked_run
 
 

@@ -5,11 +5,11 @@ grad scaler."""
 import attrs
 import torch
 
-from cm.builtin.optimizers import param_groups
+from cm.data.loaders import train_loader
 from cm.model.crossencoder import build_cross_encoder
 from cm.optimization import TrainContext, apply_all, resolve
-from cm.train.batches import train_loader
 from cm.train.lifecycle import build
+from cm.train.param_groups import param_groups
 
 
 @attrs.frozen
@@ -46,7 +46,8 @@ def build_trainer(experiment, registry, device, backbone, pos_weight) -> Trainer
     loss = build(registry, train.loss, pos_weight=pos_weight).to(device)
     model = build_cross_encoder(experiment, registry, backbone, loss.num_logits).to(device)
     active, telemetry = resolve(experiment.optimizations, registry, device)
-    context = TrainContext(experiment, device, model, token_budget=experiment.data.max_length)
+    context = TrainContext(experiment, device, model, token_budget=experiment.data.max_length,
+                           registry=registry)
     telemetry = apply_all(active, telemetry, context)
     groups = param_groups(model, train.lr, train.weight_decay, train.head_lr,
                           train.layerwise_lr_decay)

@@ -1,12 +1,14 @@
 """``cm run`` under ``torchrun --nproc-per-node N``: PyTorch DDP, nothing home-made.
 
 torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; without them (a plain ``cm run``) everything
-here is a no-op. ``train.batch_size`` stays the *global* batch: every rank takes its slice
-of each batch the single-process run would draw (random, bucketed or packed), and DDP
-averages the gradients, so N processes follow the single-process run (up to dropout masks
-and float summation order). Evaluation splits the batches across ranks and sums the
-probabilities back, so metrics are computed on every pair, identically on every rank.
-Rank 0 alone writes files and talks to trackers."""
+here is a no-op. Under torchrun the process group is joined at any world size, one process
+included, so ``torchrun --nproc-per-node 1`` on one GPU runs the NCCL code path (DDP,
+broadcast, all-reduce) that N GPUs run. ``train.batch_size`` stays the *global* batch:
+every rank takes its slice of each batch the single-process run would draw (random,
+bucketed or packed), and DDP averages the gradients, so N processes follow the
+single-process run (up to dropout masks and float summation order). Evaluation splits the
+batches across ranks and sums the probabilities back, so metrics are computed on every
+pair, identically on every rank. Rank 0 alone writes files and talks to trackers."""
 
 import os
 
@@ -19,6 +21,7 @@ import torch.distributed as dist
 class World:
     rank: int = 0
     size: int = 1
+    joined: bool = False  # in a torchrun process group (at any size, 1 included)
 
     @property
     def main(self) -> bool:
@@ -31,8 +34,7 @@ ALONE = World()  # a plain single-process run
 def start(device: str) -> tuple[World, str]:
     """Join the torchrun process group (gloo on CPU, NCCL on CUDA); returns the world and
     this rank's device ("cuda:<local rank>" on GPUs)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
+    if "RANK" not in os.environ:  # not launched by torchrun
         return World(), device
     if device == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -40,11 +42,11 @@ def start(device: str) -> tuple[World, str]:
         device = f"cuda:{local}"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
-    return World(dist.get_rank(), dist.get_world_size()), device
+    return World(dist.get_rank(), dist.get_world_size(), joined=True), device
 
 
 def stop(world: World) -> None:
-    if world.size > 1 and dist.is_initialized():
+    if world.joined and dist.is_initialized():
         dist.destroy_process_group()
 
 
@@ -76,7 +78,7 @@ class RankSlices:
 
 def wrap(model, world: World, device: str):
     """The model DDP trains (the plain model when alone); checkpoints save the plain one."""
-    if world.size == 1:
+    if not world.joined:
         return model
     ids = [torch.device(device).index] if torch.device(device).type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -84,7 +86,7 @@ def wrap(model, world: World, device: str):
 
 def broadcast(value, world: World):
     """Rank 0's ``value`` on every rank (e.g. the run directory it created)."""
-    if world.size == 1:
+    if not world.joined:
         return value
     box = [value]
     dist.broadcast_object_list(box, src=0)
@@ -94,7 +96,7 @@ def broadcast(value, world: World):
 def sum_across(values, world: World, device: str):
     """Element-wise sum over ranks of a float64 numpy array (each rank fills its own
     positions with its results and leaves the rest zero)."""
-    if world.size == 1:
+    if not world.joined:
         return values
     tensor = torch.as_tensor(values, dtype=torch.float64)
     tensor = tensor.to(device) if torch.device(device).type == "cuda" else tensor

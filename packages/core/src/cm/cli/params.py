@@ -1,8 +1,9 @@
-"""Options shared by every command that takes an experiment file."""
+"""Click parameters shared by every command that takes an experiment file."""
 
 import click
 
 from cm.config import load_experiment
+from cm.registry import get_registry
 
 
 def experiment_argument(func):
@@ -15,4 +16,4 @@ def experiment_argument(func):
 
 
 def load(experiment_file, overrides):
-    return load_experiment(experiment_file, overrides)
+    return load_experiment(experiment_file, overrides, registry=get_registry())

@@ -16,7 +16,6 @@ import importlib.util
 import attrs
 import torch
 
-from cm.builtin.options import AdamW8bitOptions
 from cm.config.schema import OptimizerSpec
 from cm.errors import UserError
 from cm.optimization import Optimization
@@ -55,5 +54,6 @@ class AdamW8bit(Optimization):
             raise UserError(f"optimizations.adamw_8bit: replaces AdamW, but train.optimizer is "
                             f"{spec.name!r}; use optimizer = {{ name = \"adamw\" }} or remove "
                             "[optimizations.adamw_8bit]")
-        options = AdamW8bitOptions(betas=spec.options.betas, eps=spec.options.eps)
+        options_class = context.registry.get("optimizer", "adamw_8bit").options
+        options = options_class(betas=spec.options.betas, eps=spec.options.eps)
         context.optimizer = OptimizerSpec("adamw_8bit", options)

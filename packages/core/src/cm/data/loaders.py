@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from cm.data.batching import LengthBucketSampler, PackedBatches, packed_batch, pad_batch
 from cm.data.encode import Encoded, encode_cached
 from cm.data.records import PairSample
-from cm.train.distributed import RankSlices
+from cm.distributed import RankSlices
 
 
 @attrs.frozen
@@ -109,7 +109,7 @@ def pad_length(batch, multiple, pad_id):
 def train_loader(split: SplitData, batch_size, seed, pad_id, batching="random",
                  token_budget=None, world=None, pad_to_multiple=None, **loader) -> DataLoader:
     """Random batches (default), length-bucketed batches, or packed rows; under torchrun
-    (``world`` of several ranks) this rank's slice of each of them. ``pad_to_multiple`` pads
+    (``world`` joined) this rank's slice of each of them. ``pad_to_multiple`` pads
     padded batches' length up to a multiple (static shapes for compile / CUDA graphs)."""
     n = len(split.encoded)
     collate = _collate(split, pad_id, pad_to_multiple)
@@ -120,7 +120,7 @@ def train_loader(split: SplitData, batch_size, seed, pad_id, batching="random",
     else:
         sampler = PackedBatches(split.lengths, token_budget, batch_size, seed)
         collate = _collate_packed(split, pad_id)
-    if world is not None and world.size > 1:
+    if world is not None and world.joined:
         sampler = RankSlices(sampler, world)
     # its own generator: worker seeds must not draw from the global RNG (dropout's)
     generator = torch.Generator().manual_seed(seed)
@@ -128,10 +128,11 @@ def train_loader(split: SplitData, batch_size, seed, pad_id, batching="random",
                       **loader)
 
 
-def eval_loader(split: SplitData, batch_size, pad_id) -> DataLoader:
+def eval_loader(split: SplitData, batch_size, pad_id, pad_to_multiple=None) -> DataLoader:
+    """Length-sorted batches in a fixed order; lengths padded up to ``pad_to_multiple``."""
     sampler = LengthBucketSampler(split.lengths, batch_size, seed=0, shuffle=False)
     return DataLoader(range(len(split.encoded)), batch_sampler=sampler,
-                      collate_fn=_collate(split, pad_id))
+                      collate_fn=_collate(split, pad_id, pad_to_multiple))
 
 
 def to_device(batch, device):
