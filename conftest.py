@@ -4,8 +4,8 @@
   and encodings are built once; subprocesses inherit it through the environment.
 - ``tiny_run`` (session): one finished tiny ``cm run`` (``cm.testing.TINY_RUN``) for tests
   that only read what a run wrote (outputs, checkpoint, metrics); a test that changes the
-  config or the run trains its own. What it printed (to a file, not a terminal) is in
-  ``console.txt`` beside its ``output_dir``.
+  config or the run trains its own. What it printed (to a file, not a terminal, as ``cm
+  run > log`` prints) is in ``console.txt`` beside its ``output_dir``.
 """
 
 import pytest
@@ -21,12 +21,11 @@ def cm_cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_run(cm_cache_dir, tmp_path_factory):
-    from rich.console import Console
-
+    from cm.terminal import console
     from cm.testing import make_tiny_experiment
     from cm.train.engine import run_experiment
 
     home = tmp_path_factory.mktemp("tiny-run")
     experiment = make_tiny_experiment(home / "outputs")
     with open(home / "console.txt", "w") as printed:
-        return run_experiment(experiment, console=Console(file=printed))
+        return run_experiment(experiment, console=console(file=printed))

@@ -1,4 +1,4 @@
-"""Start-up of the commands that only list, show or validate, against a bare
+"""Start-up of the commands that only list or show, against a bare
 ``python -c pass``, measured side by side in one run.
 
 Each command is started ``--rounds`` times, interleaved with the bare interpreter (round r
@@ -31,7 +31,6 @@ COMMANDS = {
     "cm --help": [CM, "--help"],
     "cm plugins": [CM, "plugins"],
     "cm config show": [CM, "config", "show", "experiments/demo.toml"],
-    "cm config validate": [CM, "config", "validate", "experiments/baseline.toml"],
 }
 TARGET_S = 1.5
 

@@ -9,15 +9,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. A module belongs to the layer of its longest matching name prefix.
 LAYERS = [
-    ("base", ["cm", "cm.errors", "cm.textfile", "cm.cachedir", "cm.progress", "cm.hookspecs",
-              "cm.distributed"]),
+    ("base", ["cm", "cm.errors", "cm.textfile", "cm.cachedir", "cm.progress", "cm.terminal",
+              "cm.lineage",
+              "cm.hookspecs", "cm.distributed"]),
     ("data", ["cm.data"]),
     ("evaluate", ["cm.evaluate"]),
     ("config", ["cm.config"]),
     ("registry", ["cm.plugins", "cm.contracts", "cm.registry", "cm.optimization"]),
     ("model", ["cm.model"]),
     ("train", ["cm.train", "cm.predict", "cm.preflight"]),
-    ("apps", ["cm.bench", "cm.testing"]),
+    ("apps", ["cm.bench", "cm.testing", "cm.export"]),
     ("cli", ["cm.cli"]),
     ("plugins", ["cm.builtin", "cm_heads", "cm_optimizations", "cm_tracking"]),
 ]

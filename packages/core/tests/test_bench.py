@@ -188,7 +188,7 @@ set = { "" = 1 }
     assert "$.bench.configs[1].name: 'packing' is used twice" in message
     assert "$.bench.configs[2].name: 'reference': names starting with 'reference'" in message
     assert "$.bench.configs[3].name: 'name' must match regex" in message
-    assert "$.bench.configs[3].set: '': expected a dotted key" in message
+    assert "$.bench.configs[3].set: '': not a dotted key" in message
     message = problems(tmp_path, '[[bench.configs]]\nname = "x"\nsett = {}\n')
     assert "$.bench.configs[0].sett: unknown key; did you mean 'set'?" in message
 

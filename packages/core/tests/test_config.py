@@ -1,5 +1,6 @@
 """Strict config decoding: every error class with its path, overrides, inheritance, round trip."""
 
+import re
 import sys
 import tomllib
 import types
@@ -14,12 +15,14 @@ from hypothesis import strategies as st
 from cm import hookspecs
 from cm.config.decode import ConfigError, decode
 from cm.config.dump import dumps, flatten
-from cm.config.load import apply_overrides, load_experiment, parse_key, read_with_bases
+from cm.config.keys import parse_key
+from cm.config.load import apply_overrides, load_experiment, read_with_bases
 from cm.config.schema import Experiment
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm.plugins import PluginInfo, Plugins
-from cm.registry import build_registry
+from cm.registry import build_registry, get_registry
+from cm.testing import DEMO_EXPERIMENT
 
 
 @attrs.frozen
@@ -126,8 +129,13 @@ def test_out_of_range_values_all_reported(registry):
 def test_cross_field_rules(registry):
     assert problems({"data": {"max_length": 64, "stride": 64}}, registry) == [
         "$.data.stride: must be smaller than max_length (64)"]
+    assert problems({"hpo": {"space": {"train.lr": {"type": "float", "low": 0.2, "high": 0.1}}}},
+                    registry) == ['$.hpo.space."train.lr".high: must be greater than low (0.2)']
+    # each edge is also set on the experiment: a bound the key refuses is named there
     assert problems({"hpo": {"space": {"train.lr": {"type": "float", "low": 1.0, "high": 0.5}}}},
-                    registry) == ['$.hpo.space."train.lr".high: must be greater than low (1.0)']
+                    registry) == ['$.hpo.space."train.lr".high: must be greater than low (1.0)',
+                                  '$.hpo.space."train.lr": setting it to 1.0 fails: $.train.lr: '
+                                  "'lr' must be < 1.0: 1.0 — fix the key or the bounds/choices"]
 
 
 def test_named_tables_for_optimizations_and_trackers(registry):
@@ -145,6 +153,60 @@ def test_all_errors_of_a_file_at_once(registry):
     assert len(found) == 4
     assert [p.split(":")[0] for p in found] == [
         "$.data.level", "$.model.pooling.name", "$.train.epochs", "$.train.lrr"]
+
+
+# (key, a value of the wrong type) and (key, a value of the right type out of range)
+TYPE_ERRORS = [("train.lr", "nan"), ("train.epochs", '"x"'), ("data.split", '[0.5, "a", 0.5]'),
+               ("seed", "1.5"), ("eval.thresholds", "true")]
+RANGE_ERRORS = [("train.epochs", "-1"), ("train.batch_size", "0"), ("data.max_length", "100000"),
+                ("eval.bootstrap_resamples", "1000000000"), ("model.tiny.num_layers", "1000")]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(TYPE_ERRORS + RANGE_ERRORS), min_size=1, max_size=6,
+                unique_by=lambda pair: pair[0]))
+def test_every_bad_value_is_reported_even_beside_type_errors(registry, bad):
+    """Validators run where another key has a type error: each bad key is named once."""
+    with pytest.raises(ConfigError) as info:
+        decode(apply_overrides({}, [f"{key}={value}" for key, value in bad]), "x.toml",
+               registry=registry)
+    paths = [problem.split(":")[0].split("[")[0] for problem in info.value.problems]
+    assert sorted(paths) == sorted(f"$.{key}" for key, _ in bad)
+
+
+def test_type_and_range_errors_together():
+    with pytest.raises(ConfigError) as info:
+        load_experiment(DEMO_EXPERIMENT, ["train.lr=nan", "train.epochs=-1"],
+                        registry=get_registry())
+    assert info.value.problems == ["$.train.lr: expected a finite number, got nan",
+                                   "$.train.epochs: 'epochs' must be >= 1: -1"]
+
+
+@pytest.mark.parametrize("key", ["train..lr", ".train.lr", "train.lr.", "train.\"\".lr",
+                                 'train."lr'])
+def test_malformed_dotted_keys_are_refused(key):
+    with pytest.raises(UserError, match=f"--set '{re.escape(key)}': not a dotted key"):
+        apply_overrides({}, [f"{key}=0.5"])
+
+
+names = st.text(st.characters(codec="ascii", exclude_characters='"'), min_size=1, max_size=8)
+
+
+def written(name: str) -> str:
+    return f'"{name}"' if "." in name else name
+
+
+@given(st.lists(names, min_size=1, max_size=4))
+def test_a_dotted_key_splits_into_its_names(parts):
+    assert parse_key(".".join(written(p) for p in parts)) == parts
+
+
+@given(st.lists(names, min_size=1, max_size=4), st.integers(0, 4))
+def test_an_empty_part_anywhere_is_refused(parts, at):
+    written_parts = [written(p) for p in parts]
+    written_parts.insert(min(at, len(written_parts)), "")
+    with pytest.raises(UserError, match="not a dotted key"):
+        parse_key(".".join(written_parts))
 
 
 def test_overrides_parse_toml_values(tmp_path, registry):
@@ -250,10 +312,17 @@ experiments = st.fixed_dictionaries({}, optional={
     "optimizations": st.dictionaries(st.just("tf32"), st.just({})),
     "hpo": st.fixed_dictionaries({}, optional={
         "trials": st.integers(1, 500),
-        "space": st.dictionaries(
-            st.sampled_from(["train.lr", "train.epochs", "model.head.name"]),
-            st.fixed_dictionaries({"type": st.just("categorical"),
-                                   "choices": st.lists(st.integers(1, 9), min_size=1)})),
+        "space": st.fixed_dictionaries({}, optional={  # each edge valid at its key
+            "train.epochs": st.fixed_dictionaries({
+                "type": st.just("categorical"),
+                "choices": st.lists(st.integers(1, 9), min_size=1)}),
+            "train.lr": st.fixed_dictionaries({
+                "type": st.just("float"), "low": st.just(1e-6),
+                "high": st.floats(1e-5, 0.5, **finite)}),
+            "model.head.name": st.fixed_dictionaries({
+                "type": st.just("categorical"),
+                "choices": st.lists(st.sampled_from(["linear", "mlp"]), min_size=1)}),
+        }),
     }),
 })
 

@@ -90,13 +90,14 @@ def apply_all(active, rows, context) -> list[Telemetry]:
 
 
 def resolve(requested: dict, registry, device: str) -> tuple[list, list[Telemetry]]:
-    """Build the requested optimizations, drop (auto) or refuse (strict) the unavailable and
-    conflicting ones; returns (active optimizations in request order, telemetry rows).
-    ``device`` may name an index ("cuda:1" under torchrun): plugins are asked about its type."""
+    """Build the requested optimizations, drop (auto) or refuse (strict, all of them in one
+    error, a line each) the unavailable and conflicting ones; returns (active optimizations
+    in request order, telemetry rows). ``device`` may name an index ("cuda:1" under
+    torchrun): plugins are asked about its type."""
     import torch
 
     kind = torch.device(device).type
-    active, rows = [], []
+    active, rows, refused = [], [], []
     for name, spec in requested.items():
         optimization = registry.get("optimization", name).build(spec.options)
         optimization.name = name
@@ -111,7 +112,9 @@ def resolve(requested: dict, registry, device: str) -> tuple[list, list[Telemetr
         elif spec.options.mode == "auto":
             rows.append(Telemetry(name, "skipped", reason))
         else:
-            raise UserError(f"optimizations.{name}: cannot be used here: {reason}; remove it, "
-                            f"or set optimizations.{name}.mode = \"auto\" to skip it when "
-                            "it cannot run")
+            refused.append(f"optimizations.{name}: cannot be used here: {reason}; remove it, "
+                           f"or set optimizations.{name}.mode = \"auto\" to skip it when it "
+                           "cannot run")
+    if refused:
+        raise UserError("\n".join(refused))
     return active, rows

@@ -47,7 +47,8 @@ def make_tiny_experiment(output_dir, *sets, registry=None, **tables):
     ``output_dir``, with ``sets`` (``key=value`` strings) and ``tables`` (top-level keys
     merged in) applied."""
     from cm.config.decode import decode
-    from cm.config.load import apply_overrides, load_raw, set_keys
+    from cm.config.keys import set_keys
+    from cm.config.load import apply_overrides, load_raw
     from cm.registry import get_registry
 
     raw = load_raw(DEMO_EXPERIMENT, [*TINY_RUN, f"output_dir={output_dir}"])

@@ -4,7 +4,9 @@ from the torch modules so ``cm plugins`` and ``cm config`` use them without impo
 from typing import Literal
 
 from attrs import field, frozen
-from attrs.validators import deep_iterable, ge, in_, lt, min_len, optional
+from attrs.validators import and_, deep_iterable, ge, in_, le, lt, min_len, optional
+
+from cm import limits
 
 ACTIVATION_NAMES = ("relu", "gelu", "silu", "tanh")
 
@@ -27,7 +29,8 @@ class MLPHeadOptions:
     hidden_dims: tuple[int, ...] = field(
         default=(256,),
         converter=tuple,
-        validator=deep_iterable(member_validator=ge(1), iterable_validator=min_len(1)),
+        validator=deep_iterable(member_validator=and_(ge(1), le(limits.HIDDEN_SIZE)),
+                                iterable_validator=min_len(1)),
     )
     activation: Literal["relu", "gelu", "silu", "tanh"] = field(
         default="relu", validator=in_(ACTIVATION_NAMES)
@@ -45,7 +48,8 @@ class NoPoolingOptions:
 class AttentionPoolingOptions:
     # None: one Linear(H, 1) scores each token. An int d: Linear(H, d) -> tanh -> Linear(d, 1),
     # the additive attention of Bahdanau et al., for scores that are not linear in the state.
-    hidden_dim: int | None = field(default=None, validator=optional(ge(1)))
+    hidden_dim: int | None = field(default=None,
+                                  validator=optional(and_(ge(1), le(limits.HIDDEN_SIZE))))
 
 
 @frozen

@@ -4,8 +4,9 @@ from their implementations so ``cm plugins`` and ``cm config`` use them without 
 from typing import Literal
 
 import attrs
-from attrs.validators import and_, ge, gt, lt, min_len, optional
+from attrs.validators import and_, ge, gt, le, lt, min_len, optional
 
+from cm import limits
 from cm.optimization import OptimizationOptions
 
 ATTENTION = ["query_proj", "key_proj", "value_proj"]  # DeBERTa's names
@@ -23,7 +24,8 @@ class AttentionOptions(OptimizationOptions):
 class PackingOptions(OptimizationOptions):
     # tokens per packed row; longer examples get a row alone. Default: data.max_length / 2
     # (a packed row's attention spans the row: short rows cost less; docs/research.md)
-    token_budget: int | None = attrs.field(default=None, validator=optional(ge(16)))
+    token_budget: int | None = attrs.field(
+        default=None, validator=optional(and_(ge(16), le(limits.POSITIONS))))
 
 
 @attrs.frozen
@@ -41,7 +43,7 @@ class LoaderOptions(OptimizationOptions):
 
 @attrs.frozen
 class LoRAOptions(OptimizationOptions):
-    r: int = attrs.field(default=8, validator=ge(1))
+    r: int = attrs.field(default=8, validator=and_(ge(1), le(limits.HIDDEN_SIZE)))
     alpha: float = attrs.field(default=16.0, validator=gt(0))
     dropout: float = attrs.field(default=0.1, validator=and_(ge(0.0), lt(1.0)))
     target_modules: list[str] = attrs.field(default=attrs.Factory(lambda: list(ATTENTION)),

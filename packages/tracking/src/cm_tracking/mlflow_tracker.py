@@ -11,7 +11,6 @@ import hashlib
 import math
 import platform
 import re
-import subprocess
 import sys
 import time
 from importlib import metadata
@@ -35,6 +34,7 @@ from mlflow.utils.validation import (
 from cm.config.dump import flatten, to_dict
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
+from cm.lineage import code_state
 from cm_tracking.options import MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
 
@@ -255,23 +255,14 @@ def run_tags(run) -> dict:
 
 
 def git_tags() -> dict:
-    """Commit and dirty flag of the code that ran: the repository holding cm's sources (an
-    editable install), else the working directory's. MLflow cannot find it by itself: it
-    looks beside ``sys.argv[0]``, and the ``cm`` console script lives in the venv."""
-    import cm
-
-    def git(directory, *args):
-        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True,
-                              timeout=30, check=True).stdout.strip()
-
-    for directory in (Path(cm.__file__).parent, Path.cwd()):
-        try:
-            commit = git(directory, "rev-parse", "HEAD")
-            dirty = bool(git(directory, "status", "--porcelain"))
-        except (OSError, subprocess.SubprocessError):
-            continue
-        return {"mlflow.source.git.commit": commit, "cm.git_dirty": str(dirty).lower()}
-    return {}
+    """Commit and dirty flag of the code that ran (cm.lineage.code_state). MLflow cannot find
+    it by itself: it looks beside ``sys.argv[0]``, and the ``cm`` console script lives in the
+    venv."""
+    state = code_state()
+    if state["commit"] is None:
+        return {}
+    return {"mlflow.source.git.commit": state["commit"],
+            "cm.git_dirty": str(state["dirty"]).lower()}
 
 
 def load_corpus(experiment):

@@ -11,8 +11,8 @@ from pathlib import Path
 import attrs
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from rich.console import Console
 
+from cm import terminal
 from cm.config.decode import decode
 from cm.config.load import read_toml
 from cm.config.schema import TrackerSpec
@@ -45,7 +45,7 @@ class Outcome:
 
 def replay(run_id, *, uri=None, eval_only=False, allow_data_change=False, tolerance_pp=0.5,
            console=None) -> Outcome:
-    console = console or Console()
+    console = console or terminal.console()
     uri = uri or tracking_uri()
     check_store(uri)
     client = MlflowClient(tracking_uri=uri)

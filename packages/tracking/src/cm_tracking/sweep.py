@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.markup import escape
 
+from cm import terminal
 from cm.config.decode import decode
 from cm.config.load import load_raw
 from cm.errors import JobFailed, UserError, interruption
@@ -33,7 +34,7 @@ from cm_tracking.sweep_budget import Budget
 from cm_tracking.sweep_join import check_same_config
 from cm_tracking.sweep_report import finish_sweep
 from cm_tracking.sweep_runs import train, trial_experiment
-from cm_tracking.sweep_space import baseline_params, check_space, suggest
+from cm_tracking.sweep_space import baseline_params, suggest
 from cm_tracking.sweep_study import open_study, parent_run, redact
 
 STATES = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED",
@@ -77,7 +78,7 @@ def run_sweep(path, overrides=(), storage=None, study_name=None, console=None,
 
 
 def _run_sweep(path, overrides, storage, study_name, console, verbose):
-    console = console or Console()
+    console = console or terminal.console()
     registry = get_registry()
     raw = load_raw(path, overrides)
     experiment = decode(raw, source=str(path), registry=registry)
@@ -85,7 +86,6 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
         raise UserError(f"{path}: no [hpo.space] table: add one search dimension, e.g. "
                         '[hpo.space."train.lr"] type = "float", low = 1e-5, high = 1e-4')
     base = {k: v for k, v in raw.items() if k != "hpo"}
-    check_space(base, experiment.hpo.space, str(path), registry)
     preflight(experiment, registry)
     mlflow = experiment.tracking.get("mlflow")
     tracker = MlflowTracker(mlflow.options if mlflow else MlflowOptions(), experiment)

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from cm.config.decode import decode
 from cm.config.dump import dumps
-from cm.config.load import set_keys
+from cm.config.keys import set_keys
 from cm.registry import get_registry
 from cm_tracking.sweep_confirm import confirmation
 from cm_tracking.sweep_space import config_values

@@ -7,7 +7,7 @@ from contextlib import nullcontext
 from rich.markup import escape
 
 from cm.config.decode import decode
-from cm.config.load import set_keys
+from cm.config.keys import set_keys
 from cm.registry import get_registry
 from cm.train.engine import run_experiment
 

@@ -1,4 +1,5 @@
-"""The ``[hpo.space]`` table: checked against the base experiment, sampled per trial.
+"""The ``[hpo.space]`` table sampled per trial (``cm.config.decode`` checks it against the
+base experiment when the experiment is read).
 
 A space key is any dotted config key; a trial's config is the base config with each sampled
 value set at its key, exactly as ``--set key=value`` would. Categorical choices that are
@@ -6,40 +7,9 @@ arrays or tables (``hidden_dims = [256, 64]``) travel through Optuna as JSON tex
 
 import json
 
-from cm.config.decode import ConfigError, decode, key_path
 from cm.config.dump import flatten, to_dict
-from cm.config.load import set_keys
 
 SCALARS = (bool, int, float, str)
-
-
-def space_path(key: str) -> str:
-    return "$.hpo" + key_path("space") + key_path(key)
-
-
-def candidates(param) -> list:
-    """The values a parameter can take at its edges: every choice, or low and high."""
-    if param.type == "categorical":
-        return list(param.choices)
-    if param.type == "int":
-        return [int(param.low), int(param.high)]
-    return [param.low, param.high]
-
-
-def check_space(raw: dict, space: dict, source: str, registry) -> None:
-    """Every key must be a config key of this experiment and every edge value valid there
-    (so a typo or an out-of-range bound fails before any trial runs)."""
-    problems = []
-    for key, param in space.items():
-        for value in candidates(param):
-            try:
-                decode(set_keys(raw, {key: value}), source=source, registry=registry)
-            except ConfigError as exc:
-                problems.append(f"{space_path(key)}: setting it to {value!r} fails: "
-                                f"{exc.problems[0]} — fix the key or the bounds/choices")
-                break
-    if problems:
-        raise ConfigError(source, problems)
 
 
 def encode(value):

@@ -30,7 +30,8 @@ from attrs.validators import ge, matches_re, min_len, optional
 
 from cm.bench.lengths import PROFILES
 from cm.config.decode import ConfigError, decode, structure
-from cm.config.load import BadKey, load_raw, set_keys
+from cm.config.keys import BadKey, set_keys
+from cm.config.load import load_raw
 from cm.errors import UserError
 from cm.registry import get_registry
 

@@ -6,12 +6,11 @@ every newer file as a change: there the commit comes from a stamp made beside th
 repository (``python packages/core/src/cm/bench/source.py`` prints it as two environment
 assignments, CM_SOURCE_COMMIT and CM_SOURCE_DIGEST) and is trusted only when the copy's
 source digest equals the stamp's. Standard library only: scripts/gpu-check runs it before cm
-is installed.
+is installed (it puts this source tree on ``sys.path``).
 """
 
 import hashlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -39,24 +38,12 @@ def _source_files(root: Path):
                 yield path
 
 
-def _git(root: Path, *args) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                          timeout=30, check=True).stdout.strip()
-
-
-def git_state(root: Path) -> dict:
-    """HEAD and whether the tree has changes, or Nones where git cannot say."""
-    try:
-        return {"commit": _git(root, "rev-parse", "HEAD"),
-                "dirty": bool(_git(root, "status", "--porcelain"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
 def source_state(root: Path, environ=os.environ) -> dict:
     """commit, dirty, the source digest, and how the commit is known: "git" (a clean tree),
     "stamp" (the digest matches CM_SOURCE_DIGEST), or None (unknown: git's HEAD is then
     kept as ``git_head`` only)."""
+    from cm.lineage import git_state
+
     root = Path(root).resolve()
     digest = source_digest(root)
     state = git_state(root)
@@ -72,6 +59,8 @@ def source_state(root: Path, environ=os.environ) -> dict:
 
 def stamp(root: Path) -> str:
     """``CM_SOURCE_COMMIT=<sha>[+dirty] CM_SOURCE_DIGEST=<digest>`` for this tree."""
+    from cm.lineage import git_state
+
     root = Path(root).resolve()
     state = git_state(root)
     commit = (state["commit"] or "unknown") + ("+dirty" if state["dirty"] else "")
@@ -79,4 +68,5 @@ def stamp(root: Path) -> str:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this tree's cm
     print(stamp(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()))

@@ -10,8 +10,7 @@ from cm.cli.params import experiment_argument
 def bench(experiment_file, overrides):
     """Benchmark the configurations in EXPERIMENT_FILE's [bench] table against a plain
     Hugging Face training loop: samples/s, real tokens/s, padding waste, peak memory, MFU."""
-    from rich.console import Console
-
+    from cm import terminal
     from cm.bench.config import load_bench
     from cm.bench.report import assemble, output_directory, table, write_results
     from cm.bench.runner import run_bench
@@ -19,7 +18,7 @@ def bench(experiment_file, overrides):
 
     registry = get_registry()
     spec = load_bench(experiment_file, overrides, registry)
-    console = Console()
+    console = terminal.console()
     console.print(f"[bold]cm bench[/bold] {experiment_file}: {len(spec.configs)} "
                   f"configuration(s) + reference, {spec.table.examples} examples each, "
                   f"{spec.table.rounds} round(s)")

@@ -5,12 +5,15 @@ from pathlib import Path
 
 import click
 
+from cm import limits
+
 
 @click.command()
 @click.argument("run_a")
 @click.argument("run_b")
-@click.option("--resamples", type=click.IntRange(100), default=1000, show_default=True,
-              help="Bootstrap resamples of the test posts.")
+@click.option("--resamples", type=click.IntRange(100, limits.RESAMPLES), default=1000,
+              show_default=True,
+              help="Bootstrap resamples of the test posts (at most 10,000: cm.limits).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def compare(run_a, run_b, resamples, seed, as_json):
@@ -27,14 +30,17 @@ def compare(run_a, run_b, resamples, seed, as_json):
     if as_json:
         click.echo(json.dumps({name: result[name] for name in ordered(result)}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"test: A = {run_a}, B = {run_b} ({resamples} paired resamples)")
+    from cm import terminal
+
+    table = Table(title=f"test, A - B ({resamples} paired resamples)", title_justify="left")
     for column in ("metric", "A", "B", "A - B", "95% interval"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for name in ordered(result):
         row = result[name]
         table.add_row(name, f"{row['a']:.4f}", f"{row['b']:.4f}", f"{row['difference']:+.4f}",
                       f"[{row['low']:+.4f}, {row['high']:+.4f}]")
-    Console().print(table)
+    console = terminal.console()
+    console.print(f"A = {run_a}\nB = {run_b}", soft_wrap=True, markup=False, highlight=False)
+    console.print(table)

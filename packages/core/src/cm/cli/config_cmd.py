@@ -22,8 +22,14 @@ def show(experiment_file, overrides):
 @config.command()
 @experiment_argument
 def validate(experiment_file, overrides):
-    """Check an experiment file; exit 2 with every problem listed when it is invalid.
-    (cm run and cm sweep also check the data, the output folder and the tracking store
-    before any work.)"""
+    """Check an experiment file as cm run and cm sweep do before any work: the config
+    (every problem at once, [hpo.space] against the experiment), the device and the
+    optimizations on it, the output folder, the data, room for the criteria in
+    data.max_length, hpo.metric's criterion. Exit 2 naming each problem. Writes nothing but
+    cm's cache (the tiny tokenizer, the demo data); the tracking store is left for cm run
+    to check (checking it may create it)."""
+    from cm.preflight import check
+
     experiment = load(experiment_file, overrides)
+    check(experiment)
     click.echo(f"{experiment_file}: valid experiment {experiment.name!r}")

@@ -3,9 +3,9 @@
 import json
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from cm import terminal
 from cm.cli.params import experiment_argument, load
 from cm.data.prepare import SPLITS, prepare
 from cm.registry import get_registry
@@ -34,7 +34,7 @@ def stats(experiment_file, overrides, as_json):
 
 
 def show(report, experiment):
-    console = Console()
+    console = terminal.console()
     posts = ", ".join(f"{split} {n}" for split, n in report["posts"].items())
     console.print(f"[bold]{report['dataset']}[/bold] ({report['level']} level): "
                   f"{sum(report['posts'].values())} posts ({posts}), "

@@ -5,10 +5,10 @@ import typing
 
 import attrs
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cm import terminal
 from cm.registry import KINDS, get_registry
 
 
@@ -89,7 +89,7 @@ def plugins(kind, as_json, verbose):
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    console = Console(soft_wrap=False)
+    console = terminal.console(soft_wrap=False)
     for group, components in data["components"].items():
         table = Table(title=plural(group), title_justify="left", show_lines=False)
         for column in ("name", "provided by", "options (name: type = default)"):

@@ -1,11 +1,16 @@
 """Strict decoding of a raw TOML dict into an ``Experiment``, with every error reported.
 
 Decoding runs in two passes so that a file's errors come out together, each with its path:
-1. cattrs structures the dict (unknown keys, wrong types, unknown component names);
+1. cattrs structures the dict (unknown keys, wrong types, unknown component names); a
+   value that fails is reported and left out, and the rest is structured again, so one
+   wrong type hides no other problem;
 2. ``_finish`` fills unset component options with their defaults and runs every attrs
    validator and ``check()`` rule (out-of-range values, cross-field rules).
+Then each edge value of ``[hpo.space]`` is set at its key and checked the same way.
 """
 
+import functools
+import itertools
 import math
 import re
 import typing
@@ -15,6 +20,7 @@ import attrs
 import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
 
+from cm.config.keys import set_keys
 from cm.config.schema import Experiment, Spec
 from cm.errors import UserError, suggest
 
@@ -139,12 +145,17 @@ def key_path(key: str) -> str:
 
 
 def _note_key(exc):
+    """The key (a name, or a list index) a cattrs note says ``exc`` is about, else None."""
     for note in getattr(exc, "__notes__", ()):
         if isinstance(note, cattrs.errors.AttributeValidationNote):
-            return f".{note.name}"
+            return note.name
         if isinstance(note, cattrs.errors.IterableValidationNote):
-            return key_path(note.index) if isinstance(note.index, str) else f"[{note.index}]"
-    return ""
+            return note.index
+    return None
+
+
+def _written(key) -> str:
+    return key_path(key) if isinstance(key, str) else f"[{key}]"
 
 
 def component_tables(cls=Experiment, prefix="") -> dict[str, tuple[str, str]]:
@@ -173,24 +184,39 @@ def _misplaced(path, key):
     return f"; a{'n' if kind[0] in 'aeiou' else ''} {kind} goes in [{table}]"
 
 
-def _problems(exc, path, cls=None):
-    """Flatten a cattrs exception tree into ``$.path: message`` lines."""
-    path += _note_key(exc)
+def _problems(exc, path, keys=()):
+    """Flatten a cattrs exception tree into (keys of the value at fault, ``$.path: message``)
+    pairs; the keys say what to leave out to decode the rest."""
+    key = _note_key(exc)
+    if key is not None:
+        keys, path = (*keys, key), path + _written(key)
     if isinstance(exc, ForbiddenExtraKeysError):
         known = [f.name for f in attrs.fields(exc.cl)]
         listing = f" (known: {', '.join(known)})" if known else " (this takes no options)"
-        for key in sorted(exc.extra_fields):
-            hint = _misplaced(path, key) or suggest(key, known) or listing
-            yield f"{path}.{key}: unknown key{hint}"
+        for extra in sorted(exc.extra_fields):
+            hint = _misplaced(path, extra) or suggest(extra, known) or listing
+            yield (*keys, extra), f"{path}{key_path(extra)}: unknown key{hint}"
     elif isinstance(exc, BaseExceptionGroup):
         for sub in exc.exceptions:
-            yield from _problems(sub, path)
+            yield from _problems(sub, path, keys)
     elif isinstance(exc, _PathError):
-        yield f"{path}.{exc.key}: {exc}"
+        yield keys, f"{path}.{exc.key}: {exc}"
     elif isinstance(exc, KeyError):
-        yield f"{path}: required key missing"
+        yield keys, f"{path}: required key missing"
     else:
-        yield f"{path}: {exc}"
+        yield keys, f"{path}: {exc}"
+
+
+def _without(raw, keys):
+    """``raw`` less the value at ``keys`` (a whole array when the keys go into one), so
+    that its default applies; ``raw`` itself when there is nothing to leave out."""
+    names = list(itertools.takewhile(lambda key: isinstance(key, str), keys))
+    if not names or not isinstance(raw, dict) or names[0] not in raw:
+        return raw
+    first, rest = names[0], names[1:]
+    if not rest:
+        return {key: value for key, value in raw.items() if key != first}
+    return {**raw, first: _without(raw[first], rest)}
 
 
 def _fill_spec(spec, registry, path, problems):
@@ -234,22 +260,66 @@ def _finish(obj, registry, path, problems):
 
 def structure(raw, cls, registry, path="$"):
     """``raw`` decoded strictly into the attrs class ``cls``: returns (object, problems),
-    each problem a ``$.path: message`` line; the object is None when structuring failed."""
+    each problem a ``$.path: message`` line; the object is None when structuring failed.
+    A value that does not structure is reported, then left out (its default stands in) so
+    that every other value is still structured and validated: all problems come at once."""
     converter = make_converter(registry)
+    reported = []
     with attrs.validators.disabled():
-        try:
-            obj = converter.structure(raw, cls)
-        except Exception as exc:  # noqa: BLE001 - turned into path-shaped problems
-            return None, list(_problems(exc, path))
+        while True:
+            try:
+                obj = converter.structure(raw, cls)
+                break
+            except Exception as exc:  # noqa: BLE001 - turned into path-shaped problems
+                found = list(_problems(exc, path))
+            reported += [line for _, line in found]
+            rest = functools.reduce(_without, (keys for keys, _ in found), raw)
+            if rest == raw:
+                return None, reported
+            raw = rest
         problems = []
         obj = _finish(obj, registry, path, problems)
-    return obj, problems
+    at_fault = {line.split(": ", 1)[0] for line in reported}
+    return obj, reported + [p for p in problems if p.split(": ", 1)[0] not in at_fault]
+
+
+def edges(param) -> list:
+    """The values a search parameter can take at its edges: every choice, or low and high."""
+    if param.type == "categorical":
+        return list(param.choices)
+    if param.type == "int":
+        return [int(param.low), int(param.high)]
+    return [param.low, param.high]
+
+
+def space_problems(raw: dict, space: dict, registry) -> list[str]:
+    """``[hpo.space]`` checked against the experiment it searches: every key is a config key
+    and every edge value is valid there (a typo or an out-of-range bound fails before any
+    trial runs, and ``cm config validate`` says so)."""
+    base = {key: value for key, value in raw.items() if key != "hpo"}
+    already = set(structure(base, Experiment, registry)[1])  # the base's own: reported once
+    problems = []
+    for key, param in space.items():
+        where = "$.hpo" + key_path("space") + key_path(key)
+        for value in edges(param):
+            try:
+                found = structure(set_keys(base, {key: value}), Experiment, registry)[1]
+            except UserError as exc:  # a malformed dotted key
+                found = [str(exc)]
+            found = [problem for problem in found if problem not in already]
+            if found:
+                problems.append(f"{where}: setting it to {value!r} fails: {found[0]} — fix "
+                                "the key or the bounds/choices")
+                break
+    return problems
 
 
 def decode(raw: dict, source="<config>", *, registry) -> Experiment:
     """Decode a merged raw dict (no ``base`` key left) into a fully resolved Experiment, its
     components looked up in ``registry`` (``cm.registry.get_registry()``: the installed ones)."""
     experiment, problems = structure(raw, Experiment, registry)
+    if experiment is not None and experiment.hpo is not None:
+        problems += space_problems(raw, experiment.hpo.space, registry)
     if problems:
         raise ConfigError(source, problems)
     return experiment

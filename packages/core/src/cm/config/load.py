@@ -1,15 +1,13 @@
 """Reading experiment files: ``base`` inheritance, ``--set`` overrides, then decoding."""
 
-import re
 import tomllib
 from pathlib import Path
 
 from cm.config.decode import ConfigError, decode
+from cm.config.keys import BadKey, merge, parse_key, set_keys
 from cm.config.schema import Experiment
 from cm.errors import UserError
 from cm.textfile import read_text
-
-_KEY_PART = re.compile(r'"([^"]*)"|([^.]+)')
 
 
 def read_toml(path: Path) -> dict:
@@ -18,23 +16,6 @@ def read_toml(path: Path) -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
-
-
-def merge(base: dict, child: dict) -> dict:
-    """Deep-merge ``child`` over ``base``. A component table whose ``name`` changes replaces
-    the base table whole, so options of the old component do not leak into the new one."""
-    merged = dict(base)
-    for key, value in child.items():
-        old = merged.get(key)
-        same_component = not (
-            isinstance(old, dict) and isinstance(value, dict)
-            and "name" in value and old.get("name") != value["name"]
-        )
-        if isinstance(old, dict) and isinstance(value, dict) and same_component:
-            merged[key] = merge(old, value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def read_with_bases(path: Path, chain=()) -> dict:
@@ -55,19 +36,6 @@ def read_with_bases(path: Path, chain=()) -> dict:
     return merge(read_with_bases(base_path, (*chain, path)), raw)
 
 
-class BadKey(UserError):
-    """A dotted key that cannot be split into table names."""
-
-
-def parse_key(dotted: str) -> list[str]:
-    """``a.b."c.d"`` -> ``["a", "b", "c.d"]``."""
-    parts = [m.group(1) if m.group(1) is not None else m.group(2)
-             for m in _KEY_PART.finditer(dotted)]
-    if not parts or "".join(parts) == "" or any(p == "" for p in parts):
-        raise BadKey(f"{dotted!r}: expected a dotted key like train.lr")
-    return parts
-
-
 def parse_value(text: str):
     """A TOML value (``3e-5``, ``true``, ``[1, 2]``, ``{ name = "mlp" }``); bare words are
     taken as strings so ``--set model.backbone=/models/x`` works without quotes."""
@@ -75,22 +43,6 @@ def parse_value(text: str):
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
-
-
-def set_keys(raw: dict, values) -> dict:
-    """``raw`` with each dotted key set to its value (``values``: a dict or (key, value)
-    pairs); returns a new dict. The one patcher behind ``--set``, bench configurations and
-    sweep trials. Component names go first: a new name replaces its table, which must not
-    drop options set beside it."""
-    items = list(values.items() if isinstance(values, dict) else values)
-    result = dict(raw)
-    for key, value in sorted(items, key=lambda item: not item[0].endswith(".name")):
-        *parents, leaf = parse_key(key)
-        patch = {leaf: value}
-        for part in reversed(parents):
-            patch = {part: patch}
-        result = merge(result, patch)
-    return result
 
 
 def apply_overrides(raw: dict, overrides) -> dict:
@@ -118,4 +70,4 @@ def load_experiment(path, overrides=(), *, registry) -> Experiment:
     return decode(load_raw(path, overrides), source=str(path), registry=registry)
 
 
-__all__ = ["ConfigError", "apply_overrides", "load_experiment", "load_raw", "merge", "set_keys"]
+__all__ = ["ConfigError", "apply_overrides", "load_experiment", "load_raw"]

@@ -12,6 +12,7 @@ import attrs
 from attrs import field, frozen
 from attrs.validators import ge, gt, in_, le, lt
 
+from cm import limits
 from cm.data.splits import ratios_problem
 from cm.hookspecs import KINDS
 
@@ -71,7 +72,7 @@ class DataConfig:
     dataset: DatasetSpec = DatasetSpec("demo")
     level: Literal["post", "sentence"] = "post"
     split: tuple[float, float, float] = field(default=(0.8, 0.1, 0.1), validator=_ratios)
-    max_length: int = field(default=512, validator=[ge(16), le(8192)])
+    max_length: int = field(default=512, validator=[ge(16), le(limits.POSITIONS)])
     truncation: Literal["head", "head_tail", "windows"] = "head"
     stride: int = field(default=128, validator=ge(0))
     window_aggregation: Literal["max", "mean"] = "max"
@@ -86,13 +87,15 @@ class DataConfig:
 class TinyBackbone:
     """Shape of the offline ``tiny-deberta-v3`` backbone (random init, local tokenizer)."""
 
-    hidden_size: int = field(default=128, validator=ge(8))
-    num_layers: int = field(default=2, validator=ge(1))
-    num_heads: int = field(default=4, validator=ge(1))
-    intermediate_size: int = field(default=256, validator=ge(8))
-    vocab_size: int = field(default=8000, validator=ge(16))  # a target: shrunk to fit the corpus
-    max_relative_positions: int = -1  # -1: derived from position_buckets, as in v3
-    position_buckets: int = field(default=256, validator=gt(0))
+    hidden_size: int = field(default=128, validator=[ge(8), le(limits.HIDDEN_SIZE)])
+    num_layers: int = field(default=2, validator=[ge(1), le(limits.LAYERS)])
+    num_heads: int = field(default=4, validator=[ge(1), le(limits.HEADS)])
+    intermediate_size: int = field(default=256, validator=[ge(8), le(limits.INTERMEDIATE_SIZE)])
+    # a target: shrunk to fit the corpus
+    vocab_size: int = field(default=8000, validator=[ge(16), le(limits.VOCAB_SIZE)])
+    # -1: derived from position_buckets, as in v3
+    max_relative_positions: int = field(default=-1, validator=[ge(-1), le(limits.POSITIONS)])
+    position_buckets: int = field(default=256, validator=[gt(0), le(limits.POSITIONS)])
     dropout: float = field(default=0.1, validator=[ge(0.0), lt(1.0)])
 
     def check(self):
@@ -115,8 +118,8 @@ SELECTION_METRICS = ("post_macro_f1", "post_micro_f1", "post_samples_f1", "macro
 @frozen
 class TrainConfig:
     epochs: int = field(default=5, validator=ge(1))
-    batch_size: int = field(default=16, validator=ge(1))
-    eval_batch_size: int = field(default=64, validator=ge(1))
+    batch_size: int = field(default=16, validator=[ge(1), le(limits.BATCH_SIZE)])
+    eval_batch_size: int = field(default=64, validator=[ge(1), le(limits.BATCH_SIZE)])
     lr: float = field(default=2e-5, validator=[gt(0.0), lt(1.0)])
     head_lr: float | None = field(default=None, validator=attrs.validators.optional(gt(0.0)))
     layerwise_lr_decay: float = field(default=1.0, validator=[gt(0.0), le(1.0)])
@@ -148,7 +151,7 @@ class EvalConfig:
 
     thresholds: str | float = field(default="per_criterion", validator=_thresholds)
     calibration: Literal["global", "per_criterion", "none"] = "global"
-    bootstrap_resamples: int = field(default=1000, validator=ge(100))
+    bootstrap_resamples: int = field(default=1000, validator=[ge(100), le(limits.RESAMPLES)])
     evidence: bool = True  # rank sentences as evidence and score hit@1/hit@3 on val and test
 
 

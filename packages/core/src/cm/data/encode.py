@@ -67,14 +67,7 @@ def encode_pairs(
     encoded = []
     for index, (criterion, post) in enumerate(pairs):
         head = [cls_id, *ids[criterion], sep_id]
-        budget = max_length - len(head) - 1  # room for post tokens and the final [SEP]
-        if budget < 1:
-            raise UserError(
-                f"criterion {_preview(criterion)!r} is {len(ids[criterion])} tokens; with "
-                f"[CLS], two [SEP] and at least one post token it needs max_length >= "
-                f"{len(ids[criterion]) + 4}, but max_length is {max_length}. Criteria are "
-                "never truncated: raise data.max_length"
-            )
+        budget = post_budget(criterion, len(ids[criterion]), max_length, truncation, stride)
         for window, part in enumerate(_cut(ids[post], budget, truncation, stride)):
             encoded.append(
                 Encoded(
@@ -85,6 +78,29 @@ def encode_pairs(
                 )
             )
     return encoded
+
+
+def post_budget(criterion: str, criterion_tokens: int, max_length: int, truncation: str,
+                stride: int) -> int:
+    """The post tokens a pair with this criterion holds: max_length minus the criterion and
+    3 special tokens. A max_length that leaves no room, or a windows stride that does not
+    fit in the room, is bad input: ``cm.preflight`` asks this of every criterion before a
+    run starts, encoding asks it again of every pair."""
+    budget = max_length - criterion_tokens - 3
+    if budget < 1:
+        raise UserError(
+            f"criterion {_preview(criterion)!r} is {criterion_tokens} tokens; with [CLS], "
+            f"two [SEP] and at least one post token it needs max_length >= "
+            f"{criterion_tokens + 4}, but max_length is {max_length}. Criteria are never "
+            "truncated: raise data.max_length"
+        )
+    if truncation == "windows" and stride >= budget:
+        raise UserError(
+            f"stride ({stride}) must be smaller than the post budget of a window ({budget} "
+            f"tokens = max_length minus criterion {_preview(criterion)!r} and 3 special "
+            "tokens): lower data.stride or raise data.max_length"
+        )
+    return budget
 
 
 def _tokenize_unique(tokenizer, texts: list[str]) -> dict[str, list[int]]:
@@ -112,11 +128,6 @@ def _cut(post: list[int], budget: int, truncation: str, stride: int) -> list[lis
         head = budget // HEAD_DIVISOR
         tail = budget - head  # >= 1 since budget >= 1
         return [post[:head] + post[len(post) - tail :]]
-    if stride >= budget:
-        raise UserError(
-            f"stride ({stride}) must be smaller than the post budget of a window ({budget} "
-            "tokens = max_length minus the criterion and 3 special tokens): lower data.stride"
-        )
     step = budget - stride
     windows = [post[0:budget]]
     start = 0

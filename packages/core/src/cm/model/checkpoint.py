@@ -5,6 +5,7 @@
     tokenizer/          the tokenizer files
     experiment.toml     the resolved experiment
     meta.json           decision threshold, criteria, num_logits, the metrics at save time,
+                        ``lineage`` (the commit of cm that trained it, the data files' digests),
                         and ``providers``: which distribution provided each component, so
                         loading where a plugin is missing names the package to install
 """

@@ -19,6 +19,7 @@ from cm.evaluate.evidence import evidence_metrics, overlap_scores, ranking
 from cm.evaluate.report import write_split_report
 from cm.evaluate.summary import criterion_table, evidence_table, headline_table
 from cm.evaluate.validation import cell_pairs, split_metrics, validation_metrics
+from cm.lineage import code_state
 from cm.model.checkpoint import save_checkpoint
 from cm.model.scoring import Scorer, sentence_probs
 
@@ -54,7 +55,8 @@ def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, consol
                         {"num_logits": scorer.loss.num_logits, **evaluation.decision.meta(),
                          "epoch": best_epoch, "final": True,
                          "criteria": [{"id": c.id, "text": c.text} for c in corpus.criteria],
-                         "test_post_macro_f1": run.metrics["test_tuned/post_macro_f1"]})
+                         "test_post_macro_f1": run.metrics["test_tuned/post_macro_f1"],
+                         "lineage": {**code_state(), "data_digests": corpus.digests}})
         (run.directory / "metrics.json").write_text(json.dumps(run.metrics, indent=2))
         console.print(headline_table(run.metrics))
         console.print(criterion_table(run.metrics, criteria))

@@ -32,7 +32,11 @@ from cm.train.trainer import Trainer, build_trainer
 def run_experiment(experiment, *, registry=None, dry=False, console=None,
                    listeners=()) -> Run:
     """Train and evaluate ``experiment``; returns the finished Run (metrics, artifacts).
-    ``listeners``: objects with lifecycle hooks (``cm.hookspecs``) that hear this run only."""
+    ``listeners``: objects with lifecycle hooks (``cm.hookspecs``) that hear this run only.
+    A dry run records nothing in the trackers: no tracking run is created for it."""
+    if dry:
+        experiment = attrs.evolve(experiment, tracking={})
+
     def body(run, registry, console, hooks):
         train_and_evaluate(run, registry, console, hooks, dry)
 

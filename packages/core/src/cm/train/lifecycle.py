@@ -19,7 +19,7 @@ import pluggy
 import torch
 from rich.console import Console
 
-from cm import hookspecs
+from cm import hookspecs, terminal
 from cm.config.dump import dumps
 from cm.distributed import World, broadcast, start, stop
 from cm.errors import UserError, saving_through_one_interrupt
@@ -101,7 +101,7 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) 
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
     try:  # whatever fails from here on, this process leaves the torchrun group
-        console = (console or Console()) if world.main else Console(quiet=True)
+        console = (console or terminal.console()) if world.main else Console(quiet=True)
         run, hooks = open_run(experiment, registry, world, device, listeners)
         live(run, hooks, lambda: body(run, registry, console, hooks))
     finally:
