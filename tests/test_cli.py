@@ -153,7 +153,11 @@ def test_cm_tracking_adds_its_commands_through_the_hook_and_cm_runs_without_it(t
     listed = cm("--help", env=without)
     assert listed.returncode == 0, listed.stderr
     assert "sweep" not in listed.stdout and "replay" not in listed.stdout
-    assert "--run-id" not in cm("predict", "--help", env=without).stdout
+    posts = tmp_path / "posts.csv"
+    posts.write_text("post_id,text\np1,I cannot sleep\n")
+    unsourced = cm("predict", str(posts), "--run-id", "abc", env=without)  # no run source
+    assert unsourced.returncode == 2 and "no installed plugin fetches runs by id" in \
+        unsourced.stderr, unsourced.stderr
     missing = cm("sweep", "experiments/hpo.toml", env=without)
     assert missing.returncode == 2 and "No such command 'sweep'" in missing.stderr
     run = cm("run", "experiments/demo-posts.toml", "--dry-run", "--set", f"output_dir='{tmp_path}'",

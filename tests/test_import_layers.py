@@ -10,8 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A module belongs to the layer of its longest matching name prefix.
 LAYERS = [
     ("base", ["cm", "cm.errors", "cm.textfile", "cm.cachedir", "cm.progress", "cm.terminal",
-              "cm.lineage",
-              "cm.hookspecs", "cm.distributed"]),
+              "cm.lineage", "cm.hookspecs", "cm.distributed", "cm.environment"]),
     ("data", ["cm.data"]),
     ("evaluate", ["cm.evaluate"]),
     ("config", ["cm.config"]),
@@ -136,3 +135,21 @@ def test_no_plugin_package_imports_another():
                 if layer_of(module) == layer_of(target) == len(LAYERS) - 1
                 and top_package(module) != top_package(target)]
     assert crossing == []
+
+
+def test_plugin_packages_use_cm_config_through_its_public_names():
+    """cm-tracking and the others import ``from cm.config import ...``, never a module of
+    it: the package's ``__init__`` is the face it keeps stable."""
+    import cm.config
+
+    inside = []
+    for module, path in source_modules().items():
+        if layer_of(module) < len(LAYERS) - 1 or top_package(module) == "cm.builtin":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+                     [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            inside += [f"{module} imports {name}" for name in names
+                       if name.startswith("cm.config.")]
+    assert inside == []
+    assert set(cm.config.__all__) <= set(dir(cm.config))

@@ -21,6 +21,8 @@ from cm.cli.main import cli
 from cm.registry import get_registry
 from cm.testing import TINY_RUN
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "experiments" / "demo-posts.toml"
 CM = shutil.which("cm", path=str(Path(sys.executable).parent)) or "cm"

@@ -11,6 +11,7 @@ from rich.console import Console
 from cm.config import load_experiment
 from cm.data.loaders import encode_split, train_loader
 from cm.data.prepare import prepare
+from cm.distributed import resolve_device
 from cm.errors import Interrupted, UserError
 from cm.hookspecs import hookimpl
 from cm.model.backbone import load_backbone
@@ -20,7 +21,7 @@ from cm.registry import get_registry
 from cm.testing import TINY_RUN
 from cm.train import engine
 from cm.train.checks import dry_run
-from cm.train.lifecycle import build, resolve_device, run_directory
+from cm.train.lifecycle import run_directory
 
 pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
 
@@ -197,7 +198,7 @@ def test_every_component_trains_a_step(tmp_path, override):
     backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=prepared.tokenizer_texts(),
                                         tiny=experiment.model.tiny, cache_root=tmp_path)
     registry = get_registry()
-    loss = build(registry, experiment.train.loss, pos_weight=2.0)
+    loss = registry.build(experiment.train.loss, pos_weight=2.0)
     model = build_cross_encoder(experiment, registry, backbone, loss.num_logits)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     split = encode_split("train", prepared.split("train")[:32], tokenizer, experiment.data,

@@ -245,3 +245,51 @@ def listener(recorded, who):
 def test_a_bare_train_context_needs_no_experiment():
     context = TrainContext(experiment=None, device="cpu", model=None)
     assert (context.optimizer, context.batching, context.autocast_dtype) == (None, "random", None)
+
+
+class RunSource:
+    """A run source: runs by id, each a run directory; records what it was asked."""
+
+    def __init__(self, runs):
+        self.runs, self.asked = runs, []
+
+    @hookimpl
+    def fetch_run(self, run_id, part, tracking_uri, into):
+        self.asked.append((run_id, part, tracking_uri, into.is_dir()))
+        if run_id not in self.runs:
+            return None
+        return self.runs[run_id] / "checkpoint" if part == "checkpoint" else self.runs[run_id]
+
+
+def test_hook_fetch_run(tiny_run, tmp_path, monkeypatch):
+    """``cm compare ID`` and ``cm predict --run-id ID`` ask the run sources; a run no source
+    knows is a UserError naming the fix."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cm.cli.compare_cmd import compare
+    from cm.cli.run_cmd import predict
+    from cm.errors import UserError
+
+    plugins = discover(entry_points=[])
+    source = RunSource({"run-1": tiny_run.directory})
+    plugins.manager.register(source)
+    monkeypatch.setattr("cm.plugins.installed_plugins", lambda: plugins)
+    runner, here = CliRunner(), str(tiny_run.directory)
+    compared = runner.invoke(compare, ["run-1", here, "--json", "--resamples", "100",
+                                       "--tracking-uri", "store:x"])
+    assert compared.exit_code == 0, compared.output
+    assert json.loads(compared.stdout)["post_macro_f1"]["difference"] == 0.0
+    assert source.asked == [("run-1", "predictions", "store:x", True)]
+    posts = tmp_path / "posts.csv"
+    posts.write_text("post_id,text\np1,I cannot sleep and I feel worthless\n")
+    by_id = runner.invoke(predict, [str(posts), "--run-id", "run-1"])
+    by_dir = runner.invoke(predict, [str(posts), "--model", f"{here}/checkpoint"])
+    assert by_id.exit_code == by_dir.exit_code == 0 and by_id.stdout == by_dir.stdout
+    assert source.asked[-1] == ("run-1", "checkpoint", None, True)
+    unknown = runner.invoke(compare, ["nope", here])
+    assert isinstance(unknown.exception, UserError)
+    assert "no installed plugin fetches runs by id" in str(unknown.exception)
+    both = runner.invoke(predict, [str(posts), "--run-id", "run-1", "--model", here])
+    assert both.exit_code == 2 and "exactly one of --model DIR or --run-id ID" in both.output

@@ -362,6 +362,66 @@ def register_commands(cli):
 """
 
 
+COMMAND_PATCH = """
+import click
+from cm.hookspecs import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    run = cli.commands["run"]
+    run.params.append(click.Option(["--sneaky"]))
+    run.callback = lambda sneaky: click.echo("patched")
+    cli.add_command(click.Command("mine", callback=lambda: None))
+"""
+
+
+def test_a_plugin_that_patches_a_command_is_rolled_back_whole(site):
+    """Changing an existing command's parameters or callback in place is refused like
+    replacing it: the plugin fails and the command is as it was, its own additions gone."""
+    import click
+    from click.testing import CliRunner
+
+    from cm.plugins import add_commands
+
+    add, path = site
+    add("cm-patch", "1.0", "patch", "cm_test_patch", COMMAND_PATCH)
+    plugins = discover(entry_points(path))
+
+    @click.group()
+    def cli():
+        pass
+
+    callback = lambda fast: click.echo("core run")  # noqa: E731
+    run = click.Command("run", callback=callback, params=[click.Option(["--fast"],
+                                                                       is_flag=True)])
+    cli.add_command(run)
+    add_commands(plugins, cli)
+    assert sorted(cli.commands) == ["run"] and cli.commands["run"] is run
+    assert [p.name for p in run.params] == ["fast"] and run.callback is callback
+    assert CliRunner().invoke(cli, ["run"]).output == "core run\n"
+    assert "changes the command(s) run" in plugins.failures[0].error
+
+
+def test_no_installed_plugin_changes_an_existing_command():
+    """The installed plugins (cm-tracking: sweep, replay) only add commands: every core
+    command keeps its object, parameters and callback."""
+    import click
+
+    from cm.cli.main import cli
+    from cm.plugins import add_commands, command_state
+
+    group = click.Group("cm", commands={name: cli.commands[name] for name in
+                                        ("plugins", "config", "data", "run", "predict",
+                                         "bench", "compare")})
+    before = command_state(group)
+    plugins = installed_plugins()
+    failures = len(plugins.failures)
+    add_commands(plugins, group)
+    assert plugins.failures[failures:] == []
+    assert {name: command_state(group)[name] for name in before} == before
+    assert {"sweep", "replay"} <= set(group.commands)
+
+
 def test_hook_register_commands(site):
     """Plugins add commands through the hook; a broken or clashing one is reported."""
     import click
@@ -387,6 +447,34 @@ def test_hook_register_commands(site):
     assert CliRunner().invoke(cli, ["hello"]).output == "hello from a plugin\n"
     errors = {f.info.name: f.error for f in plugins.failures}
     assert errors == {
-        "clash": "register_commands raised ValueError: it replaces the command(s) run; "
-                 "rename its own",
+        "clash": "register_commands raised ValueError: it replaces or changes the command(s) "
+                 "run; add commands of its own",
         "crash": "register_commands raised RuntimeError: no commands today"}
+
+
+def test_registry_build_passes_the_spec_options_and_runtime_arguments():
+    from cm.builtin.options import BCEOptions
+    from cm.config.schema import LossSpec
+
+    loss = get_registry().build(LossSpec("bce", BCEOptions(auto_pos_weight=False)),
+                                pos_weight=3.0)
+    assert loss.pos_weight is None  # auto_pos_weight off: the runtime pos_weight is ignored
+    assert get_registry().build(LossSpec("bce", BCEOptions()), pos_weight=3.0).pos_weight == 3.0
+
+
+def test_no_source_builds_a_component_but_through_registry_build():
+    """``registry.get(kind, name).build(...)`` written inline is the second way to build one:
+    every site calls ``Registry.build(spec, **kwargs)`` (which alone calls ``self.get``)."""
+    import ast
+    from pathlib import Path
+
+    inline = []
+    for path in Path(__file__).resolve().parents[3].glob("packages/*/src/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "build" and isinstance(node.func.value, ast.Call)
+                    and isinstance(node.func.value.func, ast.Attribute)
+                    and node.func.value.func.attr == "get"
+                    and getattr(node.func.value.func.value, "id", "") != "self"):
+                inline.append(f"{path.name}:{node.lineno}")
+    assert inline == []

@@ -20,6 +20,8 @@ from cm.registry import get_registry
 from cm.testing import TINY_RUN
 from cm.train import engine
 
+pytestmark = pytest.mark.integration  # trains, or starts processes: not in `nox -s quick`
+
 DEMO = Path(__file__).resolve().parents[3] / "experiments" / "demo-posts.toml"
 CRITERIA = [f"A.{i}" for i in range(1, 10)]
 

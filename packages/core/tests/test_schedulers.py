@@ -146,3 +146,25 @@ def test_options_decode_from_toml_values(registry):
         warmup_ratio=0.0, min_lr_ratio=0.1
     )
     assert registry.get("scheduler", "linear").options().warmup_ratio == 0.1
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "constant"])
+def test_the_logged_lr_is_train_lr_as_scheduled_whatever_the_groups(registry, name):
+    """train/lr follows train.lr's schedule; with layer-wise decay the first parameter group
+    (the embeddings) runs at a fraction of it and would log another curve."""
+    from cm.train.loop import scheduled_lr
+    from cm.train.param_groups import param_groups
+
+    model = nn.ModuleDict({"embeddings": nn.Linear(2, 2),
+                           "encoder": nn.ModuleDict({"layer": nn.ModuleList(
+                               [nn.Linear(2, 2), nn.Linear(2, 2)])}),
+                           "head": nn.Linear(2, 1)})
+    groups = param_groups(model, LR, 0.01, head_lr=0.5, layerwise_lr_decay=0.5)
+    assert groups[0]["name"].startswith("embeddings") and groups[0]["lr"] < LR / 4
+    optimizer = torch.optim.SGD(groups, lr=LR)
+    scheduler = build(registry, name, optimizer)
+    plain_lrs, _ = run(registry, name)  # one group at LR: its rate is the schedule's value
+    for step in range(STEPS):
+        assert scheduled_lr(optimizer, LR) == pytest.approx(plain_lrs[step], abs=1e-12)
+        optimizer.step()
+        scheduler.step()

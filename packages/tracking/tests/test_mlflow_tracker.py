@@ -168,7 +168,8 @@ def test_the_tracker_logs_the_run_it_is_handed_without_checking_whose_it_is(tmp_
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     experiment = tiny(tmp_path, uri)
     tracker = MlflowTracker(experiment.tracking["mlflow"].options, experiment)
-    run = engine.Run(attrs.evolve(experiment, name="other"), tmp_path, "cpu", epoch=1)
+    run = engine.Run(attrs.evolve(experiment, name="other"), tmp_path, "cpu",
+                     prepare(experiment, get_registry()), epoch=1)
     tracker.run_started(run=run)
     tracker.epoch_ended(run=run, epoch=1, metrics={"val/macro_f1": 0.25})
     tracker.run_finished(run=run, status="FINISHED", error=None)
@@ -243,6 +244,7 @@ def test_step_metrics_reach_the_store_within_15_seconds(tmp_path):
     (a clock injected, so nothing here waits or depends on the machine's speed)."""
     from types import SimpleNamespace
 
+    from cm.data.prepare import prepare
     from cm_tracking.mlflow_tracker import FLUSH_SECONDS, MlflowTracker
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -254,7 +256,8 @@ def test_step_metrics_reach_the_store_within_15_seconds(tmp_path):
     tracker.clock = lambda: now[0]
     (tmp_path / "run").mkdir()
     run = SimpleNamespace(experiment=experiment, directory=tmp_path / "run", device="cpu",
-                          epoch=1, metrics={}, telemetry=[], links={})
+                          epoch=1, metrics={}, telemetry=[], links={},
+                          prepared=prepare(experiment, get_registry()))
     tracker.run_started(run=run)
     client = MlflowClient(tracking_uri=uri)
 
@@ -272,3 +275,31 @@ def test_step_metrics_reach_the_store_within_15_seconds(tmp_path):
     run_id = tracker.run_id
     tracker.run_finished(run=run, status="FINISHED", error=None)
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_tracked_cm_run_loads_its_data_once_and_builds_its_tracker_once(tmp_path,
+                                                                         monkeypatch):
+    """``cm run`` checks, tracks and trains on one load of the dataset and one tracker: the
+    checks keep what they loaded and built, the tracker reads the corpus off the run."""
+    from click.testing import CliRunner
+
+    from cm.cli.main import cli
+    from cm.registry import Registry
+
+    built = []
+    plain = Registry.build
+
+    def counting(self, spec, **kwargs):
+        built.append(spec.kind)
+        return plain(self, spec, **kwargs)
+
+    monkeypatch.setattr(Registry, "build", counting)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    sets = [*TINY_RUN, f"output_dir={tmp_path}", f"tracking.mlflow={{ tracking_uri = '{uri}' }}"]
+    result = CliRunner().invoke(cli, ["run", str(DEMO), *(f"--set={s}" for s in sets)])
+    assert result.exit_code == 0, result.output
+    assert built.count("dataset") == 1 and built.count("tracker") == 1
+    (logged,) = MlflowClient(tracking_uri=uri).search_runs(
+        [MlflowClient(tracking_uri=uri).get_experiment_by_name("demo").experiment_id])
+    assert logged.info.status == "FINISHED"
+    assert any(key.startswith("cm.dataset.sha256.") for key in logged.data.tags)

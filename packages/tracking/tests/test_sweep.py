@@ -323,3 +323,42 @@ def test_the_best_trial_is_confirmed_against_the_baseline_on_test_over_seeds(tmp
     again, printed = sweep(path, "train.lr=1e-9")
     assert again["confirmed"] == confirmed and "confirm-best" not in printed
     assert len(mlflow_runs(tmp_path)[1]) == len(runs)
+
+
+def test_a_stopped_trial_is_continued_from_its_state_when_the_sweep_resumes(tmp_path):
+    import json
+    import signal
+    import time
+
+    path = write_sweep(tmp_path, 'trials = 1\npruner = "none"',
+                       '[hpo.space."train.lr"]\ntype = "categorical"\nchoices = [1e-3]\n')
+    process = subprocess.Popen([Path(sys.executable).parent / "cm", "sweep", path,
+                                "--study-name", "s", "--set", "train.epochs=2"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 600
+    while not [p for p in (tmp_path / "out").glob("**/trial-0/**/resume/state.json")
+               if json.loads(p.read_text())["epoch"] == 1]:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 143, err
+    stopped = study_of(tmp_path).trials[0]
+    assert stopped.state == TrialState.FAIL
+    folder = stopped.user_attrs["cm.run_directory"]
+
+    # the stopped trial used the budget of 1: the continuation needs a larger one
+    resumed, _ = sweep(path, "train.epochs=2", "hpo.trials=2")
+    assert resumed["states"] == {"COMPLETE": 1, "FAIL": 1}
+    continued = study_of(tmp_path).trials[1]
+    assert continued.user_attrs["cm.resume_of"] == folder  # the same run, not a restart
+    assert continued.user_attrs["cm.run_directory"] == folder
+    assert continued.user_attrs["cm.baseline"] is True
+    assert sorted(continued.intermediate_values) == [1, 2]  # epoch 1 reported again
+    history = json.loads((Path(folder) / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert (Path(folder) / "metrics.json").exists() and not (Path(folder) / "resume").exists()
+    client, runs = mlflow_runs(tmp_path)
+    assert continued.user_attrs["mlflow_run_id"] == stopped.user_attrs["mlflow_run_id"]
+    assert client.get_run(continued.user_attrs["mlflow_run_id"]).info.status == "FINISHED"

@@ -1,5 +1,6 @@
-"""cm's cache folder (tokenizers, encoded pairs, generated demo data) and the one way an
-entry is built in it. Standard library only: cheap to import at start-up."""
+"""cm's cache folder (tokenizers, encoded pairs, generated demo data) and the one way a
+folder entry is built in it (an encoded-pairs entry is one file: ``cm.data.encode`` replaces
+it atomically). Standard library only: cheap to import at start-up."""
 
 import os
 import shutil

@@ -16,6 +16,8 @@ import attrs
 import torch
 import torch.distributed as dist
 
+from cm.errors import UserError
+
 
 @attrs.frozen
 class World:
@@ -102,3 +104,14 @@ def sum_across(values, world: World, device: str):
     tensor = tensor.to(device) if torch.device(device).type == "cuda" else tensor
     dist.all_reduce(tensor)
     return tensor.cpu().numpy()
+
+
+def resolve_device(name: str) -> str:
+    """``train.device`` as a device this process can use: ``auto`` is CUDA when visible."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device = 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("train.device = 'mps' but MPS is not available; use 'auto' or 'cpu'")
+    return name

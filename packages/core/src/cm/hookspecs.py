@@ -76,6 +76,16 @@ def register_commands(cli):
     once per process; import heavy modules inside the commands, not here."""
 
 
+@hookspec(firstresult=True)
+def fetch_run(run_id, part, tracking_uri, into):
+    """The run source behind ``cm predict --run-id`` and ``cm compare ID``: what a tracked run
+    logged, downloaded into the folder ``into`` (it lives as long as the command). ``part`` is
+    ``"checkpoint"`` (return the ``checkpoint/`` directory ``cm predict`` loads) or
+    ``"predictions"`` (return a folder holding the run's test predictions, as a run directory
+    does for ``cm compare``); ``tracking_uri`` is the command's ``--tracking-uri`` or None.
+    Return None for a ``run_id`` this plugin does not know; the first path returned wins."""
+
+
 @hookspec
 def run_started(run):
     """A run begins: ``run`` carries the resolved experiment, output dir and lineage."""

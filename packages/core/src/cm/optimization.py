@@ -99,7 +99,7 @@ def resolve(requested: dict, registry, device: str) -> tuple[list, list[Telemetr
     kind = torch.device(device).type
     active, rows, refused = [], [], []
     for name, spec in requested.items():
-        optimization = registry.get("optimization", name).build(spec.options)
+        optimization = registry.build(spec)
         optimization.name = name
         reason = optimization.unavailable(kind)
         clash = next((o.name for o in active if name in o.conflicts

@@ -119,20 +119,36 @@ def installed_plugins() -> Plugins:
 
 def add_commands(plugins: Plugins, cli) -> None:
     """Let every plugin add its commands to ``cli`` (``register_commands``). A plugin whose
-    hook raises, or that replaces a command already there, is recorded as failed (the commands
-    are put back as they were before it) and the others go on."""
+    hook raises, or that replaces or changes a command already there (its parameters or its
+    callback: core commands are extended through hooks such as ``fetch_run``, not patched), is
+    recorded as failed (the commands are put back as they were before it) and the others go
+    on."""
     for impl in plugins.manager.hook.register_commands.get_hookimpls():
-        before = dict(cli.commands)
+        before = command_state(cli)
         try:
             impl.function(cli=cli)
-            replaced = sorted(n for n, c in before.items() if cli.commands.get(n) is not c)
-            if replaced:
-                raise ValueError(f"it replaces the command(s) {', '.join(replaced)}; rename "
-                                 "its own")
+            after = command_state(cli)
+            changed = sorted(name for name, state in before.items() if after.get(name) != state)
+            if changed:
+                raise ValueError(f"it replaces or changes the command(s) {', '.join(changed)}; "
+                                 "add commands of its own")
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not take cm down
-            cli.commands.clear()
-            cli.commands.update(before)
+            restore_commands(cli, before)
             info = plugins.loaded.get(impl.plugin_name) or PluginInfo(
                 impl.plugin_name, "unknown", "unknown")
             error = f"register_commands raised {type(exc).__name__}: {exc}"
             plugins.failures.append(PluginFailure(info, error))
+
+
+def command_state(cli) -> dict:
+    """Each command of ``cli`` by name: the object, its parameters and its callback."""
+    return {name: (command, list(command.params), command.callback)
+            for name, command in cli.commands.items()}
+
+
+def restore_commands(cli, state: dict) -> None:
+    """``cli``'s commands as ``command_state`` saw them, parameters and callbacks included."""
+    cli.commands.clear()
+    for name, (command, params, callback) in state.items():
+        command.params, command.callback = list(params), callback
+        cli.commands[name] = command

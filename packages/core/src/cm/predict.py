@@ -187,8 +187,7 @@ def _cache():
 def _loss(experiment):
     from cm.registry import get_registry
 
-    spec = experiment.train.loss
-    return get_registry().get("loss", spec.name).build(spec.options, pos_weight=None)
+    return get_registry().build(experiment.train.loss, pos_weight=None)
 
 
 def write_rows(rows, out: Path | None, fmt: str):

@@ -2,10 +2,14 @@
 seconds with exit 2, before a run folder or a tracking run exists, instead of after an
 epoch: the device and the optimizations on it, the output folder can be written, the
 dataset loads and every split of it is non-empty, every criterion fits in max_length, and
-each tracker's store answers (trackers check their store when they are built)."""
+each tracker's store answers (trackers check their store when they are built). What the
+checks load is kept (``Checked``): a run uses that data and those trackers, loaded and built
+once."""
 
 import os
 from pathlib import Path
+
+import attrs
 
 from cm.errors import UserError
 
@@ -33,19 +37,25 @@ def problems(experiment, registry=None) -> list[str]:
     ``hpo.metric`` names. One line per problem; the data checks need the data to load."""
     from cm.registry import get_registry
 
-    registry = registry or get_registry()
-    found = []
+    return examine(experiment, registry or get_registry())[0]
+
+
+def examine(experiment, registry) -> tuple[list[str], object]:
+    """``problems``' lines, and the data the data check loaded (None when it could not)."""
+    found, prepared = [], None
     for check in (check_device, check_output, check_data):
         try:
-            check(experiment, registry)
+            result = check(experiment, registry)
         except UserError as exc:
             found += str(exc).splitlines()
-    return found
+        else:
+            prepared = result if result is not None else prepared
+    return found, prepared
 
 
 def check_device(experiment, registry) -> None:
+    from cm.distributed import resolve_device
     from cm.optimization import resolve
-    from cm.train.lifecycle import resolve_device
 
     resolve(experiment.optimizations, registry, resolve_device(experiment.train.device))
 
@@ -54,7 +64,8 @@ def check_output(experiment, registry) -> None:
     writable_directory(experiment.output_dir, "output_dir")
 
 
-def check_data(experiment, registry) -> None:
+def check_data(experiment, registry):
+    """The data loaded and split (``cm.data.prepare.Prepared``), each criterion fitting."""
     from cm.data.encode import post_budget
     from cm.data.prepare import prepare
     from cm.model.backbone import experiment_tokenizer
@@ -67,6 +78,7 @@ def check_data(experiment, registry) -> None:
     for criterion in criteria:
         tokens = tokenizer(criterion.text, add_special_tokens=False)["input_ids"]
         post_budget(criterion.text, len(tokens), data.max_length, data.truncation, data.stride)
+    return prepared
 
 
 def check_sweep_metric(experiment, criteria) -> None:
@@ -79,20 +91,32 @@ def check_sweep_metric(experiment, criteria) -> None:
                         f"{parts[0]}/{criteria[0]}/{parts[2]}")
 
 
-def check(experiment, registry=None) -> None:
-    """Refuse (exit 2) with every one of ``problems``, or pass."""
-    found = problems(experiment, registry)
+def check(experiment, registry=None):
+    """Refuse (exit 2) with every one of ``problems``, or return the data the checks
+    loaded."""
+    from cm.registry import get_registry
+
+    found, prepared = examine(experiment, registry or get_registry())
     if len(found) == 1:
         raise UserError(found[0])
     if found:
         raise UserError(f"{len(found)} problems:\n" + "\n".join(f"  {p}" for p in found))
+    return prepared
 
 
-def preflight(experiment, registry=None) -> None:
-    """``check``, then each tracker's store (a tracker checks it when it is built)."""
-    from cm.registry import get_registry
+@attrs.frozen
+class Checked:
+    """What passed the checks: the data (``cm.data.prepare.Prepared``: corpus, pairs,
+    splits) and the trackers ``[tracking]`` names, built (none when not asked for)."""
 
-    registry = registry or get_registry()
-    check(experiment, registry)
-    for spec in experiment.tracking.values():
-        registry.get(spec.kind, spec.name).build(spec.options, experiment=experiment)
+    prepared: object
+    trackers: tuple
+
+
+def preflight(experiment, registry, trackers=True) -> Checked:
+    """``check``, then (``trackers``: only torchrun's rank 0 talks to them) each tracker
+    built, which checks its store; what they loaded and built is kept for the run."""
+    prepared = check(experiment, registry)
+    built = tuple(registry.build(spec, experiment=experiment)
+                  for spec in experiment.tracking.values()) if trackers else ()
+    return Checked(prepared, built)

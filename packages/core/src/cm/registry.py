@@ -89,6 +89,12 @@ class Registry:
             raise error
         return table[name]
 
+    def build(self, spec, **kwargs):
+        """The component ``spec`` names (a head, a loss, a tracker ...: a
+        ``cm.config.schema.Spec``), built with its options and the runtime ``kwargs``: the
+        one way cm builds a component."""
+        return self.get(spec.kind, spec.name).build(spec.options, **kwargs)
+
     def names(self, kind) -> list[str]:
         return sorted(self.components[kind])
 

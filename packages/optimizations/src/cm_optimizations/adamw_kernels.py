@@ -16,7 +16,7 @@ import importlib.util
 import attrs
 import torch
 
-from cm.config.schema import OptimizerSpec
+from cm.config import OptimizerSpec
 from cm.errors import UserError
 from cm.optimization import Optimization
 

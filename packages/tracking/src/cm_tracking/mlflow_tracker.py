@@ -9,11 +9,8 @@ import csv
 import getpass
 import hashlib
 import math
-import platform
 import re
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 import attrs
@@ -31,14 +28,14 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
-from cm.config.dump import flatten, to_dict
+from cm.config import flatten, to_dict
+from cm.environment import device_name, versions
 from cm.errors import UserError
 from cm.hookspecs import hookimpl
 from cm.lineage import code_state
 from cm_tracking.options import MlflowOptions, tracking_uri
 from cm_tracking.store import check_store
 
-VERSIONED = ("torch", "transformers", "mlflow")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 DIGEST_TAG = "cm.dataset.sha256."  # + file name: the SHA-256 of each dataset file
 FLUSH_SECONDS = 15.0  # buffered step metrics are sent at least this often: live curves
@@ -60,10 +57,14 @@ class MlflowTracker:
         self.pending = []  # step metrics, sent in batches (not one round trip per step)
         self.clock = time.monotonic  # tests inject their own
         self.flushed_at = None  # clock() of the last send; None: the first step goes at once
+        self.reopened = {}  # a resumed run's: metric key -> the last step logged before
 
     @hookimpl
     def run_started(self, run):
-        corpus = load_corpus(run.experiment)
+        if "mlflow" in run.links:  # a resumed run (cm run --resume): its MLflow run goes on
+            self._reopen(run.links["mlflow"]["run_id"], run)
+            return
+        corpus = run.prepared.corpus
         tags = {**run_tags(run), **dataset_tags(run.experiment, corpus), **self.options.tags}
         experiment_id = self.experiment_id()
         started = self.client.create_run(experiment_id, run_name=run.directory.name,
@@ -74,6 +75,21 @@ class MlflowTracker:
         self._log_params(params_of(run.experiment))
         self._log_dataset(dataset_input(run.experiment, corpus))
         self._artifact(run.directory / "config.toml")
+
+    def _reopen(self, run_id, run):
+        """RUNNING again, params and inputs as logged; metrics go on after the last step each
+        was logged at (the stopped run may have logged steps past its saved state)."""
+        try:
+            stored = self.client.get_run(run_id).data.metrics
+        except MlflowException as exc:
+            raise UserError(f"--resume {run.directory}: its MLflow run {run_id} is not in "
+                            f"{self.uri} ({exc.error_code}); resume with the tracking store "
+                            "the run started with") from None
+        self.run_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
+        for key in stored:
+            last = max(self.client.get_metric_history(run_id, key), key=lambda m: m.step)
+            self.logged[key], self.reopened[key] = last, last.step
 
     def _log_dataset(self, dataset):
         """MLflow inserts a dataset it has not seen; two runs starting together on the same
@@ -157,7 +173,8 @@ class MlflowTracker:
 
     def _log_metrics(self, metrics: dict, step: int, send=True):
         stamp = int(time.time() * 1000)
-        items = [Metric(k, float(v), stamp, int(step)) for k, v in loggable(metrics).items()]
+        items = [Metric(k, float(v), stamp, int(step)) for k, v in loggable(metrics).items()
+                 if int(step) > self.reopened.get(k, -math.inf)]
         self.pending.extend(items)
         self.logged.update((m.key, m) for m in items)
         due = self.flushed_at is None or self.clock() - self.flushed_at >= FLUSH_SECONDS
@@ -266,11 +283,11 @@ def git_tags() -> dict:
 
 
 def load_corpus(experiment):
-    """The experiment's dataset, loaded once more for its digests (cheap next to training)."""
+    """The experiment's dataset, loaded for its digests (``cm replay`` compares them with the
+    logged ones before it runs anything)."""
     from cm.registry import get_registry
 
-    spec = experiment.data.dataset
-    return get_registry().get("dataset", spec.name).build(spec.options)
+    return get_registry().build(experiment.data.dataset)
 
 
 def dataset_tags(experiment, corpus) -> dict:
@@ -304,24 +321,3 @@ def dataset_input(experiment, corpus) -> DatasetInput:
 def safe_key(name: str) -> str:
     return re.sub(r"[^\w\-. /]", "_", name)
 
-
-def versions() -> dict:
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "absent"
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"] or ""
-        if name.lower().startswith("cm-"):
-            found[name.lower()] = dist.version
-    return found
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(torch.device(device))
-    return platform.processor() or platform.machine() or sys.platform

@@ -1,5 +1,6 @@
 """The ``tracking`` entry point of group ``cm``: the ``mlflow`` tracker (see
-docs/tracking.md) and the commands ``cm sweep``, ``cm replay`` and ``cm predict --run-id``."""
+docs/tracking.md), the commands ``cm sweep`` and ``cm replay``, and MLflow runs as the run
+source of ``cm predict --run-id`` and ``cm compare ID``."""
 
 from cm.hookspecs import hookimpl
 from cm_tracking.options import MlflowOptions
@@ -22,3 +23,13 @@ def register_commands(cli):
     from cm_tracking.commands import register
 
     register(cli)
+
+
+@hookimpl
+def fetch_run(run_id, part, tracking_uri, into):
+    """An MLflow run's logged checkpoint or test predictions (``tracking_uri``: the store,
+    default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."""
+    from cm_tracking.replay import logged_checkpoint, logged_predictions
+
+    fetch = {"checkpoint": logged_checkpoint, "predictions": logged_predictions}[part]
+    return fetch(run_id, tracking_uri, into)

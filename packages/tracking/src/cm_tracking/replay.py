@@ -13,9 +13,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from cm import terminal
-from cm.config.decode import decode
-from cm.config.load import read_toml
-from cm.config.schema import TrackerSpec
+from cm.config import TrackerSpec, decode, read_toml
 from cm.errors import UserError
 from cm.registry import get_registry
 from cm_tracking.mlflow_tracker import DIGEST_TAG, dataset_tags, load_corpus
@@ -165,15 +163,6 @@ def outside_sweep(output_dir: str) -> str:
     if path.name.startswith("trial-") and path.parent.parent.name == "sweeps":
         return str(path.parents[3])
     return output_dir
-
-
-def find_run(client, experiment, directory) -> str:
-    """The MLflow run the tracker created for the cm run written to ``directory``."""
-    options = experiment.tracking["mlflow"].options
-    found = client.get_experiment_by_name(options.experiment_name or experiment.name)
-    runs = client.search_runs([found.experiment_id],
-                              filter_string=f"tags.`cm.output_dir` = '{directory}'")
-    return runs[0].info.run_id
 
 
 def differences(logged: dict, now: dict) -> tuple[int, list[str]]:

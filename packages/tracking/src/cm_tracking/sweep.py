@@ -22,8 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cm import terminal
-from cm.config.decode import decode
-from cm.config.load import load_raw
+from cm.config import decode, load_raw
 from cm.errors import JobFailed, UserError, interruption
 from cm.hookspecs import hookimpl
 from cm.preflight import preflight
@@ -33,6 +32,7 @@ from cm_tracking.options import TRIAL_TAGS
 from cm_tracking.sweep_budget import Budget
 from cm_tracking.sweep_join import check_same_config
 from cm_tracking.sweep_report import finish_sweep
+from cm_tracking.sweep_resume import continue_stopped, enqueue_stopped
 from cm_tracking.sweep_runs import train, trial_experiment
 from cm_tracking.sweep_space import baseline_params, suggest
 from cm_tracking.sweep_study import open_study, parent_run, redact
@@ -95,6 +95,8 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
     if not new:
         check_same_config(study, experiment, str(path))
     budget = Budget.of(storage, study.study_name, experiment.hpo.trials, new, worker_id())
+    if budget.left():  # a continuation or a baseline is a trial: it needs a slot
+        enqueue_stopped(study)  # first: a continued baseline is not enqueued anew
     if new or (baseline_unfinished(study) and budget.left()):
         study.enqueue_trial(baseline_params(experiment, experiment.hpo.space),
                             user_attrs={"cm.baseline": True})
@@ -181,9 +183,10 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
         trial.set_user_attr("cm.error", str(exc))
         failed_run(sweep, trial, tags, exc)
         raise
+    experiment, resume = continue_stopped(trial, sweep.metric, experiment)
     hooks = TrialHooks(trial, sweep)
     try:
-        run = train(sweep, experiment, f"trial {trial.number}", values, [hooks])
+        run = train(sweep, experiment, f"trial {trial.number}", values, [hooks], resume)
     except optuna.TrialPruned:
         hooks.mark("PRUNED", status="KILLED")
         raise

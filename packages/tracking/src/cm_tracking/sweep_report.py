@@ -10,9 +10,7 @@ from collections import Counter
 
 from optuna.trial import TrialState
 
-from cm.config.decode import decode
-from cm.config.dump import dumps
-from cm.config.keys import set_keys
+from cm.config import decode, dumps, set_keys
 from cm.registry import get_registry
 from cm_tracking.sweep_confirm import confirmation
 from cm_tracking.sweep_space import config_values

@@ -22,11 +22,13 @@ def trial_experiment(sweep, values: dict, name: str, tags: dict):
     return decode(raw, source=f"{sweep.source} ({name})", registry=get_registry())
 
 
-def train(sweep, experiment, name: str, values: dict, listeners=()):
-    """Train one of the sweep's runs (a trial, a confirmation run): the finished Run."""
+def train(sweep, experiment, name: str, values: dict, listeners=(), resume=None):
+    """Train one of the sweep's runs (a trial, a confirmation run): the finished Run;
+    ``resume``: a stopped trial's saved state to continue from."""
     shown = escape(", ".join(f"{k}={v}" for k, v in values.items()))
     with training_status(sweep, f"{name} training: {shown}"):
-        return run_experiment(experiment, console=sweep.trial_console, listeners=list(listeners))
+        return run_experiment(experiment, console=sweep.trial_console, listeners=list(listeners),
+                              resume=resume)
 
 
 def training_status(sweep, text):

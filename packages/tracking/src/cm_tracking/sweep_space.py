@@ -7,7 +7,7 @@ arrays or tables (``hidden_dims = [256, 64]``) travel through Optuna as JSON tex
 
 import json
 
-from cm.config.dump import flatten, to_dict
+from cm.config import flatten, to_dict
 
 SCALARS = (bool, int, float, str)
 

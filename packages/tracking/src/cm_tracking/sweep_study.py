@@ -17,8 +17,9 @@ from optuna.exceptions import DuplicatedStudyError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from cm.environment import versions
 from cm.errors import UserError
-from cm_tracking.mlflow_tracker import clip, git_tags, params_of, versions
+from cm_tracking.mlflow_tracker import clip, git_tags, params_of
 from cm_tracking.sweep_join import CONFIG, study_config
 
 PARENT = "mlflow_parent_run_id"  # study user attribute

@@ -2,19 +2,17 @@
 (throughput relative to the reference), and the same table for the terminal."""
 
 import json
-import platform
 import re
 import subprocess
 import time
 from pathlib import Path
 
-import torch
-import transformers
 from rich.table import Table
 
 from cm.bench.memory import label as memory_label
 from cm.bench.source import source_state
 from cm.config.dump import dumps
+from cm.environment import versions
 
 COLUMNS = ("config", "precision", "samples/s", "spread", "steps", "tokens/s", "padding waste",
            "peak memory MiB", "MFU", "vs reference", "vs reference (CPU time)", "warm-up s",
@@ -58,8 +56,7 @@ def assemble(bench, measured: dict) -> dict:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "file": bench.source,
         "device": measured["device"],
-        "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                     "transformers": transformers.__version__},
+        "versions": versions(),
         "source": source_state(Path.cwd()),
         "gpu": gpu_state(measured["device"]),
         "bench": bench.table.settings(),

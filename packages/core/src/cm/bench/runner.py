@@ -17,17 +17,15 @@ optimizations resolved and applied.
 
 import ctypes
 import gc
-import platform
-import re
 import time
 from functools import partial
-from pathlib import Path
 from statistics import median
 
 import attrs
 import numpy as np
 import torch
 
+from cm import environment
 from cm.bench import reference
 from cm.bench.flops import peak_flops, train_flops
 from cm.bench.lengths import profile, reshape
@@ -36,10 +34,11 @@ from cm.cachedir import cache_root
 from cm.data.loaders import SplitData, encode_split
 from cm.data.prepare import prepare
 from cm.data.splits import class_balance
+from cm.distributed import resolve_device
 from cm.model.backbone import experiment_tokenizer, load_backbone
 from cm.model.scoring import Scorer
 from cm.progress import Progress
-from cm.train.lifecycle import resolve_device, seed_everything
+from cm.train.lifecycle import seed_everything
 from cm.train.loop import Loop, train_epoch
 from cm.train.trainer import build_trainer
 
@@ -239,7 +238,7 @@ def run_bench(bench, registry, console, on_row=None) -> dict:
     if bench.table.threads:
         torch.set_num_threads(bench.table.threads)
     runner = Runner(bench, registry, device, console)
-    device_name = _device_name(device)
+    device_name = environment.device_name(device)
     measured, precisions = {}, {}
 
     epoch = epoch_pairs(bench)
@@ -345,13 +344,3 @@ def summarize(runs: list[Measured], device: str, device_name: str) -> dict:
         "telemetry": [list(row) for row in first.telemetry],
     }
 
-
-def _device_name(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        cpuinfo = ""
-    found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    return found.group(1).strip() if found else (platform.processor() or device)

@@ -10,20 +10,17 @@ ones included):
 
 import contextlib
 import os
-import platform
 import signal
 import sys
 import threading
 import time
 import traceback
-from importlib import metadata
 from pathlib import Path
 
 import click
 
+from cm.environment import versions
 from cm.errors import Terminated, UserError, interruption
-
-VERSIONED = ("torch", "transformers", "mlflow", "optuna", "click", "numpy")
 
 
 def debug_requested(flag=False) -> bool:
@@ -99,11 +96,3 @@ def write_crash_report(exc: BaseException) -> Path:
     path.write_text("\n".join(line.rstrip("\n") for line in lines) + "\n")
     return path
 
-
-def versions() -> dict:
-    found = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist in metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower()
-        if name.startswith("cm-") or name in VERSIONED:
-            found[name] = dist.version
-    return dict(sorted(found.items()))

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from cm import limits
+from cm.cli.run_source import fetch, scratch, tracking_uri_option
 
 
 @click.command()
@@ -16,17 +17,22 @@ from cm import limits
               help="Bootstrap resamples of the test posts (at most 10,000: cm.limits).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def compare(run_a, run_b, resamples, seed, as_json):
+@tracking_uri_option
+def compare(run_a, run_b, resamples, seed, as_json, tracking_uri):
     """Paired-bootstrap difference RUN_A - RUN_B of each headline test score (9-criterion
     macro-F1 first) with its 95% interval, resampling the same test posts for both.
 
-    RUN_A and RUN_B are run directories (outputs/<name>/<timestamp>); with cm-tracking
-    installed, MLflow run ids too. Runs whose test pairs differ are refused (exit 2).
+    RUN_A and RUN_B are run directories (outputs/<name>/<timestamp>), or ids of tracked runs
+    (cm-tracking: MLflow run ids). Runs whose test pairs differ are refused (exit 2).
     """
     from cm.evaluate.compare import compare as run_compare
     from cm.evaluate.compare import ordered
 
-    result = run_compare(Path(run_a), Path(run_b), seed=seed, resamples=resamples)
+    with scratch() as into:
+        a, b = (Path(run) if Path(run).is_dir() else
+                fetch(run, "predictions", tracking_uri, into / name)
+                for name, run in (("a", run_a), ("b", run_b)))
+        result = run_compare(a, b, seed=seed, resamples=resamples)
     if as_json:
         click.echo(json.dumps({name: result[name] for name in ordered(result)}, indent=2))
         return

@@ -56,6 +56,11 @@ def show(report, experiment):
         f"{k} {v}" for k, v in lengths.items() if k.startswith("p"))
         + f", mean {lengths['mean']:.0f}, max {lengths['max']}; "
         f"{lengths['over_max_length']:.1%} exceed max_length {experiment.data.max_length}")
+    inputs = report["model_inputs"]
+    if inputs["truncation"] == "windows":
+        console.print(f"truncation windows: {inputs['inputs']} model inputs, "
+                      f"{inputs['pairs_in_windows']} pairs cut into several windows "
+                      f"(stride {experiment.data.stride})")
     waste = Table(title=f"padding waste on the train split (batch {experiment.train.batch_size},"
                         f" max_length {experiment.data.max_length})", title_justify="left")
     for column in ("strategy", "rows", "real tokens", "computed tokens", "computed / real"):

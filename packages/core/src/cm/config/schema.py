@@ -134,6 +134,8 @@ class TrainConfig:
     optimizer: OptimizerSpec = OptimizerSpec("adamw")
     scheduler: SchedulerSpec = SchedulerSpec("linear")
     device: str = field(default="auto", validator=in_(("auto", "cpu", "cuda", "mps")))
+    # resumable state (cm run --resume) every this many optimizer steps; 0 = at epoch ends only
+    save_every_steps: int = field(default=0, validator=ge(0))
 
 
 def _thresholds(instance, attribute, value):

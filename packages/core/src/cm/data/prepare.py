@@ -34,8 +34,7 @@ class Prepared:
 def prepare(experiment, registry) -> Prepared:
     """Load the dataset (``registry``'s dataset plugin), build pairs at the configured level
     and split posts (seeded)."""
-    spec = experiment.data.dataset
-    corpus = registry.get("dataset", spec.name).build(spec.options)
+    corpus = registry.build(experiment.data.dataset)
     pairs, skipped = build_pairs(corpus, experiment.data.level)
     split_of = split_posts([p.post_id for p in corpus.posts], label_matrix(corpus),
                            experiment.data.split, experiment.seed)

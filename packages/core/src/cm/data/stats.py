@@ -1,9 +1,11 @@
-"""What ``cm data stats`` reports: counts per criterion and split, token lengths and the
-padding waste of each batching strategy on this data."""
+"""What ``cm data stats`` reports: counts per criterion and split, token lengths, the model
+inputs the pairs become (``truncation = "windows"`` cuts a long pair into several) and the
+padding waste of each batching strategy on those inputs."""
 
 import numpy as np
 
 from cm.data.batching import STRATEGIES, padding_waste
+from cm.data.encode import encode_pairs
 from cm.data.prepare import SPLITS, Prepared
 
 PERCENTILES = (50, 90, 95, 99)
@@ -32,6 +34,22 @@ def pair_lengths(prepared: Prepared, tokenizer) -> np.ndarray:
     return np.array([length[p.criterion_text] + length[p.text] + 3 for p in prepared.pairs])
 
 
+def model_inputs(experiment, prepared: Prepared, tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """What the model runs, encoded as a run encodes it: each input's length, and the pair
+    each belongs to (one input per pair, several for a pair cut into windows)."""
+    data = experiment.data
+    encoded = encode_pairs([(p.criterion_text, p.text) for p in prepared.pairs], tokenizer,
+                           data.max_length, data.truncation, data.stride)
+    return (np.array([len(e.input_ids) for e in encoded]),
+            np.array([e.pair_index for e in encoded]))
+
+
+def inputs_summary(pair_of: np.ndarray, truncation: str) -> dict:
+    per_pair = np.bincount(pair_of)
+    return {"truncation": truncation, "inputs": int(per_pair.sum()),
+            "pairs_in_windows": int((per_pair > 1).sum())}
+
+
 def length_summary(lengths: np.ndarray, max_length: int) -> dict:
     summary = {f"p{q}": int(np.percentile(lengths, q)) for q in PERCENTILES}
     summary.update(mean=float(lengths.mean()), max=int(lengths.max()),
@@ -47,8 +65,8 @@ def waste_table(lengths: np.ndarray, batch_size: int, max_length: int, seed: int
 
 def data_stats(experiment, prepared: Prepared, tokenizer) -> dict:
     lengths = pair_lengths(prepared, tokenizer)
-    train = np.array([s == "train" for s in
-                      (prepared.split_of[p.post_id] for p in prepared.pairs)])
+    input_lengths, pair_of = model_inputs(experiment, prepared, tokenizer)
+    train = np.array([prepared.split_of[prepared.pairs[i].post_id] == "train" for i in pair_of])
     corpus = prepared.corpus
     return {
         "dataset": experiment.data.dataset.name,
@@ -60,6 +78,7 @@ def data_stats(experiment, prepared: Prepared, tokenizer) -> dict:
         "skipped": prepared.skipped,
         "labels": label_counts(prepared),
         "lengths": length_summary(lengths, experiment.data.max_length),
-        "padding": waste_table(lengths[train], experiment.train.batch_size,
+        "model_inputs": inputs_summary(pair_of, experiment.data.truncation),
+        "padding": waste_table(input_lengths[train], experiment.train.batch_size,
                                experiment.data.max_length, experiment.seed),
     }

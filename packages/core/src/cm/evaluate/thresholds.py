@@ -93,10 +93,3 @@ def tune_thresholds(mode: str | float, criterion_ids: Sequence[Hashable], labels
         weight = positives / (positives + prior)
         out[name] = weight * f1_threshold(y[mask], p[mask]) + (1 - weight) * shared
     return out
-
-
-def decide(criterion_ids: Sequence[Hashable], probs: Any,
-           thresholds: dict[str, float]) -> np.ndarray:
-    """0/1 decisions: each probability against its criterion's threshold."""
-    cut = np.asarray([thresholds[str(c)] for c in criterion_ids], dtype=float)
-    return (np.asarray(probs, dtype=float) >= cut).astype(np.int64)

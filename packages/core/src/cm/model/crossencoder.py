@@ -26,10 +26,8 @@ class CrossEncoder(nn.Module):
 def build_cross_encoder(experiment, registry, backbone, num_logits) -> CrossEncoder:
     """Pooling and head from the experiment's components, sized from the backbone."""
     config = backbone.config
-    spec = experiment.model.pooling
-    pooling = registry.get("pooling", spec.name).build(
-        spec.options, hidden_size=config.hidden_size, num_layers=config.num_hidden_layers)
-    spec = experiment.model.head
-    head = registry.get("head", spec.name).build(
-        spec.options, in_features=pooling.out_features, num_logits=num_logits)
+    pooling = registry.build(experiment.model.pooling, hidden_size=config.hidden_size,
+                             num_layers=config.num_hidden_layers)
+    head = registry.build(experiment.model.head, in_features=pooling.out_features,
+                          num_logits=num_logits)
     return CrossEncoder(backbone, pooling, head)

@@ -48,7 +48,7 @@ def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, consol
     the summary."""
     criteria = [c.id for c in corpus.criteria]
     evaluation = evaluate(run, scorer, splits, corpus, hooks, decision)
-    run.metrics["best_epoch"] = best_epoch
+    run.record({"best_epoch": best_epoch})
     if run.world.main:
         save_checkpoint(run.directory / "checkpoint", scorer.model, scorer.tokenizer,
                         run.experiment,
@@ -73,7 +73,7 @@ def evaluate(run, scorer: Scorer, splits, corpus, hooks, decision=None) -> Evalu
              for name in ("val", "test")}
     decision = decision or decisions.fit(settings.thresholds, settings.calibration,
                                          pairs["val"])
-    run.metrics.update({f"temperature/{c}": t for c, t in decision.temperatures.items()})
+    run.record({f"temperature/{c}": t for c, t in decision.temperatures.items()})
     columns = {}
     for name in ("val", "test"):
         split = splits[name]
@@ -87,11 +87,11 @@ def evaluate(run, scorer: Scorer, splits, corpus, hooks, decision=None) -> Evalu
                                            corpus, {p.post_id for p in split.pairs}))
         columns.update({name: plain, f"{name}_tuned": tuned})
         for column in (name, f"{name}_tuned"):
-            run.metrics.update({f"{column}/{k}": v for k, v in columns[column].items()})
+            run.record({f"{column}/{k}": v for k, v in columns[column].items()})
         artifacts = write_split_report(run.directory, name, pairs[name],
                                        [p.sentence_id for p in split.pairs], decision, ids,
                                        tuned) if run.world.main else {}
-        run.artifacts.update({f"{name}/{k}": str(v) for k, v in artifacts.items()})
+        run.record(artifacts={f"{name}/{k}": v for k, v in artifacts.items()})
         hooks.evaluated(run=run, split=name, metrics=plain, artifacts=artifacts)
     return Evaluation(decision, columns)
 

@@ -15,7 +15,7 @@ import torch
 
 from cm.cachedir import cache_root
 from cm.data.loaders import encode_split, to_device
-from cm.data.prepare import SPLITS, prepare
+from cm.data.prepare import SPLITS
 from cm.data.splits import class_balance
 from cm.distributed import wrap
 from cm.model.backbone import load_backbone
@@ -26,22 +26,25 @@ from cm.train.assess import evaluate_best, validate
 from cm.train.checks import dry_run
 from cm.train.lifecycle import Run, tracked_run
 from cm.train.loop import Loop, train_epoch
+from cm.train.resume import discard, restore, save_state
 from cm.train.trainer import Trainer, build_trainer
 
 
 def run_experiment(experiment, *, registry=None, dry=False, console=None,
-                   listeners=()) -> Run:
+                   listeners=(), resume=None) -> Run:
     """Train and evaluate ``experiment``; returns the finished Run (metrics, artifacts).
     ``listeners``: objects with lifecycle hooks (``cm.hookspecs``) that hear this run only.
-    A dry run records nothing in the trackers: no tracking run is created for it."""
+    A dry run records nothing in the trackers: no tracking run is created for it.
+    ``resume``: a ``cm.train.resume.Resume``, a stopped run continued in its folder."""
     if dry:
         experiment = attrs.evolve(experiment, tracking={})
 
     def body(run, registry, console, hooks):
-        train_and_evaluate(run, registry, console, hooks, dry)
+        train_and_evaluate(run, registry, console, hooks, dry, resume)
 
     return tracked_run(experiment, body, registry=registry, console=console,
-                       listeners=listeners)
+                       listeners=listeners, directory=resume and resume.directory,
+                       links=resume and resume.links)
 
 
 @attrs.frozen
@@ -60,24 +63,24 @@ class Setup:
         return [c.id for c in self.corpus.criteria]
 
 
-def train_and_evaluate(run, registry, console, hooks, dry):
+def train_and_evaluate(run, registry, console, hooks, dry, resume=None):
     setup = set_up(run, registry)
     describe(run, setup, console)
     check(run, setup, console)
     if dry:
         return
-    best = fit(run, setup, hooks, console)
+    best = fit(run, setup, hooks, console, resume and resume.state)
     setup.trainer.model.load_state_dict(best.state)
     scorer = Scorer.of(run, setup.trainer.model, setup.trainer.loss, setup.tokenizer,
                        setup.trainer.context)
     evaluate_best(run, scorer, setup.splits, setup.corpus, best.epoch, hooks,
                   console)
+    discard(run)
 
 
 def set_up(run, registry) -> Setup:
-    """Data prepared and encoded, the backbone and tokenizer loaded, the trainer built."""
-    experiment = run.experiment
-    prepared = prepare(experiment, registry)
+    """The run's data encoded, the backbone and tokenizer loaded, the trainer built."""
+    experiment, prepared = run.experiment, run.prepared
     backbone, tokenizer = load_backbone(experiment.model.backbone,
                                         texts=prepared.tokenizer_texts(),
                                         tiny=experiment.model.tiny, cache_root=cache_root(),
@@ -149,39 +152,52 @@ class Best:
         return bool(self.patience) and self.waited >= self.patience
 
 
-def fit(run, setup, hooks, console) -> Best:
+def fit(run, setup, hooks, console, state=None) -> Best:
     """Train epoch after epoch until ``train.epochs`` or early stopping; returns the best.
     ``context.model`` (compiled, LoRA ..., DDP under torchrun) trains; validation and
-    checkpoints use the plain model, which shares its parameters (no ``_orig_mod.``)."""
+    checkpoints use the plain model, which shares its parameters (no ``_orig_mod.``).
+    ``state``: a stopped run's saved state to continue from (``cm.train.resume``)."""
     trainer, train = setup.trainer, run.experiment.train
     loop = Loop(trainer, wrap(trainer.context.model, run.world, run.device), setup.scheduler)
     scorer = Scorer.of(run, trainer.model, trainer.loss, setup.tokenizer, trainer.context)
-    best, seconds = Best(train.early_stopping_patience), 0.0
+    best, seconds, trained = Best(train.early_stopping_patience), 0.0, 0
+    first = restore(state, loop, best, len(setup.loader)) if state else 1
+    if state:
+        console.print(f"resumed at epoch {loop.epoch}: {loop.resumed.batches} of "
+                      f"{len(setup.loader)} batches done, optimizer step {loop.step}")
+    run.epoch = loop.epoch
     selection = f"val_tuned/{train.selection_metric}"  # at thresholds tuned on this val
 
     def on_step(step, metrics):
         hooks.step_ended(run=run, step=step, metrics=metrics)
+        mid_epoch = loop.tally.batches < len(setup.loader)  # the epoch's end saves anyway
+        if train.save_every_steps and step % train.save_every_steps == 0 and mid_epoch:
+            save_state(run, loop, best)
 
     with Progress(console) as progress:
-        for epoch in range(1, train.epochs + 1):
+        for epoch in range(first, train.epochs + 1):
             run.epoch = loop.epoch = epoch
             setup.loader.batch_sampler.set_epoch(epoch)
             started = time.perf_counter()
             mean_loss = train_epoch(loop, setup.loader, progress, f"epoch {epoch}", on_step)
-            seconds += time.perf_counter() - started
+            seconds, trained = seconds + time.perf_counter() - started, trained + 1
             if loop.nonfinite_losses:
-                run.metrics["train/nonfinite_losses"] = loop.nonfinite_losses
+                run.record({"train/nonfinite_losses": loop.nonfinite_losses})
             val = validate(scorer, setup.splits["val"], setup.criteria, run.experiment.eval)
             end_epoch(run, epoch, mean_loss, val, best, hooks, progress.console)
-            if best.update(epoch, val[selection], trainer.model):
+            improved = best.update(epoch, val[selection], trainer.model)
+            if improved:
                 save_progress(run, setup, epoch)
-            elif best.exhausted:
+            save_state(run, loop, best)
+            if not improved and best.exhausted:
                 progress.console.print(f"early stop: no {selection} gain for {best.waited} "
                                        f"epochs (best {best.score:.4f} at epoch {best.epoch})")
                 break
-    run.metrics["train/samples_per_s"] = len(setup.splits["train"].encoded) * run.epoch / seconds
-    run.metrics["system/peak_memory_mb"] = peak_memory_mb(run.device)
-    run.metrics["model/trainable_parameters"] = trainer.trainable  # LoRA: adapters + head
+    if trained:  # a resumed run may have had no epoch left
+        run.record({"train/samples_per_s":
+                    len(setup.splits["train"].encoded) * trained / seconds})
+    run.record({"system/peak_memory_mb": peak_memory_mb(run.device),
+                "model/trainable_parameters": trainer.trainable})  # LoRA: adapters + head
     return best
 
 

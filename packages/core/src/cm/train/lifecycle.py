@@ -2,9 +2,10 @@
 join torchrun when launched by it, make the run directory, then call the run's listeners
 around the work: ``run_started`` ... ``run_finished`` (FINISHED, FAILED, or KILLED on Ctrl-C).
 
-A run's listeners are the installed plugins that implement lifecycle hooks, the trackers its
-``[tracking]`` tables name (built for this run alone) and whatever the caller passes as
-``listeners``. They sit on a plugin manager of the run's own, so the installed plugins'
+Before any of it, ``cm.preflight`` loads the run's data and builds the trackers its
+``[tracking]`` tables name (for this run alone), once each. A run's listeners are the
+installed plugins that implement lifecycle hooks, those trackers and whatever the caller
+passes as ``listeners``. They sit on a plugin manager of the run's own, so the installed plugins'
 manager never changes and every listener hears its own run only. Trackers publish their
 external ids on the run (``run.links["mlflow"]["run_id"]``)."""
 
@@ -21,42 +22,47 @@ from rich.console import Console
 
 from cm import hookspecs, terminal
 from cm.config.dump import dumps
-from cm.distributed import World, broadcast, start, stop
-from cm.errors import UserError, saving_through_one_interrupt
+from cm.distributed import World, broadcast, resolve_device, start, stop
+from cm.errors import saving_through_one_interrupt
 from cm.plugins import GROUP
+from cm.preflight import preflight
 from cm.registry import get_registry
+
+
+def fixed(**kwargs):
+    """A ``Run`` field set once, when the run is made."""
+    return attrs.field(on_setattr=attrs.setters.frozen, **kwargs)
 
 
 @attrs.define
 class Run:
-    """What hooks receive: the resolved experiment, where outputs go, and progress."""
+    """What hooks receive. ``tracked_run`` makes it and alone sets ``status``; its identity
+    (experiment, directory, device, the data, the torchrun world) is fixed from then on. The
+    run's body records into it (``epoch``, ``telemetry``, ``record``), trackers publish
+    their external ids in ``links``."""
 
-    experiment: object
-    directory: Path
-    device: str
+    experiment: object = fixed()
+    directory: Path = fixed()
+    device: str = fixed()
+    prepared: object = fixed()  # cm.data.prepare.Prepared: loaded once for the run
+    world: World = fixed(factory=World, kw_only=True)  # this process's rank under torchrun
     epoch: int = 0
     status: str = "RUNNING"
     metrics: dict = attrs.Factory(dict)
     artifacts: dict = attrs.Factory(dict)
     telemetry: list = attrs.Factory(list)  # cm.optimization.Telemetry per requested one
-    world: World = attrs.Factory(World)  # this process's rank under torchrun
     links: dict = attrs.Factory(dict)  # tracker name -> its external ids (run id, ...)
+
+    def record(self, metrics=None, artifacts=None) -> None:
+        """Add scores (name -> number) and artifacts (name -> path) to what the run keeps."""
+        self.metrics.update(metrics or {})
+        self.artifacts.update({name: str(path) for name, path in (artifacts or {}).items()})
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device = 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("train.device = 'mps' but MPS is not available; use 'auto' or 'cpu'")
-    return name
 
 
 def run_directory(experiment) -> Path:
@@ -75,11 +81,6 @@ def run_directory(experiment) -> Path:
         return directory
 
 
-def build(registry, spec, **kwargs):
-    """The component ``spec`` names (a head, a loss, a tracker ...), built with its options."""
-    return registry.get(spec.kind, spec.name).build(spec.options, **kwargs)
-
-
 def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
     """The lifecycle hooks of one run, on a manager of their own: pluggy calls the last
     registered first, so ``listeners`` hear each event from the last given to the first,
@@ -94,34 +95,41 @@ def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
     return manager.hook
 
 
-def tracked_run(experiment, body, *, registry=None, console=None, listeners=()) -> Run:
+def tracked_run(experiment, body, *, registry=None, console=None, listeners=(),
+                directory=None, links=None) -> Run:
     """Set the run up, then ``body(run, registry, console, hooks)`` between run_started and
-    run_finished; ``hooks`` calls this run's listeners (see the module's docstring)."""
+    run_finished; ``hooks`` calls this run's listeners (see the module's docstring).
+    ``directory`` and ``links``: a stopped run's folder (its config.toml kept) and the ids its
+    trackers published, for a resumed run (trackers reopen their runs)."""
     registry = registry or get_registry()
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
     try:  # whatever fails from here on, this process leaves the torchrun group
+        checked = preflight(experiment, registry, trackers=world.main)
         console = (console or terminal.console()) if world.main else Console(quiet=True)
-        run, hooks = open_run(experiment, registry, world, device, listeners)
+        run, hooks = open_run(experiment, checked, registry, world, device, listeners,
+                              directory, links)
         live(run, hooks, lambda: body(run, registry, console, hooks))
     finally:
         stop(world)
     return run
 
 
-def open_run(experiment, registry, world, device, listeners):
-    """The run and its directory (rank 0 writes ``config.toml`` and builds the trackers),
-    and the hooks of the run's listeners."""
-    directory = broadcast(run_directory(experiment) if world.main else None, world)
-    run = Run(experiment, directory, device, world=world)
-    trackers = []
-    if world.main:  # rank 0 alone writes files and talks to trackers
+def open_run(experiment, checked, registry, world, device, listeners, directory=None,
+             links=None):
+    """The run, on the data the checks loaded, and its directory, a new one unless given
+    (rank 0 writes a new one's ``config.toml``), and the hooks of the run's listeners (the
+    checks built the trackers, on rank 0 alone)."""
+    fresh = directory is None
+    if fresh:
+        directory = broadcast(run_directory(experiment) if world.main else None, world)
+    run = Run(experiment, directory, device, checked.prepared, world=world,
+              links=dict(links or {}))
+    if world.main and fresh:  # rank 0 alone writes files
         (run.directory / "config.toml").write_text(dumps(experiment))
-        trackers = [build(registry, spec, experiment=experiment)
-                    for spec in experiment.tracking.values()]
     # trackers last: called first, so a listener that stops the run (a pruner) does so
     # after the event was logged
-    return run, run_hooks(registry.plugins.manager, [*listeners, *trackers])
+    return run, run_hooks(registry.plugins.manager, [*listeners, *checked.trackers])
 
 
 def live(run, hooks, work):

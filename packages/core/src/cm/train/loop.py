@@ -16,6 +16,17 @@ from cm.errors import UserError
 
 
 @attrs.define
+class Tally:
+    """How far one epoch got: batches done and the sum and count of their finite losses (a
+    resumed epoch carries on from a saved tally, see ``cm.train.resume``)."""
+
+    epoch: int = 0
+    batches: int = 0
+    total: float = 0.0
+    count: int = 0
+
+
+@attrs.define
 class Loop:
     """What trains (a ``cm.train.trainer.Trainer`` and the module its steps call) and how
     far it got."""
@@ -26,6 +37,8 @@ class Loop:
     epoch: int = 0
     step: int = 0  # optimizer steps so far
     nonfinite_losses: int = 0  # fp16 steps the scaler skipped
+    tally: Tally = attrs.Factory(Tally)  # the current epoch's
+    resumed: Tally | None = None  # a stopped epoch's, which the next train_epoch continues
 
     @property
     def settings(self):
@@ -35,31 +48,40 @@ class Loop:
 def train_epoch(loop: Loop, loader, progress, label, on_step=None) -> float:
     """Train one epoch over ``loader``; returns the mean of its finite losses.
     ``on_step(step, metrics)`` is called after every optimizer step; ``progress`` (a
-    ``cm.progress.Progress``: a bar on a terminal, plain lines elsewhere) shows ``label``."""
+    ``cm.progress.Progress``: a bar on a terminal, plain lines elsewhere) shows ``label``.
+    A ``loop.resumed`` tally of this epoch (a resumed run's) is continued: its batches are
+    skipped and its losses counted."""
     loop.model.train()
-    task = progress.add_task(label, total=len(loader))
-    total, count, seen, started = 0.0, 0, 0, time.perf_counter()
+    resumed, loop.resumed = loop.resumed, None
+    loop.tally = resumed if resumed and resumed.epoch == loop.epoch else Tally(loop.epoch)
+    tally, done = loop.tally, loop.tally.batches
+    task = progress.add_task(label, total=len(loader) - done)
+    seen, started = 0, time.perf_counter()
     loop.trainer.optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(loader, start=1):
+        if i <= done:
+            continue
         boundary = i % loop.settings.grad_accum_steps == 0 or i == len(loader)
         value = micro_step(loop, batch, sync=boundary)
         if math.isfinite(value):
-            total, count = total + value, count + 1
+            tally.total, tally.count = tally.total + value, tally.count + 1
         else:
             check_nonfinite(loop, value, i)
         seen += len(batch["labels"])
         lr = rate = None
         if boundary:
+            tally.batches = i
             lr = optimizer_step(loop)
             rate = seen / (time.perf_counter() - started)
             if on_step is not None:
                 on_step(loop.step, {"train/loss": value, "train/lr": lr,
                                     "train/samples_per_s": rate})
-        progress.advance(task, loss=total / max(count, 1), lr=lr, samples_per_s=rate)
-    if count == 0:
+        progress.advance(task, loss=tally.total / max(tally.count, 1), lr=lr,
+                         samples_per_s=rate)
+    if tally.count == 0:
         raise UserError(f"train: every loss of epoch {loop.epoch} was inf/NaN; lower train.lr "
                         "or use optimizations.bf16 instead of fp16")
-    return total / count
+    return tally.total / tally.count
 
 
 def micro_step(loop: Loop, batch, sync=True) -> float:
@@ -82,7 +104,8 @@ def micro_step(loop: Loop, batch, sync=True) -> float:
 
 def optimizer_step(loop: Loop) -> float:
     """Clip, step (fp16: through the scaler, which skips a step whose gradients hold
-    inf/NaN), schedule, zero the gradients; returns the learning rate for the next step."""
+    inf/NaN), schedule, zero the gradients; returns ``train.lr`` as scheduled for the next
+    step (``scheduled_lr``)."""
     trainer, max_norm = loop.trainer, loop.settings.max_grad_norm
     optimizer, scaler = trainer.optimizer, trainer.scaler
     if max_norm > 0:
@@ -93,7 +116,16 @@ def optimizer_step(loop: Loop) -> float:
     loop.scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     loop.step += 1
-    return optimizer.param_groups[0]["lr"]
+    return scheduled_lr(optimizer, loop.settings.lr)
+
+
+def scheduled_lr(optimizer, lr: float) -> float:
+    """``lr`` (``train.lr``) times the schedule's current factor. A schedule scales every
+    parameter group's own rate by one factor (its ``lr`` over the ``initial_lr`` the
+    scheduler recorded), so it is read off any group; a group's own rate would not do:
+    with layer-wise decay the first group is the embeddings', far below ``train.lr``."""
+    group = next((g for g in optimizer.param_groups if g.get("initial_lr")), None)
+    return lr if group is None else lr * group["lr"] / group["initial_lr"]
 
 
 def check_nonfinite(loop: Loop, value, batch):

@@ -7,13 +7,12 @@ follow it through the usual hooks."""
 
 from cm.cachedir import cache_root
 from cm.data.loaders import encode_split
-from cm.data.prepare import prepare
 from cm.data.splits import class_balance
 from cm.evaluate.decisions import Decision
 from cm.model.checkpoint import load_checkpoint
 from cm.model.scoring import Scorer
 from cm.train.assess import evaluate_best
-from cm.train.lifecycle import Run, build, tracked_run
+from cm.train.lifecycle import Run, tracked_run
 
 
 def reevaluate(experiment, checkpoint_dir, *, registry=None, console=None,
@@ -30,12 +29,12 @@ def reevaluate(experiment, checkpoint_dir, *, registry=None, console=None,
 def rescore(run, registry, checkpoint_dir, console, hooks):
     experiment = run.experiment
     checkpoint = load_checkpoint(checkpoint_dir, registry)
-    prepared = prepare(experiment, registry)
+    prepared = run.prepared
     tokenizer = checkpoint.tokenizer
     splits = {s: encode_split(s, prepared.split(s), tokenizer, experiment.data,
                               cache_root() / "encoded") for s in ("val", "test")}
     _, _, pos_weight = class_balance(prepared.split("train"))  # as in training
-    loss = build(registry, experiment.train.loss, pos_weight=pos_weight).to(run.device)
+    loss = registry.build(experiment.train.loss, pos_weight=pos_weight).to(run.device)
     run.epoch = checkpoint.meta["epoch"]
     console.print(f"[bold]{experiment.name}[/bold]: re-evaluating {checkpoint_dir} (best epoch "
                   f"{run.epoch}) on {run.device} -> {run.directory}")

@@ -8,7 +8,6 @@ import torch
 from cm.data.loaders import train_loader
 from cm.model.crossencoder import build_cross_encoder
 from cm.optimization import TrainContext, apply_all, resolve
-from cm.train.lifecycle import build
 from cm.train.param_groups import param_groups
 
 
@@ -35,15 +34,15 @@ class Trainer:
 
     def scheduler(self, registry, num_training_steps):
         spec = self.context.experiment.train.scheduler
-        return build(registry, spec, optimizer=self.optimizer,
-                     num_training_steps=num_training_steps)
+        return registry.build(spec, optimizer=self.optimizer,
+                              num_training_steps=num_training_steps)
 
 
 def build_trainer(experiment, registry, device, backbone, pos_weight) -> Trainer:
     """Loss, model, then the requested optimizations resolved and applied, then the optimizer
     over the parameter groups (frozen parameters, e.g. LoRA's base weights, left out)."""
     train = experiment.train
-    loss = build(registry, train.loss, pos_weight=pos_weight).to(device)
+    loss = registry.build(train.loss, pos_weight=pos_weight).to(device)
     model = build_cross_encoder(experiment, registry, backbone, loss.num_logits).to(device)
     active, telemetry = resolve(experiment.optimizations, registry, device)
     context = TrainContext(experiment, device, model, token_budget=experiment.data.max_length,
@@ -51,7 +50,7 @@ def build_trainer(experiment, registry, device, backbone, pos_weight) -> Trainer
     telemetry = apply_all(active, telemetry, context)
     groups = param_groups(model, train.lr, train.weight_decay, train.head_lr,
                           train.layerwise_lr_decay)
-    optimizer = build(registry, context.optimizer, param_groups=groups, lr=train.lr)
+    optimizer = registry.build(context.optimizer, param_groups=groups, lr=train.lr)
     scaler = torch.amp.GradScaler(torch.device(device).type, enabled=context.grad_scaler)
     trainable = sum(p.numel() for group in groups for p in group["params"])
     return Trainer(loss, model, context, optimizer, scaler, telemetry, trainable)
