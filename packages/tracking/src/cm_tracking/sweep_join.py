@@ -8,7 +8,7 @@ budget: a resume may raise it to run more trials)."""
 
 import json
 
-from cm.config.dump import flatten, to_dict
+from cm.config import flatten, to_dict
 from cm.errors import UserError
 
 CONFIG = "cm.config"  # study user attribute

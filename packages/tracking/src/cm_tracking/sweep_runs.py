@@ -6,8 +6,7 @@ from contextlib import nullcontext
 
 from rich.markup import escape
 
-from cm.config.decode import decode
-from cm.config.keys import set_keys
+from cm.config import decode, set_keys
 from cm.registry import get_registry
 from cm.train.engine import run_experiment
 
