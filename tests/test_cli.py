@@ -85,7 +85,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
     assert "no such experiment file" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["run", "sweep", "replay", "predict", "bench", "plugins",
+@pytest.mark.parametrize("command", ["run", "sweep", "replay", "predict", "bench", "plugins", "new",
                                      "config", "data"])
 def test_every_command_has_help(command):
     result = cm(command, "--help")

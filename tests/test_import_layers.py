@@ -14,10 +14,11 @@ LAYERS = [
     ("data", ["cm.data"]),
     ("evaluate", ["cm.evaluate"]),
     ("config", ["cm.config"]),
-    ("registry", ["cm.plugins", "cm.contracts", "cm.registry", "cm.optimization"]),
+    ("registry", ["cm.plugins", "cm.plugin_intent", "cm.contracts", "cm.factories", "cm.registry",
+                  "cm.optimization"]),
     ("model", ["cm.model"]),
     ("train", ["cm.train", "cm.predict", "cm.preflight"]),
-    ("apps", ["cm.bench", "cm.testing", "cm.export"]),
+    ("apps", ["cm.bench", "cm.testing", "cm.export", "cm.pytest_plugin", "cm.scaffold"]),
     ("cli", ["cm.cli"]),
     ("plugins", ["cm.builtin", "cm_heads", "cm_optimizations", "cm_tracking"]),
 ]

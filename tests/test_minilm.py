@@ -62,7 +62,7 @@ def test_every_decision_feature_works_with_a_bert_backbone(minilm):
     metrics = minilm.metrics
     criteria = [f"A.{i}" for i in range(1, 10)]
     assert len({metrics[f"test_tuned/{c}/threshold"] for c in criteria}) > 1
-    assert metrics["temperature/A.1"] != 1.0
+    assert metrics["val_tuned/ece"] <= metrics["val_tuned/ece_raw"]  # calibration never raises it
     assert metrics["test_tuned/ece"] <= metrics["test_tuned/ece_raw"] + 0.05
     assert metrics["test_tuned/evidence_pairs"] > 0
     assert (metrics["test_tuned/post_macro_f1_low"] <= metrics["test_tuned/post_macro_f1"]

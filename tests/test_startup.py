@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "mlflow", "optuna", "sklearn", "matplotlib")
 COMMANDS = [["--version"], ["--help"], ["plugins"], ["plugins", "--json"],
             ["config", "show", "experiments/demo.toml"],
-            ["run", "--help"], ["bench", "--help"], ["data", "--help"]]
+            ["run", "--help"], ["bench", "--help"], ["data", "--help"], ["new", "plugin", "--help"]]
 
 SCRIPT = """
 import json, sys

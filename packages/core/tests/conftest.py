@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,3 +82,25 @@ def make_dataset(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return make
+
+
+def make_distribution(root, dist, version, plugin, module, source):
+    """Write an installed-looking distribution (module + dist-info) under ``root``."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[cm]\n{plugin} = {module}\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A fake site-packages directory on sys.path: ``(add, path)``, where
+    ``add(dist, version, plugin, module, source)`` writes a distribution there whose entry
+    point ``plugin`` of group ``cm`` is the module ``module`` holding ``source``."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def add(dist, version, plugin, module, source):
+        make_distribution(tmp_path, dist, version, plugin, module, source)
+
+    return add, tmp_path

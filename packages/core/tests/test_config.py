@@ -136,6 +136,10 @@ def test_cross_field_rules(registry):
                     registry) == ['$.hpo.space."train.lr".high: must be greater than low (1.0)',
                                   '$.hpo.space."train.lr": setting it to 1.0 fails: $.train.lr: '
                                   "'lr' must be < 1.0: 1.0 — fix the key or the bounds/choices"]
+    assert problems({"data": {"fold": 2}}, registry) == [
+        "$.data.fold: names a cross-validation fold: set data.folds too, or remove it"]
+    assert problems({"data": {"folds": 3, "fold": 4}}, registry) == [
+        "$.data.fold: must be 1 .. data.folds (3); got 4"]
 
 
 def test_named_tables_for_optimizations_and_trackers(registry):
@@ -363,9 +367,9 @@ def test_a_component_table_in_the_wrong_place_points_to_the_right_one(registry):
 
 
 def test_eval_table_and_selection_metric(registry):
-    experiment = decode({"eval": {"thresholds": 0.25, "calibration": "per_criterion"},
+    experiment = decode({"eval": {"thresholds": 0.25, "calibration": "prior"},
                          "train": {"selection_metric": "pr_auc"}}, registry=registry)
-    assert experiment.eval.thresholds == 0.25 and experiment.eval.calibration == "per_criterion"
+    assert experiment.eval.thresholds == 0.25 and experiment.eval.calibration == "prior"
     assert experiment.sweep_metric == "val_tuned/pr_auc"  # no [hpo] metric: follows selection
     assert decode({}, registry=registry).eval.thresholds == "per_criterion"
     assert decode(tomllib.loads(dumps(experiment)), registry=registry) == experiment

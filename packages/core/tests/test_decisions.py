@@ -1,4 +1,4 @@
-"""Thresholds, temperature scaling, bootstrap intervals and evidence hit@k: values checked on
+"""Thresholds, ECE, bootstrap intervals and evidence hit@k: values checked on
 data built so the answer is known, and the invariants as property tests."""
 
 import numpy as np
@@ -60,30 +60,6 @@ def test_f1_threshold_is_optimal_among_all_cuts(rows):
     f1 = per_criterion(["A.1"] * len(rows), labels, probs, best)["A.1"]["f1"]
     for cut in np.append(probs, [0.0, 1.1]):
         assert per_criterion(["A.1"] * len(rows), labels, probs, cut)["A.1"]["f1"] <= f1 + 1e-12
-
-
-def test_temperature_scaling_lowers_ece_of_an_over_confident_model():
-    rng = np.random.default_rng(3)
-    true_p = rng.uniform(0.05, 0.95, 4000)
-    labels = (rng.random(4000) < true_p).astype(int)
-    logit = np.log(true_p / (1 - true_p))
-    over = 1 / (1 + np.exp(-3 * logit))  # three times too sharp
-    t = calibration.fit_temperature(labels[:2000], over[:2000])
-    assert t == pytest.approx(3.0, rel=0.15)
-    test_y, before = labels[2000:], over[2000:]
-    after = calibration.scale(before, t)
-    assert calibration.ece(test_y, after) < calibration.ece(test_y, before) / 3
-    assert calibration.brier(test_y, after) < calibration.brier(test_y, before)
-    assert np.array_equal(np.argsort(after), np.argsort(before))  # ranking unchanged
-
-
-def test_per_criterion_temperatures_and_one_class():
-    ids = ["A.1"] * 4 + ["A.2"] * 4
-    temps = calibration.fit_temperatures("per_criterion", ids, [0, 1, 0, 1, 0, 0, 0, 0],
-                                         [0.1, 0.9, 0.4, 0.6, 0.2, 0.3, 0.1, 0.2])
-    assert temps["A.2"] == 1.0 and temps["A.1"] != 1.0
-    assert calibration.fit_temperatures("none", ids, [0] * 8, [0.5] * 8) == {"A.1": 1.0,
-                                                                           "A.2": 1.0}
 
 
 def test_ece_by_hand():
@@ -155,9 +131,11 @@ def test_paired_difference_with_itself_is_zero_and_of_a_better_run_positive():
     noisy = bootstrap.cells(posts, ids, labels, (probs >= 0.5).astype(int))
     right = bootstrap.cells(posts, ids, labels, labels)
     stat = lambda c: (lambda w: bootstrap.post_scores(c, w))  # noqa: E731
-    same = bootstrap.paired_differences(stat(noisy), stat(noisy), 60, seed=1)
-    assert all(row == {"difference": 0.0, "low": 0.0, "high": 0.0} for row in same.values())
-    better = bootstrap.paired_differences(stat(right), stat(noisy), 60, seed=1)
+    same = bootstrap.pooled_intervals([bootstrap.difference(stat(noisy), stat(noisy))], 60,
+                                      seed=1)
+    assert all(row == {"mean": 0.0, "low": 0.0, "high": 0.0} for row in same.values())
+    better = bootstrap.pooled_intervals([bootstrap.difference(stat(right), stat(noisy))], 60,
+                                        seed=1)
     assert better["post_macro_f1"]["low"] > 0
 
 
@@ -191,7 +169,7 @@ def test_decisions_at_sentence_level_use_the_post_view():
     cells = split.cells()
     assert list(cells.post_ids) == ["p1", "p2"] and list(cells.labels) == [1, 0]
     assert list(cells.probs) == [0.8, 0.3]
-    decision = Decision({"A.1": 1.0}, {"A.1": 0.5})
+    decision = Decision.identity({"A.1": 0.5})
     got = scores(split, decision, ["A.1"])
     assert got["post_macro_f1"] == 1.0 and got["A.1/f1"] == 1.0 and got["f1"] == 1.0
     assert got["A.1/threshold"] == 0.5
@@ -204,8 +182,9 @@ def test_fit_calibrates_then_tunes_on_the_calibrated_cells():
 
     ids, labels, probs = _two_criteria(np.random.default_rng(6))
     over = 1 / (1 + np.exp(-4 * np.log(probs / (1 - probs))))
-    decision = fit("per_criterion", "global", Pairs.of(range(len(ids)), ids, labels, over))
-    assert decision.temperatures["A.1"] == decision.temperatures["A.2"] > 1
+    decision = fit("per_criterion", "platt", Pairs.of(range(len(ids)), ids, labels, over))
+    assert decision.calibrator.kept == "platt"
+    assert decision.calibrator.slopes["A.1"] == decision.calibrator.slopes["A.2"] < 1
     calibrated = decision.calibrate(ids, over)
     made = calibrated >= decision.cuts(ids)
     assert (made == labels.astype(bool)).all()

@@ -42,7 +42,7 @@ def test_two_gloo_processes_match_the_single_process_run(tmp_path):
     one = json.loads((single / "metrics.json").read_text())
     two = json.loads((ddp / "metrics.json").read_text())
     for key in ("test/macro_f1", "test/roc_auc", "val/macro_f1", "test_tuned/f1",
-                "test_tuned/post_macro_f1", "temperature/A.1", "test_tuned/A.1/threshold"):
+                "test_tuned/post_macro_f1", "calibration/A.1/bias", "test_tuned/A.1/threshold"):
         assert abs(one[key] - two[key]) < 1e-4, (key, one[key], two[key])
     assert (ddp / "checkpoint").is_dir()
     # one process under torchrun joins the process group (the NCCL path on one GPU): the

@@ -63,7 +63,7 @@ def test_outputs_and_reload_give_identical_predictions(tmp_path, tiny_run):
             "test_per_criterion.csv", "val_metrics.json"} <= names
     metrics = json.loads((run.directory / "metrics.json").read_text())
     assert {"test/macro_f1", "test_tuned/macro_f1", "val/post_macro_f1",
-            "temperature/A.1"} <= set(metrics)
+            "calibration/A.1/bias"} <= set(metrics)
     checkpoint = load_checkpoint(run.directory / "checkpoint")
     assert checkpoint.meta["final"]
     assert checkpoint.meta["thresholds"]["A.1"] == metrics["test_tuned/A.1/threshold"]

@@ -9,7 +9,6 @@ import torch
 from click.testing import CliRunner
 
 from cm.cli.main import cli
-from cm.evaluate.decisions import Decision
 from cm.export.decision import decision
 from cm.model.checkpoint import load_checkpoint
 from cm.predict import predict
@@ -90,7 +89,12 @@ def test_onnx_export_scores_as_cm_predict(tiny_run, tmp_path):
     assert sidecar["probability"] == "sigmoid(logits[:, 0])"
     ids = [c["id"] for c in sidecar["criteria"]] * len(POSTS)
     raw = 1 / (1 + np.exp(-logits[:, 0]))
-    calibrated = Decision.from_meta(checkpoint.meta).calibrate(ids, raw)
+    calibration = sidecar["calibration"]  # applied as its formula says, without cm
+    assert calibration["formula"] == "sigmoid(slopes[c] * (z - shift) + biases[c])"
+    slope = np.array([calibration["slopes"][c] for c in ids])
+    bias = np.array([calibration["biases"][c] for c in ids])
+    z = np.log(raw) - np.log1p(-raw)
+    calibrated = 1 / (1 + np.exp(-(slope * (z - calibration["shift"]) + bias)))
     rows = predict(checkpoint, POSTS)
     assert np.allclose(calibrated, [row["probability"] for row in rows], atol=1e-4)
 

@@ -191,7 +191,12 @@ def test_hook_register_datasets(recorded):
 
 
 def test_hook_register_optimizations(recorded):
-    kwargs, optimization = built(recorded, "optimization", contracts.OptimizationFactory)
+    # built twice: by the preflight check (availability and conflicts on the device, nothing
+    # applied) and by the trainer, whose instance is the one that trains
+    (checked, probe), (kwargs, optimization) = recorded[0].built["optimization"]
+    assert sorted(kwargs) == sorted(checked) == sorted(
+        arguments_of(contracts.OptimizationFactory))
+    assert getattr(probe, "context", None) is None  # the checked one was never applied
     assert isinstance(optimization.context, TrainContext)
     # one per training batch, plus the dry run's backward (cm.train.checks) before them
     assert optimization.backwards == len(recorded[0].seen("step_ended")) + 1

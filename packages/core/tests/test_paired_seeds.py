@@ -66,7 +66,7 @@ def test_one_seed_is_the_paired_bootstrap_over_posts_and_swapping_negates(posts,
         a = write_run(Path(scratch) / "a", labels, rng.integers(0, 2, posts * 3))
         b = write_run(Path(scratch) / "b", labels, rng.integers(0, 2, posts * 3))
         ours = paired_over_seeds([(a, b)], seed=seed, resamples=200)
-        theirs = compare(a, b, seed=seed, resamples=200)
+        theirs = compare([a], [b], seed=seed, resamples=200)
         swapped = paired_over_seeds([(b, a)], seed=seed, resamples=200)
     for name, row in ours.items():
         for key in ("difference", "low", "high", "a", "b"):

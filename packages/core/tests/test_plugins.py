@@ -1,7 +1,6 @@
 """Plugin discovery through real entry points of (fake, on-disk) distributions."""
 
 import importlib.metadata as md
-import textwrap
 
 import pytest
 from click.testing import CliRunner
@@ -47,28 +46,6 @@ from cm.hookspecs import hookimpl
 def register_heads(register):
     register("tiny_head", object)
 """
-
-
-def make_distribution(root, dist, version, plugin, module, source):
-    """Write an installed-looking distribution (module + dist-info) under ``root``."""
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(f"[cm]\n{plugin} = {module}\n")
-
-
-@pytest.fixture
-def site(tmp_path, monkeypatch):
-    """A fake site-packages directory on sys.path; returns a function adding distributions."""
-    monkeypatch.syspath_prepend(str(tmp_path))
-    made = []
-
-    def add(dist, version, plugin, module, source):
-        make_distribution(tmp_path, dist, version, plugin, module, source)
-        made.append(module)
-
-    yield add, tmp_path
 
 
 def entry_points(path):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from cm.evaluate.calibration import ece, scale
+from cm.evaluate.calibration import ece
+from cm.evaluate.calibrator import Calibrator, logit, sigmoid
 from cm.evaluate.decisions import Decision, Pairs, calibration_scores, intervals, scores
 from cm.evaluate.metrics import pair_metrics, per_criterion, post_level
 from cm.evaluate.report import write_split_report
@@ -34,20 +35,23 @@ def split_data():
     return {"posts": posts, "ids": ids, "labels": np.array(labels), "probs": np.array(probs)}
 
 
-DECISION = Decision(dict.fromkeys(CRITERIA, 2.0), {c: 0.3 + 0.02 * i
-                                                   for i, c in enumerate(CRITERIA)})
+CALIBRATOR = Calibrator("platt", 0.5, dict.fromkeys(CRITERIA, 0.5),
+                        {c: 0.1 * i for i, c in enumerate(CRITERIA)})
+DECISION = Decision(CALIBRATOR, {c: 0.3 + 0.02 * i for i, c in enumerate(CRITERIA)})
 
 
 def write(tmp_path: Path, data):
     pairs = Pairs.of(data["posts"], data["ids"], data["labels"], data["probs"])
-    metrics = {**scores(pairs, DECISION, CRITERIA), **calibration_scores(pairs, DECISION),
+    metrics = {**scores(pairs, DECISION, CRITERIA),
+               **calibration_scores(pairs, DECISION, seed=0, resamples=200),
                **intervals(pairs, DECISION, seed=0, resamples=200)}
     return write_split_report(tmp_path / "reports", "test", pairs, [None] * len(pairs.labels),
                               DECISION, CRITERIA, metrics)
 
 
 def _decided(data):
-    calibrated = scale(data["probs"], 2.0)
+    bias = np.array([CALIBRATOR.biases[c] for c in data["ids"]])
+    calibrated = sigmoid(0.5 * (logit(data["probs"]) - 0.5) + bias)
     cut = np.array([DECISION.thresholds[c] for c in data["ids"]])
     return calibrated, (calibrated >= cut).astype(int)
 
@@ -58,6 +62,7 @@ def test_writes_all_artifacts(tmp_path, split_data):
         "classification_report": "test_classification_report.json",
         "confusion_matrix": "test_confusion_matrix.png",
         "reliability": "test_reliability.png",
+        "reliability_table": "test_reliability.csv",
         "per_criterion": "test_per_criterion.csv",
         "predictions": "test_predictions.csv",
         "metrics": "test_metrics.json",
@@ -79,7 +84,7 @@ def test_metrics_json_matches_the_metric_functions(tmp_path, split_data):
     data = split_data
     saved = json.loads(write(tmp_path, data)["metrics"].read_text())
     assert saved["split"] == "test" and saved["thresholds"] == DECISION.thresholds
-    assert saved["temperatures"] == DECISION.temperatures
+    assert saved["calibrator"] == CALIBRATOR.meta()
     labels, (calibrated, _) = data["labels"], _decided(data)
     cut = np.array([DECISION.thresholds[c] for c in data["ids"]])
     metrics = saved["metrics"]
@@ -93,6 +98,26 @@ def test_metrics_json_matches_the_metric_functions(tmp_path, split_data):
         assert metrics[f"{cid}/f1_low"] <= row["f1"] <= metrics[f"{cid}/f1_high"]
     assert metrics["ece_raw"] == pytest.approx(ece(labels, data["probs"]))
     assert metrics["ece"] == pytest.approx(ece(labels, calibrated))
+    assert 0 <= metrics["ece_low"] <= metrics["ece_high"] <= 1
+    assert metrics["ece_low"] < metrics["ece_high"]
+
+
+def test_reliability_csv_per_criterion_uses_the_calibrated_probabilities(tmp_path, split_data):
+    path = write(tmp_path, split_data)["reliability_table"]
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    calibrated, _ = _decided(split_data)
+    ids, labels = np.array(split_data["ids"]), split_data["labels"]
+    for cid in CRITERIA:
+        mine = [r for r in rows if r["criterion"] == cid]
+        assert sum(int(r["cells"]) for r in mine) == (ids == cid).sum()  # 12 posts each
+        for r in mine:
+            p = calibrated[ids == cid]
+            inside = (p >= float(r["bin_low"])) & (p < float(r["bin_high"]))
+            assert int(r["cells"]) == inside.sum()
+            assert float(r["mean_probability"]) == pytest.approx(p[inside].mean(), abs=1e-6)
+            assert float(r["match_rate"]) == pytest.approx(labels[ids == cid][inside].mean(),
+                                                           abs=1e-6)
 
 
 def test_pngs(tmp_path, split_data):
@@ -113,7 +138,7 @@ def test_per_criterion_csv(tmp_path, split_data):
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["criterion"] for row in rows] == CRITERIA
-    assert list(rows[0]) == ["criterion", "threshold", "temperature", "precision", "recall",
+    assert list(rows[0]) == ["criterion", "threshold", "slope", "bias", "precision", "recall",
                              "f1", "f1_low", "f1_high", "ece_raw", "ece", "support"]
     ids, labels = np.array(split_data["ids"]), split_data["labels"]
     _, pred = _decided(split_data)

@@ -1,5 +1,5 @@
 """A run's decisions end to end on the tiny model: selection metric, per-criterion
-thresholds and temperatures in the checkpoint and used by predict, intervals, evidence,
+thresholds and the calibrator in the checkpoint and used by predict, intervals, evidence,
 cm compare, and the sentence level."""
 
 import csv
@@ -76,6 +76,30 @@ def test_summary_leads_with_the_nine_criterion_macro_f1_and_its_interval(run):
         np.mean([metrics[f"test_tuned/{c}/f1"] for c in CRITERIA]))
 
 
+def test_the_tf_idf_floor_is_scored_and_shown_beside_the_model(run):
+    result, printed = run
+    metrics = result.metrics
+    for split in ("val", "test"):
+        value = metrics[f"floor/{split}/post_macro_f1"]
+        assert 0 <= metrics[f"floor/{split}/post_macro_f1_low"] <= value <= metrics[
+            f"floor/{split}/post_macro_f1_high"] <= 1
+        assert value == pytest.approx(np.mean([metrics[f"floor/{split}/{c}/f1"]
+                                               for c in CRITERIA]))
+    assert "TF-IDF floor, test" in printed
+    floor, model = metrics["floor/test/post_macro_f1"], metrics["test_tuned/post_macro_f1"]
+    verdict = "does not beat the TF-IDF floor" if model <= floor else "beats the TF-IDF floor"
+    assert f"{verdict} on test" in printed and f"{floor:.3f}" in printed
+
+
+def test_calibration_is_kept_only_where_it_does_not_raise_val_ece(run):
+    result, printed = run
+    metrics = result.metrics
+    assert metrics["val_tuned/ece"] <= metrics["val_tuned/ece_raw"]
+    assert metrics["test_tuned/ece_low"] <= metrics["test_tuned/ece"] <= metrics[
+        "test_tuned/ece_high"]
+    assert "calibration kept on val: " in printed
+
+
 def test_best_epoch_is_the_selection_metrics_best(run):
     result, _ = run
     history = json.loads((result.directory / "history.json").read_text())
@@ -87,10 +111,14 @@ def test_checkpoint_carries_the_decision_and_predict_uses_it(run, tmp_path):
     result, _ = run
     checkpoint = load_checkpoint(result.directory / "checkpoint")
     meta = checkpoint.meta
-    assert set(meta["thresholds"]) == set(meta["temperatures"]) == set(CRITERIA)
+    calibrator = meta["calibrator"]
+    assert set(meta["thresholds"]) == set(calibrator["biases"]) == set(CRITERIA)
+    assert calibrator["kept"] in ("none", "prior", "platt")
+    assert result.metrics["calibration/platt_kept"] == float(calibrator["kept"] == "platt")
     for cid in CRITERIA:
         assert meta["thresholds"][cid] == result.metrics[f"test_tuned/{cid}/threshold"]
-        assert meta["temperatures"][cid] == result.metrics[f"temperature/{cid}"]
+        assert calibrator["biases"][cid] == result.metrics[f"calibration/{cid}/bias"]
+        assert calibrator["slopes"][cid] == result.metrics[f"calibration/{cid}/slope"]
     with (result.directory / "test_predictions.csv").open() as handle:
         logged = list(csv.DictReader(handle))
     post = logged[0]["post_id"]
@@ -120,10 +148,13 @@ def test_compare_with_itself_is_zero(run):
 
 def test_thresholds_global_and_fixed(tmp_path):
     fixed = engine.run_experiment(small(tmp_path, "eval.thresholds=0.4",
-                                        "eval.calibration=none", "eval.evidence=false"),
+                                        "eval.calibration=none", "eval.evidence=false",
+                                        "eval.floor=false"),
                                   console=quiet())
+    assert not [k for k in fixed.metrics if k.startswith("floor/")]
     assert {fixed.metrics[f"test_tuned/{c}/threshold"] for c in CRITERIA} == {0.4}
-    assert {fixed.metrics[f"temperature/{c}"] for c in CRITERIA} == {1.0}
+    assert {fixed.metrics[f"calibration/{c}/slope"] for c in CRITERIA} == {1.0}
+    assert fixed.metrics["calibration/prior_kept"] == fixed.metrics["calibration/platt_kept"] == 0
     assert "test_tuned/evidence_hit_at_1" not in fixed.metrics
     shared = engine.run_experiment(small(tmp_path, "eval.thresholds=global",
                                          "eval.evidence=false"), console=quiet())
@@ -144,6 +175,8 @@ def test_sentence_level_runs_end_to_end(tmp_path):
     posts = {r["post_id"] for r in rows}
     assert result.metrics["test_tuned/post_n_posts"] == len(posts)
     assert result.metrics["test_tuned/n"] == len(rows)  # pair scores over sentences
+    assert result.metrics["floor/test/post_n_posts"] == len(posts)  # the floor reads posts
+    assert result.metrics["floor/test/n"] == len(posts) * len(CRITERIA)
     checkpoint = load_checkpoint(result.directory / "checkpoint")
     scored = predict(checkpoint, [("new", "I can't sleep at all. The weather is nice.")])
     assert [r["criterion_id"] for r in scored] == CRITERIA  # one row per post and criterion

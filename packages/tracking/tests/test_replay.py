@@ -91,7 +91,7 @@ def test_eval_only_reproduces_every_metric_exactly(logged):
     best_val = {k.removeprefix("best/"): v for k, v in before.items()  # scores, not timings
                 if k.startswith(("best/val", "best/test"))}
     assert best_val and {k: after[k] for k in best_val} == best_val
-    assert after["temperature/A.1"] == before["temperature/A.1"]
+    assert after["calibration/A.1/bias"] == before["calibration/A.1/bias"]
     assert outcome.compared > 60 and outcome.changed == ()
 
 

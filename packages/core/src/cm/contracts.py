@@ -52,6 +52,12 @@ class Loss(Protocol):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """``logits [B, num_logits]`` -> P(match) ``[B]``, as the loss was trained."""
 
+    # Optional (not checked when built, so older losses keep working):
+    # ``prior_shift: float | None``, the log-odds the loss's class weighting adds to
+    # ``probabilities`` (``bce`` with ``pos_weight`` w: ``log w``; 0.0: none), which
+    # calibration subtracts first; None: the loss cannot say (``focal``). A loss without it
+    # is treated as None, with a note in the run's summary.
+
 
 class LossFactory(Protocol):
     def __call__(self, options: Any, *, pos_weight: float | None) -> Loss:
@@ -87,6 +93,12 @@ class TrackerFactory(Protocol):
 
 # kind -> the protocol a factory's result must satisfy when the registry builds it
 REQUIRED = {"pooling": Pooling, "loss": Loss}
+
+# kind -> how its factory is called: ``factory(options, **keywords of __call__)``
+FACTORIES = {"head": HeadFactory, "pooling": PoolingFactory, "loss": LossFactory,
+             "optimizer": OptimizerFactory, "scheduler": SchedulerFactory,
+             "optimization": OptimizationFactory, "dataset": DatasetFactory,
+             "tracker": TrackerFactory}
 
 
 def missing_members(obj, protocol) -> list[str]:

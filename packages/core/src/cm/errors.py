@@ -25,6 +25,11 @@ def suggest(name, known):
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def first_line(text: str) -> str:
+    """The first line of an error message, for one-line reports."""
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
 class JobFailed(UserError):
     """The job ran and did not succeed (every sweep trial failed, a replay beyond its
     tolerance); the message says what happened and where to look."""

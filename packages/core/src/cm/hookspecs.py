@@ -103,7 +103,9 @@ def epoch_ended(run, epoch, metrics):
 
 @hookspec
 def evaluated(run, split, metrics, artifacts):
-    """A split was evaluated: ``metrics`` maps names to floats, ``artifacts`` names to paths."""
+    """A split was evaluated: ``metrics`` maps names to floats, ``artifacts`` names to paths.
+    A group of runs (seeds, folds) calls it once with split ``"group"``: its aggregate's
+    files (its metrics are the run's own, ``run.metrics``)."""
 
 
 @hookspec

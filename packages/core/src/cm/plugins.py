@@ -18,6 +18,7 @@ import pluggy
 
 from cm import hookspecs
 from cm.errors import suggest
+from cm.plugin_intent import meant_components
 
 GROUP = "cm"
 ENV_LISTS = ("CM_PLUGINS", "CM_DISABLE_PLUGINS")  # allowlist, blocklist
@@ -40,6 +41,8 @@ class PluginFailure:
     info: PluginInfo
     error: str
     traceback: str = ""  # where it failed, for ``cm plugins --verbose``
+    # (kind, name) of the components it meant to register and did not
+    components: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.define
@@ -88,12 +91,15 @@ def discover(entry_points=None, allow=None, block=frozenset()) -> Plugins:
             manager.register(plugin, name=info.name)
         except Exception as exc:  # noqa: BLE001 - any import error must not take cm down
             plugins.failures.append(PluginFailure(info, f"{type(exc).__name__}: {exc}",
-                                                  traceback.format_exc()))
+                                                  traceback.format_exc(),
+                                                  meant_components(entry_point.module)))
             continue
         unknown = unknown_hooks(manager, plugin)
         if unknown:
             manager.unregister(plugin)
-            plugins.failures.append(PluginFailure(info, "; ".join(unknown)))
+            plugins.failures.append(PluginFailure(info, "; ".join(unknown),
+                                                  components=meant_components(
+                                                      entry_point.module)))
             continue
         plugins.loaded[info.name] = info
     return plugins

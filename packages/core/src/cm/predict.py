@@ -1,4 +1,5 @@
-"""Scoring new posts with a checkpoint: per post and criterion, the calibrated P(match) and
+"""Scoring new posts with a checkpoint: per post and criterion, P(match) after the run's
+calibration (the steps its validation kept, ``meta.json`` ``calibrator.kept``) and
 the decision at the run's thresholds; for a match, the top sentence as evidence; for long
 posts, the window (as a post-token span) that drove the score."""
 
@@ -85,7 +86,8 @@ def check_output(out: Path | None) -> None:
 
 
 def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) -> list[dict]:
-    """Per post and criterion: the calibrated P(match) and the decision at the criterion's
+    """Per post and criterion: P(match) through the checkpoint's calibrator (whichever steps
+    its validation kept: none, the loss's prior shift, Platt) and the decision at the criterion's
     threshold (both as the run fitted them on val); for a match, the top sentence as
     evidence (char span and calibrated score; its text only ``with_text``); for posts split
     into windows, the window that drove the score."""
@@ -93,7 +95,7 @@ def predict(checkpoint, posts, *, batch_size=64, device="cpu", with_text=False) 
     experiment, meta = checkpoint.experiment, checkpoint.meta
     if "thresholds" not in meta:
         raise UserError("this checkpoint has no decision (per-criterion thresholds and "
-                        "temperatures): it was saved before its run's final evaluation, or by "
+                        "calibrator): it was saved before its run's final evaluation, or by "
                         "an older cm; use the checkpoint of a finished run, or re-score it "
                         "with `cm replay --run-id ID --eval-only`")
     decision = Decision.from_meta(meta)

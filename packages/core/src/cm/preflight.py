@@ -12,6 +12,7 @@ from pathlib import Path
 import attrs
 
 from cm.errors import UserError
+from cm.factories import check_factories
 
 
 def writable_directory(path, what) -> None:
@@ -31,7 +32,8 @@ def writable_directory(path, what) -> None:
 
 def problems(experiment, registry=None) -> list[str]:
     """Everything ``cm run`` and ``cm sweep`` would refuse beyond the file itself, found
-    with nothing written (``cm config validate`` asks this too): the device and the
+    with nothing written (``cm config validate`` asks this too): the components' factories
+    (imported, checked against their contracts), the device and the
     optimizations on it (conflicts included), the output folder, the dataset (every split
     non-empty), room for every criterion in ``data.max_length``, the criterion
     ``hpo.metric`` names. One line per problem; the data checks need the data to load."""
@@ -43,11 +45,11 @@ def problems(experiment, registry=None) -> list[str]:
 def examine(experiment, registry) -> tuple[list[str], object]:
     """``problems``' lines, and the data the data check loaded (None when it could not)."""
     found, prepared = [], None
-    for check in (check_device, check_output, check_data):
+    for check in (check_factories, check_device, check_output, check_data):
         try:
             result = check(experiment, registry)
         except UserError as exc:
-            found += str(exc).splitlines()
+            found += [line for line in str(exc).splitlines() if line not in found]
         else:
             prepared = result if result is not None else prepared
     return found, prepared

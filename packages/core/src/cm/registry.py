@@ -5,7 +5,6 @@ built: ``cm plugins`` and ``cm config`` then list and validate every component (
 need the attrs options classes) without importing torch."""
 
 import functools
-import importlib
 import os
 import traceback
 from collections.abc import Callable
@@ -15,22 +14,16 @@ import attrs
 from cm.config.decode import structure
 from cm.config.dump import to_dict
 from cm.contracts import REQUIRED, missing_members
-from cm.errors import PluginError, suggest
+from cm.errors import PluginError, first_line, suggest
+from cm.factories import import_factory
 from cm.hookspecs import KINDS
+from cm.plugin_intent import meant_components
 from cm.plugins import ENV_LISTS, PluginFailure, PluginInfo, Plugins, installed_plugins
 
 
 @attrs.frozen
 class NoOptions:
     """Options class of a component that takes no options."""
-
-
-def load_factory(factory):
-    """A callable as is; ``"module:attr"`` imported (the module is imported once by Python)."""
-    if callable(factory):
-        return factory
-    module, _, attr = factory.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 @attrs.frozen
@@ -43,8 +36,9 @@ class Component:
 
     def build(self, options=None, **kwargs):
         """Call the factory with its options (defaults when None) and runtime arguments;
-        a result lacking what its kind's contract requires fails naming the plugin."""
-        factory = load_factory(self.factory)
+        a factory that does not import or take its contract's arguments, or a result
+        lacking what its kind's contract requires, fails naming the plugin."""
+        factory = import_factory(self)
         built = factory(self.options() if options is None else options, **kwargs)
         protocol = REQUIRED.get(self.kind)
         missing = missing_members(built, protocol) if protocol else []
@@ -80,7 +74,12 @@ class Registry:
         table = self.components[kind]
         if name not in table:
             error = UnknownComponent(kind, name, table)
-            if self.failures:
+            meant = self.failed_providers(kind, name)
+            if meant:
+                error.args = (f"{error}; {meant[0].info} meant to provide it and failed: "
+                              f"{first_line(meant[0].error)} (fix or reinstall it; "
+                              "`cm plugins --verbose` shows where it failed)",)
+            elif self.failures:
                 failed = ", ".join(sorted({f.info.name for f in self.failures}))
                 error.args = (f"{error}; plugins that failed to load: {failed} "
                               "(see `cm plugins`)",)
@@ -97,6 +96,10 @@ class Registry:
 
     def names(self, kind) -> list[str]:
         return sorted(self.components[kind])
+
+    def failed_providers(self, kind, name) -> list[PluginFailure]:
+        """The failures of plugins that meant to register this component."""
+        return [f for f in self.failures if (kind, name) in f.components]
 
 
 def excluded_by_env(plugins: Plugins) -> str:
@@ -119,9 +122,10 @@ def _registrar(kind, table, provider, added, clashes):
         if not attrs.has(options):
             raise TypeError(f"{kind} {name!r}: options must be an attrs class, got {options!r}")
         if name in table:
-            clashes.append(f"{kind} {name!r} is already registered by {table[name].provider}; "
-                           f"this one is left out: rename it, or disable this plugin with "
-                           f"CM_DISABLE_PLUGINS={provider.name}")
+            clashes.append((name, f"{kind} {name!r} is already registered by "
+                                  f"{table[name].provider}; this one is left out: rename it, "
+                                  "or disable this plugin with "
+                                  f"CM_DISABLE_PLUGINS={provider.name}"))
             return
         problems = default_problems(options)
         if problems:
@@ -171,9 +175,19 @@ def build_registry(plugins: Plugins) -> Registry:
                 for name in added:
                     del table[name]
                 error = f"{hook_name} raised {type(exc).__name__}: {exc}"
-                plugins.failures.append(PluginFailure(provider, error, traceback.format_exc()))
-            plugins.failures.extend(PluginFailure(provider, clash) for clash in clashes)
+                plugins.failures.append(PluginFailure(provider, error, traceback.format_exc(),
+                                                      _meant(kind, added, impl.plugin)))
+            plugins.failures.extend(PluginFailure(provider, clash, components=((kind, name),))
+                                    for name, clash in clashes)
     return Registry(components, plugins)
+
+
+def _meant(kind, added, plugin) -> tuple[tuple[str, str], ...]:
+    """The components of ``kind`` a plugin whose hook raised meant to register: those it
+    registered before raising (rolled back), and those its source names after."""
+    read = meant_components(getattr(plugin, "__name__", ""))
+    return tuple(dict.fromkeys([*((kind, name) for name in added),
+                                *(pair for pair in read if pair[0] == kind)]))
 
 
 @functools.cache

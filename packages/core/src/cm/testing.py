@@ -1,5 +1,6 @@
-"""Test helpers for cm and for plugins written for it, installed as a pytest plugin (entry
-point ``cm`` of group ``pytest11``): any project with cm-core installed gets these fixtures.
+"""Test helpers for cm and for plugins written for it. They need no pytest: a script may
+``from cm.testing import TINY_RUN``. ``cm.pytest_plugin`` (entry point ``cm`` of group
+``pytest11``) turns them into fixtures that any project with cm-core installed gets:
 
 - ``tiny_experiment(*sets, **tables)`` -> a decoded ``Experiment``: the post-level demo
   experiment shipped in cm-core (``DEMO_EXPERIMENT``: ``demo-posts.toml``, offline tiny
@@ -15,14 +16,12 @@ point ``cm`` of group ``pytest11``): any project with cm-core installed gets the
 ``TINY_RUN`` is a list of ``--set`` overrides that make the demo a DeBERTaV3-shaped run
 training in seconds on CPU (one layer, hidden 32, 64-token pairs, one epoch, 40/30/30 splits
 so val and test hold enough positives, sentence evidence not scored: add
-``eval.evidence=true`` where a test needs it). Heavy modules are imported inside the fixtures, so
+``eval.evidence=true`` where a test needs it). Heavy modules are imported inside the helpers, so
 the plugin costs nothing at pytest start.
 """
 
 from importlib.resources import files
 from pathlib import Path
-
-import pytest
 
 TINY_RUN = ["model.tiny.hidden_size=32", "model.tiny.num_heads=2", "model.tiny.num_layers=1",
             "model.tiny.intermediate_size=64", "data.max_length=64", "data.stride=16",
@@ -56,16 +55,6 @@ def make_tiny_experiment(output_dir, *sets, registry=None, **tables):
     return decode(raw, source=f"{DEMO_EXPERIMENT} (tiny)", registry=registry or get_registry())
 
 
-@pytest.fixture
-def tiny_experiment(tmp_path):
-    """``tiny_experiment(*sets, **tables)`` -> a decoded tiny Experiment (see the module)."""
-
-    def make(*sets, **tables):
-        return make_tiny_experiment(tmp_path / "outputs", *sets, **tables)
-
-    return make
-
-
 def run_quietly(experiment, **kwargs):
     """``cm.train.engine.run_experiment`` printing nothing unless given a ``console``."""
     from rich.console import Console
@@ -74,18 +63,6 @@ def run_quietly(experiment, **kwargs):
 
     kwargs.setdefault("console", Console(quiet=True))
     return run_experiment(experiment, **kwargs)
-
-
-@pytest.fixture
-def run_tiny():
-    """``run_tiny(experiment, **kwargs)`` -> the finished Run of ``cm run``."""
-    return run_quietly
-
-
-@pytest.fixture
-def train_context(tiny_experiment):
-    """``train_context(*sets, **tables)`` -> a TrainContext ready for ``apply``."""
-    return lambda *sets, **tables: build_train_context(tiny_experiment(*sets, **tables))
 
 
 def build_train_context(experiment, device="cpu"):

@@ -65,7 +65,8 @@ class MlflowTracker:
             self._reopen(run.links["mlflow"]["run_id"], run)
             return
         corpus = run.prepared.corpus
-        tags = {**run_tags(run), **dataset_tags(run.experiment, corpus), **self.options.tags}
+        tags = {**run_tags(run), **dataset_tags(run.experiment, corpus), **parent_tags(run),
+                **self.options.tags}
         experiment_id = self.experiment_id()
         started = self.client.create_run(experiment_id, run_name=run.directory.name,
                                          tags=clip(tags))
@@ -269,6 +270,15 @@ def run_tags(run) -> dict:
     tags.update(git_tags())
     tags.update({f"cm.version.{name}": version for name, version in versions().items()})
     return tags
+
+
+def parent_tags(run) -> dict:
+    """A member of a group (seeds, folds) is nested under the group's run, as a sweep's
+    trials are under the study's: the same ``mlflow.parentRunId`` tag."""
+    parent = run.parent.links.get("mlflow") if run.parent is not None else None
+    if parent is None:
+        return {}
+    return {"mlflow.parentRunId": parent["run_id"], "cm.group_member": run.directory.name}
 
 
 def git_tags() -> dict:

@@ -1,10 +1,14 @@
 """Binary match losses: logits [N, num_logits] and 0/1 labels [N] -> a scalar.
 
 Each loss owns ``num_logits`` (so the engine sizes the head from the loss, not the other
-way round) and ``probabilities`` (so evaluation turns logits into P(match) the same way
-the loss was trained). ``pos_weight`` is n_neg / n_pos from the train split, or None when
-the caller does not know it; ReDSM5 criteria are mostly negatives, hence the weighting.
+way round), ``probabilities`` (so evaluation turns logits into P(match) the same way the
+loss was trained) and ``prior_shift`` (the log-odds its weighting adds to those
+probabilities, which calibration subtracts; None where no such constant exists).
+``pos_weight`` is n_neg / n_pos from the train split, or None when the caller does not
+know it; ReDSM5 criteria are mostly negatives, hence the weighting.
 """
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +46,11 @@ class BCELoss(nn.Module):
     def probabilities(self, logits):
         return torch.sigmoid(_single(logits))
 
+    @property
+    def prior_shift(self) -> float:
+        """Weighting positives by w multiplies the fitted odds by w: log w."""
+        return 0.0 if self.pos_weight is None else math.log(float(self.pos_weight))
+
 
 def bce(options: BCEOptions, pos_weight: float | None) -> BCELoss:
     if options.pos_weight is not None:
@@ -77,6 +86,14 @@ class WeightedCELoss(nn.Module):
     def probabilities(self, logits):
         return torch.softmax(logits, dim=-1)[:, 1]
 
+    @property
+    def prior_shift(self) -> float:
+        """Class weights [w0, w1] multiply the fitted odds by w1 / w0 (label smoothing also
+        pulls probabilities toward 0.5; the Platt step fits what remains)."""
+        if self.class_weights is None:
+            return 0.0
+        return math.log(float(self.class_weights[1] / self.class_weights[0]))
+
 
 def weighted_ce(options: WeightedCEOptions, pos_weight: float | None) -> WeightedCELoss:
     weights = options.class_weights
@@ -90,6 +107,9 @@ class FocalLoss(nn.Module):
     confidently-right pairs (most negatives here) stop dominating the gradient."""
 
     num_logits = 1
+    # (1 - p_t) ** gamma and alpha distort the probabilities, not by a constant log-odds:
+    # nothing to subtract, the Platt step of calibration is what corrects them.
+    prior_shift = None
 
     def __init__(self, gamma: float = 2.0, alpha: float | None = 0.25):
         super().__init__()

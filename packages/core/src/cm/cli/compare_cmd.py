@@ -23,16 +23,26 @@ def compare(run_a, run_b, resamples, seed, as_json, tracking_uri):
     macro-F1 first) with its 95% interval, resampling the same test posts for both.
 
     RUN_A and RUN_B are run directories (outputs/<name>/<timestamp>), or ids of tracked runs
-    (cm-tracking: MLflow run ids). Runs whose test pairs differ are refused (exit 2).
+    (cm-tracking: MLflow run ids); or two group folders (cm run --seeds N, data.folds = K):
+    their runs paired in order, the mean paired difference with an interval pooled over
+    the pairs and the resampled posts. Runs whose test pairs differ are refused (exit 2).
     """
+    from cm.errors import UserError
     from cm.evaluate.compare import compare as run_compare
     from cm.evaluate.compare import ordered
+    from cm.evaluate.groups import is_group, member_dirs
 
+    groups = [is_group(Path(run)) for run in (run_a, run_b)]
+    if groups[0] != groups[1]:
+        raise UserError(f"{(run_a, run_b)[groups.index(True)]} is a group of runs and the "
+                        "other a single run: compare two groups, or two runs (a member's "
+                        "folder inside the group)")
     with scratch() as into:
-        a, b = (Path(run) if Path(run).is_dir() else
-                fetch(run, "predictions", tracking_uri, into / name)
-                for name, run in (("a", run_a), ("b", run_b)))
-        result = run_compare(a, b, seed=seed, resamples=resamples)
+        runs = [member_dirs(Path(run)) if group else
+                [Path(run) if Path(run).is_dir() else
+                 fetch(run, "predictions", tracking_uri, into / name)]
+                for name, run, group in zip("ab", (run_a, run_b), groups, strict=True)]
+        result = run_compare(*runs, seed=seed, resamples=resamples)
     if as_json:
         click.echo(json.dumps({name: result[name] for name in ordered(result)}, indent=2))
         return
@@ -40,13 +50,16 @@ def compare(run_a, run_b, resamples, seed, as_json, tracking_uri):
 
     from cm import terminal
 
-    table = Table(title=f"test, A - B ({resamples} paired resamples)", title_justify="left")
-    for column in ("metric", "A", "B", "A - B", "95% interval"):
+    paired = ", runs paired in order" if groups[0] else ""
+    table = Table(title=f"test, A - B ({resamples} paired resamples{paired})",
+                  title_justify="left")
+    for column in ("metric", "A", "B", "A - B", "95% interval", "excludes 0"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for name in ordered(result):
         row = result[name]
         table.add_row(name, f"{row['a']:.4f}", f"{row['b']:.4f}", f"{row['difference']:+.4f}",
-                      f"[{row['low']:+.4f}, {row['high']:+.4f}]")
+                      f"[{row['low']:+.4f}, {row['high']:+.4f}]",
+                      "yes" if row["excludes_zero"] else "no")
     console = terminal.console()
     console.print(f"A = {run_a}\nB = {run_b}", soft_wrap=True, markup=False, highlight=False)
     console.print(table)

@@ -3,6 +3,7 @@
 import click
 
 from cm.cli.params import experiment_argument, load
+from cm.cli.plugin_checks import load_checked
 from cm.config.dump import dumps
 
 
@@ -30,6 +31,6 @@ def validate(experiment_file, overrides):
     to check (checking it may create it)."""
     from cm.preflight import check
 
-    experiment = load(experiment_file, overrides)
+    experiment = load_checked(experiment_file, overrides)
     check(experiment)
     click.echo(f"{experiment_file}: valid experiment {experiment.name!r}")

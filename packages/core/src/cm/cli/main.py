@@ -8,7 +8,16 @@ import os
 import click
 
 from cm import __version__
-from cm.cli import bench_cmd, compare_cmd, config_cmd, data_cmd, export_cmd, plugins_cmd, run_cmd
+from cm.cli import (
+    bench_cmd,
+    compare_cmd,
+    config_cmd,
+    data_cmd,
+    export_cmd,
+    new_cmd,
+    plugins_cmd,
+    run_cmd,
+)
 from cm.cli.boundary import guard
 
 # transformers warns about every long text it tokenizes; cm truncates or windows them itself.
@@ -59,3 +68,4 @@ cli.add_command(run_cmd.predict)
 cli.add_command(bench_cmd.bench)
 cli.add_command(compare_cmd.compare)
 cli.add_command(export_cmd.export)
+cli.add_command(new_cmd.new)

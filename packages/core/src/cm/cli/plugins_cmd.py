@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cm import terminal
+from cm.errors import PluginError, first_line
 from cm.registry import KINDS, get_registry
 
 
@@ -77,12 +78,17 @@ def listing(registry) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--verbose", "-v", is_flag=True, help="Show where each failed plugin failed "
               "(its traceback).")
-def plugins(kind, as_json, verbose):
+@click.option("--check", is_flag=True, help="Import every factory and check it takes its "
+              "contract's arguments; exit 2 naming each one that does not.")
+def plugins(kind, as_json, verbose, check):
     """List registered components grouped by kind, their provider and their options.
 
     Plugins are entry points of group 'cm'. CM_PLUGINS=a,b loads only those plugins;
     CM_DISABLE_PLUGINS=a,b skips them.
     """
+    if check:
+        check_every_factory(get_registry(), kind)
+        return
     data = listing(get_registry())
     if kind:
         data["components"] = {kind: data["components"][kind]}
@@ -112,3 +118,23 @@ def plugins(kind, as_json, verbose):
         console.print("(cm plugins --verbose shows where they failed)")
     if data["excluded"]:
         console.print("excluded by CM_PLUGINS / CM_DISABLE_PLUGINS: " + ", ".join(data["excluded"]))
+
+
+def check_every_factory(registry, kind=None) -> None:
+    """``cm plugins --check``: every component's factory imported and checked; a plugin
+    that failed to load is a problem too."""
+    from cm.factories import FactoryError, import_factory
+
+    components = [c for k, table in registry.components.items() if kind in (None, k)
+                  for c in table.values()]
+    problems = [f"plugin {f.info} failed: {first_line(f.error)} (`cm plugins --verbose` "
+                "shows where)" for f in registry.failures]
+    for component in components:
+        try:
+            import_factory(component)
+        except FactoryError as error:
+            problems.append(str(error))
+    if problems:
+        raise PluginError("\n".join(problems))
+    click.echo(f"{len(components)} components: every factory imports and takes its "
+               "contract's arguments")

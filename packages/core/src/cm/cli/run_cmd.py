@@ -4,29 +4,38 @@ from pathlib import Path
 
 import click
 
-from cm.cli.params import experiment_argument, load
+from cm.cli.params import experiment_argument
+from cm.cli.plugin_checks import load_checked
 from cm.cli.run_source import fetch, scratch, tracking_uri_option
 
 
 @click.command()
 @experiment_argument(required=False)
 @click.option("--dry-run", is_flag=True,
-              help="Stop after the one-batch dry run (tokenization, shapes, devices, loss).")
+              help="Stop after the one-batch dry run (tokenization, shapes, devices, loss); "
+                   "of a group, its first run's.")
+@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+              help="Repeat over N seeds (seed, seed+1, ...; the split stays the seed's): a "
+                   "group of runs with their aggregate and ensemble.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Continue the stopped run in this folder from its last saved state, with "
                    "its own config (FILE and --set may only change train.save_every_steps).")
-def run(experiment_file, overrides, dry_run, resume_dir):
-    """Train and evaluate one model described by EXPERIMENT_FILE.
+def run(experiment_file, overrides, dry_run, seeds, resume_dir):
+    """Train and evaluate one model described by EXPERIMENT_FILE; with --seeds N or
+    data.folds = K, a group of them (one per seed and fold).
 
     Outputs (resolved config, best checkpoint, reports, plots, metrics) go to
-    <output_dir>/<name>/<timestamp>/.
+    <output_dir>/<name>/<timestamp>/; a group's runs go inside that folder, beside its
+    aggregate.json and summary.md.
     """
     from cm.train.engine import run_experiment
+    from cm.train.group import is_group, members, run_group
 
     resume = None
     if resume_dir is not None:
-        if dry_run:
-            raise click.UsageError("--dry-run and --resume do not go together")
+        if dry_run or seeds > 1:
+            raise click.UsageError("--resume continues one run: not with --dry-run or --seeds "
+                                   "(resume a group's runs one by one, by their folders)")
         from cm.registry import get_registry
         from cm.train.resume import open_resume
 
@@ -35,8 +44,13 @@ def run(experiment_file, overrides, dry_run, resume_dir):
     elif experiment_file is None:
         raise click.UsageError("give the EXPERIMENT_FILE to run, or --resume RUN_DIR")
     else:
-        experiment = load(experiment_file, overrides)
-    result = run_experiment(experiment, dry=dry_run, resume=resume)
+        experiment = load_checked(experiment_file, overrides)
+    if dry_run:
+        result = run_experiment(members(experiment, seeds)[0].experiment, dry=True)
+    elif resume is None and is_group(experiment, seeds):
+        result = run_group(experiment, seeds)
+    else:
+        result = run_experiment(experiment, resume=resume)
     click.echo(f"{'dry run' if dry_run else 'run'} {result.status.lower()}: {result.directory}")
 
 

@@ -33,6 +33,19 @@ class Spec:
         cls.kind = kind
 
 
+def used_components(obj, path="$"):
+    """(path, Spec) for every component an experiment names: ``$.model.head``, ..."""
+    if isinstance(obj, Spec):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from used_components(value, f"{path}.{key}")
+    elif attrs.has(type(obj)):
+        for attribute in attrs.fields(type(obj)):
+            yield from used_components(getattr(obj, attribute.name),
+                                       f"{path}.{attribute.name}")
+
+
 def spec_class(kind: str) -> type[Spec]:
     """The ``Spec`` subclass for one kind of component declared in ``cm.hookspecs``."""
     name = f"{kind.title()}Spec"
@@ -76,11 +89,27 @@ class DataConfig:
     truncation: Literal["head", "head_tail", "windows"] = "head"
     stride: int = field(default=128, validator=ge(0))
     window_aggregation: Literal["max", "mean"] = "max"
+    split_seed: int | None = field(default=None, validator=attrs.validators.optional(
+        [ge(0), le(2**32 - 1)]))  # None: the experiment's seed (a seed repeat fixes it)
+    # cross-validation: the train+val posts cut into ``folds`` folds (cm run trains one
+    # model per fold); ``fold`` (1..folds) names the fold one run validates on
+    folds: int | None = field(default=None, validator=attrs.validators.optional(
+        [ge(2), le(100)]))
+    fold: int | None = field(default=None, validator=attrs.validators.optional(ge(1)))
+
+    @property
+    def all_folds(self) -> bool:
+        """``folds`` without ``fold``: one run per fold (``cm run`` makes them a group)."""
+        return self.folds is not None and self.fold is None
 
     def check(self):
         """Cross-field rules: (field, message) pairs."""
         if self.stride >= self.max_length:
             yield "stride", f"must be smaller than max_length ({self.max_length})"
+        if self.fold is not None and self.folds is None:
+            yield "fold", "names a cross-validation fold: set data.folds too, or remove it"
+        elif self.fold is not None and self.fold > self.folds:
+            yield "fold", f"must be 1 .. data.folds ({self.folds}); got {self.fold}"
 
 
 @frozen
@@ -152,9 +181,12 @@ class EvalConfig:
     """How validation sets the decisions and probabilities of a run (``cm.evaluate``)."""
 
     thresholds: str | float = field(default="per_criterion", validator=_thresholds)
-    calibration: Literal["global", "per_criterion", "none"] = "global"
+    # "platt": the loss's prior shift undone, then a Platt calibrator; "prior": the shift
+    # only; "none". Each step kept only where it helps on val (cm.evaluate.calibrator).
+    calibration: Literal["platt", "prior", "none"] = "platt"
     bootstrap_resamples: int = field(default=1000, validator=[ge(100), le(limits.RESAMPLES)])
     evidence: bool = True  # rank sentences as evidence and score hit@1/hit@3 on val and test
+    floor: bool = True  # fit the TF-IDF + logistic-regression floor and score it beside
 
 
 CHOICE_TYPES = (bool, int, float, str, list, dict)  # TOML values a categorical may take

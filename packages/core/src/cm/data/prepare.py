@@ -6,7 +6,7 @@ import attrs
 
 from cm.data.pairs import build_pairs, label_matrix
 from cm.data.records import Corpus, PairSample
-from cm.data.splits import SPLITS, split_posts
+from cm.data.splits import SPLITS, fold_posts, split_posts
 from cm.errors import UserError
 
 
@@ -36,11 +36,24 @@ def prepare(experiment, registry) -> Prepared:
     and split posts (seeded)."""
     corpus = registry.build(experiment.data.dataset)
     pairs, skipped = build_pairs(corpus, experiment.data.level)
-    split_of = split_posts([p.post_id for p in corpus.posts], label_matrix(corpus),
-                           experiment.data.split, experiment.seed)
+    split_of = post_splits(experiment.data, corpus, experiment.seed)
     prepared = Prepared(corpus, tuple(pairs), split_of, {**corpus.skipped, **skipped})
     check_splits(prepared, experiment.data.split)
     return prepared
+
+
+def post_splits(data, corpus: Corpus, seed: int) -> dict[str, str]:
+    """Each post's split: ``data.split`` drawn with ``data.split_seed`` (else ``seed``); for
+    one fold of a cross-validation (``data.fold``) its fold of the train+val posts is val and
+    the other folds train, test as it is."""
+    split_seed = seed if data.split_seed is None else data.split_seed
+    positives = label_matrix(corpus)
+    split_of = split_posts([p.post_id for p in corpus.posts], positives, data.split, split_seed)
+    if data.fold is None:
+        return split_of
+    fold_of = fold_posts(split_of, positives, data.folds, split_seed)
+    return {pid: "val" if fold_of.get(pid) == data.fold else
+            "test" if split == "test" else "train" for pid, split in split_of.items()}
 
 
 def check_splits(prepared: Prepared, ratios) -> None:

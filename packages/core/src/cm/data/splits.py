@@ -79,6 +79,21 @@ def split_posts(
     return assignment
 
 
+def fold_posts(split_of: dict[str, str], positives: dict[str, frozenset[str]], folds: int,
+               seed: int = 42) -> dict[str, int]:
+    """Fold 1 .. ``folds`` of every train and val post of ``split_of`` (test posts get none).
+
+    Posts are ordered as ``split_posts`` orders them (label pattern, then
+    sha256(seed:post_id)) and dealt round robin: each label pattern spreads evenly over the
+    folds, fold sizes differ by at most one post, and the same posts always land in the
+    same folds, on every machine."""
+    order = sorted(
+        (pid for pid, split in split_of.items() if split != "test"),
+        key=lambda pid: (_stratum(positives.get(pid, frozenset())), _shuffle_key(seed, pid)),
+    )
+    return {post_id: k % folds + 1 for k, post_id in enumerate(order)}
+
+
 def class_balance(pairs: Iterable[PairSample]) -> tuple[int, int, float]:
     """(n_pos, n_neg, pos_weight = n_neg / n_pos) for a weighted BCE loss.
 

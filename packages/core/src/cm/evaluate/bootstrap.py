@@ -3,7 +3,10 @@
 The unit resampled is the post (its cells stay together, as the test split was drawn by
 post). Each resample draws n posts with replacement (seeded); every score is recomputed from
 the resampled confusion counts, so a resample costs one matrix product. Intervals are the
-2.5th and 97.5th percentiles. A paired difference resamples the same posts for both runs.
+2.5th and 97.5th percentiles. A pooled interval scores several statistics (models of
+several seeds or folds, or paired differences ``difference(a, b)``, which resample the same
+posts for both runs) on the same resampled posts and takes the percentiles of all their
+values together: it covers the spread between them as well as the test sample's.
 """
 
 from __future__ import annotations
@@ -102,15 +105,27 @@ def intervals(statistic: Statistic, n_posts: int, seed: int, resamples: int = RE
             for name in point}
 
 
-def paired_differences(a: Statistic, b: Statistic, n_posts: int, seed: int,
-                       resamples: int = RESAMPLES, level: float = LEVEL
-                       ) -> dict[str, dict[str, float]]:
-    """name -> {difference a - b, low, high}: both scored on the same resampled posts."""
+def difference(a: Statistic, b: Statistic) -> Statistic:
+    """The statistic ``a - b``, both scored on the same weights (a paired difference)."""
+    def scored(weights):
+        scores_a, scores_b = a(weights), b(weights)
+        return {name: scores_a[name] - scores_b[name] for name in scores_a if name in scores_b}
+
+    return scored
+
+
+def pooled_intervals(statistics: Sequence[Statistic], n_posts: int, seed: int,
+                     resamples: int = RESAMPLES, level: float = LEVEL
+                     ) -> dict[str, dict[str, float]]:
+    """name -> {mean (of the statistics on the posts as they are), low, high}: every
+    statistic scored on the same ``resamples`` resampled posts, the percentiles taken over
+    all ``len(statistics) * resamples`` values pooled."""
     ones = np.ones((1, n_posts))
-    point_a, point_b = a(ones), b(ones)
     weights = resample_weights(n_posts, seed, resamples)
-    drawn_a, drawn_b = a(weights), b(weights)
-    return {name: {"difference": float(point_a[name][0] - point_b[name][0]),
+    points = [statistic(ones) for statistic in statistics]
+    drawn = [statistic(weights) for statistic in statistics]
+    return {name: {"mean": float(np.mean([point[name][0] for point in points])),
                    **dict(zip(("low", "high"),
-                              interval(drawn_a[name] - drawn_b[name], level), strict=True))}
-            for name in point_a if name in point_b}
+                              interval(np.concatenate([d[name] for d in drawn]), level),
+                              strict=True))}
+            for name in points[0]}

@@ -1,82 +1,28 @@
-"""Temperature scaling of P(match), fitted on validation, and how calibrated a set of
-probabilities is (ECE over 15 equal-width bins, Brier score, reliability diagram).
-
-Scaling works on the probability's logit: ``p' = sigmoid(logit(p) / T)``. For a one-logit
-(sigmoid) head that is exactly temperature scaling of the logit; for a two-logit softmax head
-``logit(p)`` is the logit difference, so it is exactly scaling both logits. ``T`` is fitted by
-minimising the negative log-likelihood on validation; ``T > 1`` softens over-confident scores.
-A monotone map, it changes no ranking and (thresholds tuned after it) no decision.
-"""
+"""How calibrated a set of probabilities is: ECE over 15 equal-width bins (with a bootstrap
+interval over posts), Brier score, reliability per bin (a table per criterion, a diagram).
+What makes them calibrated is ``cm.evaluate.calibrator``."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
-from cm.evaluate.metrics import checked, natural_sorted
+from cm.evaluate.metrics import checked
 
 BINS = 15
-EPS = 1e-7
-LOG_T_BOUNDS = (-4.0, 4.0)  # T between e^-4 and e^4
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p) - np.log1p(-p)
-
-
-def scale(probs: Any, temperature: float) -> np.ndarray:
-    """``probs`` with their logits divided by ``temperature``."""
-    z = _logit(np.asarray(probs, dtype=float)) / temperature
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def _nll(y: np.ndarray, z: np.ndarray, temperature: float) -> float:
-    s = z / temperature  # log(1 + e^s) - y*s, written stably
-    return float(np.mean(np.logaddexp(0.0, s) - y * s))
-
-
-def fit_temperature(labels: Any, probs: Any) -> float:
-    """The temperature minimising validation NLL (1.0 when the labels hold one class only:
-    there is nothing to calibrate against)."""
-    from scipy.optimize import minimize_scalar  # scikit-learn's dependency; slow import
-
-    y, p = checked(labels, probs)
-    if y.min() == y.max():
-        return 1.0
-    z = _logit(p)
-    found = minimize_scalar(lambda log_t: _nll(y, z, np.exp(log_t)), bounds=LOG_T_BOUNDS,
-                            method="bounded", options={"xatol": 1e-6})
-    return float(np.exp(found.x))
-
-
-def fit_temperatures(mode: str, criterion_ids: Sequence[Hashable], labels: Any,
-                     probs: Any) -> dict[str, float]:
-    """Criterion id -> temperature for ``eval.calibration``: ``"global"`` (one fitted on
-    every cell), ``"per_criterion"`` (one per criterion) or ``"none"`` (1.0)."""
-    y, p = checked(labels, probs)
-    ids = np.asarray([str(c) for c in criterion_ids], dtype=object)
-    names = natural_sorted(set(ids))
-    if mode == "none":
-        return dict.fromkeys(names, 1.0)
-    if mode == "global":
-        return dict.fromkeys(names, fit_temperature(y, p))
-    if mode != "per_criterion":
-        raise ValueError(f"calibration must be 'global', 'per_criterion' or 'none': {mode!r}")
-    return {name: fit_temperature(y[ids == name], p[ids == name]) for name in names}
-
-
-def apply(criterion_ids: Sequence[Hashable], probs: Any,
-          temperatures: dict[str, float]) -> np.ndarray:
-    """Each probability scaled by its criterion's temperature."""
-    t = np.asarray([temperatures[str(c)] for c in criterion_ids], dtype=float)
-    return scale(probs, t)
 
 
 def _bins(p: np.ndarray, bins: int) -> np.ndarray:
     return np.minimum((p * bins).astype(np.int64), bins - 1)  # [0, 1/15), ..., [14/15, 1]
+
+
+def ece_resampled(labels: Any, probs: Any, weights: np.ndarray, bins: int = BINS) -> np.ndarray:
+    """ECE under each row of ``weights`` (resamples x cells: how often each cell is drawn)."""
+    y, p = checked(labels, probs)
+    onehot = np.eye(bins)[_bins(p, bins)]  # cells x bins
+    gap = np.abs(weights @ (onehot * (p - y)[:, None]))
+    return gap.sum(axis=1) / weights.sum(axis=1)
 
 
 def ece(labels: Any, probs: Any, bins: int = BINS) -> float:
@@ -96,6 +42,35 @@ def brier(labels: Any, probs: Any) -> float:
     return float(np.mean((p - y) ** 2))
 
 
+def reliability(labels: Any, probs: Any, bins: int = BINS):
+    """Per non-empty bin: its index, the mean probability and the fraction of matches."""
+    y, p = checked(labels, probs)
+    which = _bins(p, bins)
+    count = np.bincount(which, minlength=bins)
+    used = np.flatnonzero(count)
+    mean_p = np.bincount(which, weights=p, minlength=bins)[used] / count[used]
+    rate = np.bincount(which, weights=y, minlength=bins)[used] / count[used]
+    return used, mean_p, rate
+
+
+def reliability_rows(criterion_ids: Any, labels: Any, probs: Any, criteria: Any,
+                     bins: int = BINS) -> list[list]:
+    """Per criterion and non-empty bin: criterion, bin bounds, cells, mean probability,
+    fraction of matches (the reliability diagram of each criterion, as numbers)."""
+    ids = np.asarray([str(c) for c in criterion_ids], dtype=object)
+    y, p = checked(labels, probs)
+    rows = []
+    for cid in criteria:
+        mine = ids == cid
+        if not mine.any():
+            continue
+        counts = np.bincount(_bins(p[mine], bins), minlength=bins)
+        for b, mean_p, rate in zip(*reliability(y[mine], p[mine], bins), strict=True):
+            rows.append([cid, round(b / bins, 6), round((b + 1) / bins, 6), int(counts[b]),
+                         round(float(mean_p), 6), round(float(rate), 6)])
+    return rows
+
+
 def reliability_png(path, labels: Any, before: Any, after: Any, title: str, bins: int = BINS):
     """Mean predicted probability vs fraction of matches per bin, before and after scaling."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -106,13 +81,8 @@ def reliability_png(path, labels: Any, before: Any, after: Any, title: str, bins
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
     for name, probs in (("before", before), ("after", after)):
-        y, p = checked(labels, probs)
-        which = _bins(p, bins)
-        count = np.bincount(which, minlength=bins)
-        used = count > 0
-        mean_p = np.bincount(which, weights=p, minlength=bins)[used] / count[used]
-        rate = np.bincount(which, weights=y, minlength=bins)[used] / count[used]
-        ax.plot(mean_p, rate, marker="o", label=f"{name} (ECE {ece(y, p, bins):.3f})")
+        _, mean_p, rate = reliability(labels, probs, bins)
+        ax.plot(mean_p, rate, marker="o", label=f"{name} (ECE {ece(labels, probs, bins):.3f})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("mean P(match) in bin")

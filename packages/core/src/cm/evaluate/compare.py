@@ -1,31 +1,41 @@
 """``cm compare``: two runs' test decisions, the paired-bootstrap difference of each headline
 score with its 95% interval. Both runs must have scored the same test pairs (same posts,
-criteria, sentences and labels); anything else would compare different questions."""
+criteria, sentences and labels); anything else would compare different questions. Two
+groups of runs (seeds, folds: ``cm.evaluate.groups``) compare run by run, in order."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+import attrs
 import numpy as np
 
 from cm.errors import UserError
-from cm.evaluate.bootstrap import RESAMPLES, Statistic, paired_differences
+from cm.evaluate.bootstrap import RESAMPLES, difference, pooled_intervals
 from cm.evaluate.decisions import Pairs, statistic
 from cm.evaluate.report import PREDICTION_COLUMNS
 
 PREDICTIONS = "test_predictions.csv"  # written by every run (ids and numbers, no text)
-SPLIT_PREDICTIONS = "{split}_predictions.csv"  # val_predictions.csv beside it
 HEADLINE = ("post_macro_f1", "post_micro_f1", "macro_f1", "f1")
 
 
+@attrs.frozen
+class Predicted:
+    """One pair as a run's predictions file holds it."""
+
+    label: int
+    probability: float  # calibrated
+    decision: int
+
+
 def read_predictions(run_dir: Path, split: str = "test"
-                     ) -> dict[tuple[str, str, str], tuple[int, int]]:
-    """(post, criterion, sentence) -> (label, decision) from a run's predictions on ``split``."""
-    name = SPLIT_PREDICTIONS.format(split=split)
-    path = Path(run_dir) / name
+                     ) -> dict[tuple[str, str, str], Predicted]:
+    """(post, criterion, sentence) -> the pair's label, probability and decision, from a
+    run's ``{split}_predictions.csv``."""
+    path = Path(run_dir) / f"{split}_predictions.csv"
     if not path.is_file():
-        raise UserError(f"{run_dir}: no {name}; pass a run directory written by "
+        raise UserError(f"{run_dir}: no {path.name}; pass a run directory written by "
                         "`cm run` (outputs/<name>/<timestamp>) that finished its evaluation, "
                         "or an MLflow run id (with cm-tracking installed)")
     rows = {}
@@ -36,43 +46,63 @@ def read_predictions(run_dir: Path, split: str = "test"
             raise UserError(f"{path}: missing column(s) {sorted(missing)}")
         for row in reader:
             key = (row["post_id"], row["criterion_id"], row["sentence_id"])
-            rows[key] = (int(row["label"]), int(row["decision"]))
+            rows[key] = Predicted(int(row["label"]), float(row["probability"]),
+                                  int(row["decision"]))
     return rows
 
 
-def compare(run_a: Path, run_b: Path, *, seed: int = 0, resamples: int = RESAMPLES) -> dict:
-    """name -> {a, b, difference (a - b), low, high} over the same resampled test posts."""
-    stat_a, stat_b, posts = paired_statistics(run_a, run_b)
-    n_posts = len(posts)
-    differences = paired_differences(stat_a, stat_b, n_posts, seed, resamples)
-    ones = np.ones((1, n_posts))
-    point_a, point_b = stat_a(ones), stat_b(ones)
-    return {name: {"a": float(point_a[name][0]), "b": float(point_b[name][0]), **row}
-            for name, row in differences.items()}
-
-
-def paired_statistics(run_a: Path, run_b: Path, split: str = "test"
-                      ) -> tuple[Statistic, Statistic, tuple[str, ...]]:
-    """The two runs' bootstrap statistics on the same posts of ``split``, and those posts
-    (sorted: the statistics' weight columns); refused when the runs scored different pairs
-    or labels."""
-    a, b = read_predictions(run_a, split), read_predictions(run_b, split)
-    if a.keys() != b.keys():
-        only_a = {k[0] for k in a.keys() - b.keys()}
-        only_b = {k[0] for k in b.keys() - a.keys()}
-        raise UserError(f"the runs scored different {split} pairs: {len(only_a)} post(s) "
-                        f"only in {run_a} (e.g. {sorted(only_a)[:3]}), {len(only_b)} only in "
-                        f"{run_b} (e.g. {sorted(only_b)[:3]}); compare runs with the same data "
-                        "and split (data.*, seed)")
+def scored_pairs(runs: dict[str, dict]) -> Pairs:
+    """The test pairs every run of ``runs`` (name -> predictions) scored, sorted, with their
+    labels (probabilities zero); a UserError when two runs scored different pairs or labels."""
+    (first, a), *others = runs.items()
+    for name, b in others:
+        if a.keys() != b.keys():
+            only_a = {k[0] for k in a.keys() - b.keys()}
+            only_b = {k[0] for k in b.keys() - a.keys()}
+            raise UserError(f"the runs scored different test pairs: {len(only_a)} post(s) only "
+                            f"in {first} (e.g. {sorted(only_a)[:3]}), {len(only_b)} only in "
+                            f"{name} (e.g. {sorted(only_b)[:3]}); compare runs with the same "
+                            "data and split (data.*, seed)")
+        if any(a[k].label != b[k].label for k in a):
+            raise UserError(f"the test labels differ between {first} and {name} (a "
+                            "different dataset version?); compare runs on the same data")
     keys = sorted(a)
-    labels_a = np.array([a[k][0] for k in keys])
-    if not np.array_equal(labels_a, [b[k][0] for k in keys]):
-        raise UserError(f"the runs' {split} labels differ (a different dataset version?); "
-                        "compare runs on the same data")
-    pairs = Pairs.of([k[0] for k in keys], [k[1] for k in keys], labels_a,
-                     np.zeros(len(keys)))
-    return (statistic(pairs, [a[k][1] for k in keys]), statistic(pairs, [b[k][1] for k in keys]),
-            tuple(sorted({k[0] for k in keys})))
+    return Pairs.of([k[0] for k in keys], [k[1] for k in keys], [a[k].label for k in keys],
+                    np.zeros(len(keys)))
+
+
+def decisions_of(predictions: dict) -> list[int]:
+    """A run's decision per pair, in the order ``scored_pairs`` sorts them."""
+    return [predictions[key].decision for key in sorted(predictions)]
+
+
+def compare(runs_a: list[Path], runs_b: list[Path], *, seed: int = 0,
+            resamples: int = RESAMPLES) -> dict:
+    """name -> {a, b (the runs' mean scores), difference (the mean of the paired differences
+    a_i - b_i), low, high, excludes_zero}: the i-th run of A against the i-th of B (one run
+    each, or a group's seeds / folds in order), all scored on the same resampled test
+    posts, the 95% interval pooled over the pairs and the resamples."""
+    if len(runs_a) != len(runs_b):
+        raise UserError(f"A holds {len(runs_a)} runs and B {len(runs_b)}: compare groups "
+                        "with as many seeds and folds (--seeds, data.folds)")
+    runs = {f"{side} {d}": read_predictions(d)
+            for side, dirs in (("A", runs_a), ("B", runs_b)) for d in dirs}
+    pairs = scored_pairs(runs)
+    made = [statistic(pairs, decisions_of(p)) for p in runs.values()]
+    made_a, made_b = made[:len(runs_a)], made[len(runs_a):]
+    n_posts = len(set(pairs.post_ids))
+    found = pooled_intervals([difference(a, b) for a, b in zip(made_a, made_b, strict=True)],
+                             n_posts, seed, resamples)
+    ones = np.ones((1, n_posts))
+    means = [{name: float(np.mean([m(ones)[name][0] for m in side])) for name in found}
+             for side in (made_a, made_b)]
+    return {name: {"a": means[0][name], "b": means[1][name], "difference": row["mean"],
+                   "low": row["low"], "high": row["high"], "excludes_zero": excludes_zero(row)}
+            for name, row in found.items()}
+
+
+def excludes_zero(row: dict) -> bool:
+    return row["low"] > 0 or row["high"] < 0
 
 
 def ordered(result: dict) -> list[str]:

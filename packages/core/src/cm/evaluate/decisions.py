@@ -1,9 +1,9 @@
-"""From scored pairs to decisions: the post view, what validation fixes (temperatures and
-thresholds per criterion), and every score of a split at those decisions.
+"""From scored pairs to decisions: the post view, what validation fixes (the calibrator
+and thresholds per criterion), and every score of a split at those decisions.
 
 The decision unit is a (post, criterion) cell: at post level one pair per cell; at sentence
 level a cell is a match when any of its sentences is (its probability is the highest
-sentence probability). Temperatures are fitted on validation cells first, thresholds are
+sentence probability). The calibrator is fitted on validation cells first, thresholds are
 then tuned on the calibrated validation cells; test is scored with both as they are.
 """
 
@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 
 from cm.evaluate import bootstrap, calibration
+from cm.evaluate.calibrator import Calibrator, fit_calibrator
 from cm.evaluate.metrics import pair_metrics, per_criterion, post_level
 from cm.evaluate.thresholds import tune_thresholds
 
@@ -56,35 +57,42 @@ class Pairs:
 
 @attrs.frozen
 class Decision:
-    """Per criterion: the temperature dividing the logit, and the threshold on the
+    """The calibrator (cm.evaluate.calibrator) and, per criterion, the threshold on the
     calibrated probability (a cell is a match when it is >= the threshold)."""
 
-    temperatures: dict[str, float]
+    calibrator: Calibrator
     thresholds: dict[str, float]
 
     def calibrate(self, criterion_ids: Sequence[Hashable], probs: Any) -> np.ndarray:
-        return calibration.apply(criterion_ids, probs, self.temperatures)
+        return self.calibrator.apply(criterion_ids, probs)
 
     def cuts(self, criterion_ids: Sequence[Hashable]) -> np.ndarray:
         return np.asarray([self.thresholds[str(c)] for c in criterion_ids], dtype=float)
 
     def meta(self) -> dict:
-        return {"temperatures": dict(self.temperatures), "thresholds": dict(self.thresholds)}
+        return {"calibrator": self.calibrator.meta(), "thresholds": dict(self.thresholds)}
+
+    @classmethod
+    def identity(cls, thresholds: dict[str, float]) -> Decision:
+        """Probabilities as they are, decided at ``thresholds``."""
+        return cls(Calibrator.identity(list(thresholds)), dict(thresholds))
 
     @classmethod
     def from_meta(cls, meta: dict) -> Decision:
-        return cls(dict(meta["temperatures"]), dict(meta["thresholds"]))
+        return cls(Calibrator.from_meta(meta), dict(meta["thresholds"]))
 
 
-def fit(threshold_mode: str | float, calibration_mode: str, val: Pairs) -> Decision:
-    """Temperatures fitted on the validation cells, then thresholds tuned on them calibrated
-    by ``threshold_mode`` (``eval.thresholds``: per_criterion, global or a fixed number)."""
+def fit(threshold_mode: str | float, calibration_mode: str, val: Pairs,
+        shift: float | None = None) -> Decision:
+    """The calibrator fitted on the validation cells (``shift``: the loss's prior shift), then
+    thresholds tuned on them calibrated by ``threshold_mode`` (``eval.thresholds``:
+    per_criterion, global or a fixed number)."""
     cells = val.cells()
-    temperatures = calibration.fit_temperatures(calibration_mode, cells.criterion_ids,
-                                                cells.labels, cells.probs)
-    calibrated = calibration.apply(cells.criterion_ids, cells.probs, temperatures)
-    return Decision(temperatures, tune_thresholds(threshold_mode, cells.criterion_ids,
-                                                  cells.labels, calibrated))
+    calibrator = fit_calibrator(calibration_mode, cells.criterion_ids, cells.labels,
+                                cells.probs, shift)
+    calibrated = calibrator.apply(cells.criterion_ids, cells.probs)
+    return Decision(calibrator, tune_thresholds(threshold_mode, cells.criterion_ids,
+                                                cells.labels, calibrated))
 
 
 def scores(split: Pairs, decision: Decision, criteria: Sequence[str]) -> dict[str, Any]:
@@ -104,13 +112,21 @@ def scores(split: Pairs, decision: Decision, criteria: Sequence[str]) -> dict[st
     return out
 
 
-def calibration_scores(split: Pairs, decision: Decision) -> dict[str, float]:
-    """ECE (15 bins) and Brier of the cells before (``_raw``) and after calibration, overall
-    and per criterion (``<id>/ece_raw``, ``<id>/ece``)."""
+def calibration_scores(split: Pairs, decision: Decision, seed: int,
+                       resamples: int) -> dict[str, float]:
+    """ECE (15 bins, with its 95% bootstrap interval over posts: ``ece_low``, ``ece_high``)
+    and Brier of the cells before (``_raw``) and after calibration, overall and per criterion
+    (``<id>/ece_raw``, ``<id>/ece``)."""
     cells = split.cells()
     after = decision.calibrate(cells.criterion_ids, cells.probs)
+    posts = {p: i for i, p in enumerate(sorted(set(cells.post_ids)))}
+    drawn = bootstrap.resample_weights(len(posts), seed, resamples)
+    resampled = calibration.ece_resampled(
+        cells.labels, after, drawn[:, [posts[p] for p in cells.post_ids]])
+    low, high = bootstrap.interval(resampled, bootstrap.LEVEL)
     out = {"ece_raw": calibration.ece(cells.labels, cells.probs),
            "ece": calibration.ece(cells.labels, after),
+           "ece_low": low, "ece_high": high,
            "brier_raw": calibration.brier(cells.labels, cells.probs),
            "brier": calibration.brier(cells.labels, after)}
     for cid in decision.thresholds:

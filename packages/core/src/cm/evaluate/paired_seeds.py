@@ -13,7 +13,17 @@ from pathlib import Path
 import numpy as np
 
 from cm.evaluate.bootstrap import LEVEL, RESAMPLES, interval, resample_weights
-from cm.evaluate.compare import paired_statistics
+from cm.evaluate.compare import decisions_of, read_predictions, scored_pairs
+from cm.evaluate.decisions import statistic
+
+
+def paired_statistics(run_a: Path, run_b: Path, split: str):
+    """The two runs' bootstrap statistics on the same pairs of ``split`` and those pairs'
+    posts (sorted: the statistics' weight columns)."""
+    runs = {str(run_a): read_predictions(run_a, split), str(run_b): read_predictions(run_b, split)}
+    pairs = scored_pairs(runs)
+    stat_a, stat_b = (statistic(pairs, decisions_of(p)) for p in runs.values())
+    return stat_a, stat_b, tuple(sorted({str(p) for p in pairs.post_ids}))
 
 
 def paired_over_seeds(runs: list[tuple[Path, Path]], split: str = "test", seed: int = 0,

@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from cm.evaluate.calibration import reliability_png
+from cm.evaluate.calibration import reliability_png, reliability_rows
 from cm.evaluate.decisions import Decision, Pairs
 
 TARGET_NAMES = ["no_match", "match"]
-CSV_COLUMNS = ["criterion", "threshold", "temperature", "precision", "recall", "f1", "f1_low",
+CSV_COLUMNS = ["criterion", "threshold", "slope", "bias", "precision", "recall", "f1", "f1_low",
                "f1_high", "ece_raw", "ece", "support"]
+RELIABILITY_COLUMNS = ["criterion", "bin_low", "bin_high", "cells", "mean_probability",
+                       "match_rate"]
 PREDICTION_COLUMNS = ["post_id", "criterion_id", "sentence_id", "label", "probability",
                       "decision"]
 
@@ -79,9 +81,11 @@ def write_split_report(
 
     ``pairs`` hold raw probabilities; everything written is at ``decision`` (calibrated
     probabilities, per-criterion thresholds). Names: classification_report (.json, pair
-    level), confusion_matrix (.png, pair level), per_criterion (.csv: threshold, temperature,
-    F1 with its interval, ECE before/after per criterion, over posts), predictions (.csv: ids,
-    label, calibrated probability, decision per pair), reliability (.png) and metrics (.json:
+    level), confusion_matrix (.png, pair level), per_criterion (.csv: threshold, the
+    calibrator's slope and bias, F1 with its interval, ECE before/after per criterion, over
+    posts), predictions (.csv: ids, label, calibrated probability, decision per pair),
+    reliability (.png over every cell; .csv per criterion and bin of the calibrated
+    probability: cells, mean probability, fraction of matches) and metrics (.json:
     ``metrics`` plus the decision).
     """
     from sklearn.metrics import classification_report, confusion_matrix  # slow import
@@ -105,10 +109,15 @@ def write_split_report(
             decision.calibrate(cells.criterion_ids, cells.probs),
             f"{split}: (post, criterion) cells"),
     }
+    paths["reliability_table"] = _write_rows(
+        out_dir / f"{split}_reliability.csv", RELIABILITY_COLUMNS,
+        reliability_rows(cells.criterion_ids, cells.labels,
+                         decision.calibrate(cells.criterion_ids, cells.probs), criteria))
     paths["per_criterion"] = _write_rows(
         out_dir / f"{split}_per_criterion.csv", CSV_COLUMNS,
-        [[cid, decision.thresholds[cid], decision.temperatures[cid],
-          *(metrics.get(f"{cid}/{c}", "") for c in CSV_COLUMNS[3:])] for cid in criteria])
+        [[cid, decision.thresholds[cid], decision.calibrator.slopes[cid],
+          decision.calibrator.biases[cid],
+          *(metrics.get(f"{cid}/{c}", "") for c in CSV_COLUMNS[4:])] for cid in criteria])
     paths["predictions"] = _write_rows(
         out_dir / f"{split}_predictions.csv", PREDICTION_COLUMNS,
         [[post, cid, sentence or "", label, round(float(prob), 6), made]

@@ -2,14 +2,15 @@
 
 import json
 
+from cm.evaluate.calibrator import Calibrator
+
 PROBABILITY = {1: "sigmoid(logits[:, 0])", 2: "softmax(logits)[:, 1]"}
-NOT_DECISION = {"providers", "lineage", "epoch", "final", "criteria", "thresholds",
-                "num_logits"}
 
 
 def decision(checkpoint, fmt: str) -> dict:
     """The decision a run fitted on val, and the input format it expects."""
     meta, data = checkpoint.meta, checkpoint.experiment.data
+    calibrator = Calibrator.from_meta(meta)
     return {
         "format": fmt,
         "input": "[CLS] criterion text [SEP] post text [SEP] (criterion first, never cut)",
@@ -21,9 +22,10 @@ def decision(checkpoint, fmt: str) -> dict:
         "probability": PROBABILITY.get(meta["num_logits"], "see the loss plugin"),
         "loss": checkpoint.experiment.train.loss.name,
         "criteria": meta["criteria"],
+        # p = probability above; z = log(p / (1 - p)); calibrated, per criterion c:
+        "calibration": {"formula": "sigmoid(slopes[c] * (z - shift) + biases[c])",
+                        **calibrator.meta()},
         "thresholds": meta["thresholds"],  # on the calibrated probability, per criterion
-        "calibration": {key: value for key, value in meta.items()
-                        if key not in NOT_DECISION and not key.startswith("test_")},
     }
 
 

@@ -20,7 +20,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from cm.config.decode import decode
 from cm.config.dump import dumps
 from cm.config.load import read_toml
-from cm.config.schema import Spec
+from cm.config.schema import used_components
 from cm.errors import UserError
 from cm.model.crossencoder import build_cross_encoder
 from cm.registry import get_registry
@@ -76,18 +76,6 @@ def plain_state_dict(model) -> dict:
         if base.bias is not None:
             state[f"{name}.bias"] = base.bias.detach()
     return state
-
-
-def used_components(obj, path="$"):
-    """(path, Spec) for every component an experiment names: ``$.model.head``, ..."""
-    if isinstance(obj, Spec):
-        yield path, obj
-    elif isinstance(obj, dict):
-        for key, value in obj.items():
-            yield from used_components(value, f"{path}.{key}")
-    elif attrs.has(type(obj)):
-        for field in attrs.fields(type(obj)):
-            yield from used_components(getattr(obj, field.name), f"{path}.{field.name}")
 
 
 def providers(experiment, registry) -> dict:

@@ -1,6 +1,6 @@
 """Assessing the model: validation at each epoch, and the final evaluation of the best model
-on val and test at the decision (temperatures, per-criterion thresholds) fitted on val, with
-sentence evidence.
+on val and test at the decision (calibrator, per-criterion thresholds) fitted on val, with
+sentence evidence, and the TF-IDF floor on the same posts.
 
 The interface the engine uses: ``validate(scorer, split, criteria, eval_config) -> metrics``
 and ``evaluate_best(run, scorer, splits, corpus, best_epoch, hooks, console) -> Evaluation``
@@ -10,14 +10,22 @@ and ``evaluate_best(run, scorer, splits, corpus, best_epoch, hooks, console) -> 
 import json
 
 import attrs
+import numpy as np
 
 from cm.cachedir import cache_root
 from cm.data.sentences import corpus_sentences
 from cm.evaluate import decisions
 from cm.evaluate.decisions import Decision
 from cm.evaluate.evidence import evidence_metrics, overlap_scores, ranking
+from cm.evaluate.floor import floor_metrics
 from cm.evaluate.report import write_split_report
-from cm.evaluate.summary import criterion_table, evidence_table, headline_table
+from cm.evaluate.summary import (
+    calibration_line,
+    criterion_table,
+    evidence_table,
+    floor_verdict,
+    headline_table,
+)
 from cm.evaluate.validation import cell_pairs, split_metrics, validation_metrics
 from cm.lineage import code_state
 from cm.model.checkpoint import save_checkpoint
@@ -33,7 +41,7 @@ def validate(scorer: Scorer, split, criteria, eval_config) -> dict:
 
 @attrs.frozen
 class Evaluation:
-    """The final evaluation: the decision fitted on val (temperatures, thresholds), the
+    """The final evaluation: the decision fitted on val (calibrator, thresholds), the
     metrics per column (``val``, ``val_tuned``, ``test``, ``test_tuned``)."""
 
     decision: Decision
@@ -49,6 +57,8 @@ def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, consol
     criteria = [c.id for c in corpus.criteria]
     evaluation = evaluate(run, scorer, splits, corpus, hooks, decision)
     run.record({"best_epoch": best_epoch})
+    if run.experiment.eval.floor:
+        run.record(floor(run.experiment, splits, corpus))
     if run.world.main:
         save_checkpoint(run.directory / "checkpoint", scorer.model, scorer.tokenizer,
                         run.experiment,
@@ -59,11 +69,24 @@ def evaluate_best(run, scorer: Scorer, splits, corpus, best_epoch, hooks, consol
                          "lineage": {**code_state(), "data_digests": corpus.digests}})
         (run.directory / "metrics.json").write_text(json.dumps(run.metrics, indent=2))
         console.print(headline_table(run.metrics))
+        if run.experiment.eval.floor:
+            console.print(floor_verdict(run.metrics))
         console.print(criterion_table(run.metrics, criteria))
+        console.print(calibration_line(evaluation.decision.calibrator, scorer.loss))
         if run.experiment.eval.evidence:
             console.print(evidence_table(run.metrics))
         console.print(f"best epoch {best_epoch}; reports: {run.directory}")
     return evaluation
+
+
+def floor(experiment, splits, corpus) -> dict:
+    """The TF-IDF floor (cm.evaluate.floor) on the run's own train / val / test posts."""
+    pairs = {name: cell_pairs(splits[name], np.zeros(len(splits[name].pairs)))
+             for name in ("train", "val", "test")}
+    settings = experiment.eval
+    return floor_metrics({p.post_id: p.text for p in corpus.posts}, pairs, settings.thresholds,
+                         [c.id for c in corpus.criteria], experiment.seed,
+                         settings.bootstrap_resamples)
 
 
 def evaluate(run, scorer: Scorer, splits, corpus, hooks, decision=None) -> Evaluation:
@@ -72,14 +95,15 @@ def evaluate(run, scorer: Scorer, splits, corpus, hooks, decision=None) -> Evalu
     pairs = {name: cell_pairs(splits[name], scorer.probabilities(splits[name]))
              for name in ("val", "test")}
     decision = decision or decisions.fit(settings.thresholds, settings.calibration,
-                                         pairs["val"])
-    run.record({f"temperature/{c}": t for c, t in decision.temperatures.items()})
+                                         pairs["val"], getattr(scorer.loss, "prior_shift", None))
+    run.record(decision.calibrator.metrics())
     columns = {}
     for name in ("val", "test"):
         split = splits[name]
         plain = split_metrics(split, pairs[name].probs, 0.5, ids)
         tuned = {**decisions.scores(pairs[name], decision, ids),
-                 **decisions.calibration_scores(pairs[name], decision),
+                 **decisions.calibration_scores(pairs[name], decision, experiment.seed,
+                                                settings.bootstrap_resamples),
                  **decisions.intervals(pairs[name], decision, experiment.seed,
                                        settings.bootstrap_resamples)}
         if settings.evidence:

@@ -18,6 +18,7 @@ from cm.data.loaders import encode_split, to_device
 from cm.data.prepare import SPLITS
 from cm.data.splits import class_balance
 from cm.distributed import wrap
+from cm.errors import UserError
 from cm.model.backbone import load_backbone
 from cm.model.checkpoint import save_checkpoint
 from cm.model.scoring import Scorer
@@ -31,11 +32,16 @@ from cm.train.trainer import Trainer, build_trainer
 
 
 def run_experiment(experiment, *, registry=None, dry=False, console=None,
-                   listeners=(), resume=None) -> Run:
+                   listeners=(), resume=None, parent=None, label=None) -> Run:
     """Train and evaluate ``experiment``; returns the finished Run (metrics, artifacts).
     ``listeners``: objects with lifecycle hooks (``cm.hookspecs``) that hear this run only.
     A dry run records nothing in the trackers: no tracking run is created for it.
-    ``resume``: a ``cm.train.resume.Resume``, a stopped run continued in its folder."""
+    ``resume``: a ``cm.train.resume.Resume``, a stopped run continued in its folder;
+    ``parent``, ``label``: the group run this one is a member of (``cm.train.group``)."""
+    if experiment.data.all_folds:
+        raise UserError(f"$.data.folds = {experiment.data.folds} trains one model per fold: "
+                        "run it with `cm run` (a group), or train one fold with "
+                        "--set data.fold=<1..K>")
     if dry:
         experiment = attrs.evolve(experiment, tracking={})
 
@@ -44,7 +50,7 @@ def run_experiment(experiment, *, registry=None, dry=False, console=None,
 
     return tracked_run(experiment, body, registry=registry, console=console,
                        listeners=listeners, directory=resume and resume.directory,
-                       links=resume and resume.links)
+                       links=resume and resume.links, parent=parent, label=label)
 
 
 @attrs.frozen

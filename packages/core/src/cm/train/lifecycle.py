@@ -52,6 +52,7 @@ class Run:
     artifacts: dict = attrs.Factory(dict)
     telemetry: list = attrs.Factory(list)  # cm.optimization.Telemetry per requested one
     links: dict = attrs.Factory(dict)  # tracker name -> its external ids (run id, ...)
+    parent: "Run | None" = None  # the group run (seeds, folds) this run is a member of
 
     def record(self, metrics=None, artifacts=None) -> None:
         """Add scores (name -> number) and artifacts (name -> path) to what the run keeps."""
@@ -96,11 +97,12 @@ def run_hooks(installed: pluggy.PluginManager, listeners) -> pluggy.HookRelay:
 
 
 def tracked_run(experiment, body, *, registry=None, console=None, listeners=(),
-                directory=None, links=None) -> Run:
+                directory=None, links=None, parent=None, label=None) -> Run:
     """Set the run up, then ``body(run, registry, console, hooks)`` between run_started and
     run_finished; ``hooks`` calls this run's listeners (see the module's docstring).
     ``directory`` and ``links``: a stopped run's folder (its config.toml kept) and the ids its
-    trackers published, for a resumed run (trackers reopen their runs)."""
+    trackers published, for a resumed run (trackers reopen their runs). A new member of a
+    group run ``parent`` gets the folder ``<parent's folder>/<label>``."""
     registry = registry or get_registry()
     seed_everything(experiment.seed)
     world, device = start(resolve_device(experiment.train.device))
@@ -108,7 +110,7 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=(),
         checked = preflight(experiment, registry, trackers=world.main)
         console = (console or terminal.console()) if world.main else Console(quiet=True)
         run, hooks = open_run(experiment, checked, registry, world, device, listeners,
-                              directory, links)
+                              directory, links, parent, label)
         live(run, hooks, lambda: body(run, registry, console, hooks))
     finally:
         stop(world)
@@ -116,15 +118,19 @@ def tracked_run(experiment, body, *, registry=None, console=None, listeners=(),
 
 
 def open_run(experiment, checked, registry, world, device, listeners, directory=None,
-             links=None):
+             links=None, parent=None, label=None):
     """The run, on the data the checks loaded, and its directory, a new one unless given
-    (rank 0 writes a new one's ``config.toml``), and the hooks of the run's listeners (the
-    checks built the trackers, on rank 0 alone)."""
+    (a group's member: ``<parent's folder>/<label>``; rank 0 writes a new one's
+    ``config.toml``), and the hooks of the run's listeners (the checks built the trackers,
+    on rank 0 alone)."""
     fresh = directory is None
-    if fresh:
+    if fresh and parent is not None:
+        directory = parent.directory / label
+        directory.mkdir()
+    elif fresh:
         directory = broadcast(run_directory(experiment) if world.main else None, world)
     run = Run(experiment, directory, device, checked.prepared, world=world,
-              links=dict(links or {}))
+              links=dict(links or {}), parent=parent)
     if world.main and fresh:  # rank 0 alone writes files
         (run.directory / "config.toml").write_text(dumps(experiment))
     # trackers last: called first, so a listener that stops the run (a pruner) does so

@@ -1,12 +1,12 @@
 """Scoring a saved checkpoint on val and test as a run of its own, for ``cm replay
 --eval-only``: the same weights, the same seeded splits and the engine's own final
 evaluation (``cm.train.assess.evaluate_best`` at the checkpoint's own decision: its
-temperatures and per-criterion thresholds, reports, ``evaluated`` per split) give the metrics
+calibrator and per-criterion thresholds, reports, ``evaluated`` per split) give the metrics
 the original run logged, exactly. Listeners
 follow it through the usual hooks."""
 
 from cm.cachedir import cache_root
-from cm.data.loaders import encode_split
+from cm.data.loaders import SplitData, encode_split
 from cm.data.splits import class_balance
 from cm.evaluate.decisions import Decision
 from cm.model.checkpoint import load_checkpoint
@@ -33,6 +33,7 @@ def rescore(run, registry, checkpoint_dir, console, hooks):
     tokenizer = checkpoint.tokenizer
     splits = {s: encode_split(s, prepared.split(s), tokenizer, experiment.data,
                               cache_root() / "encoded") for s in ("val", "test")}
+    splits["train"] = SplitData("train", prepared.split("train"), [])  # the floor's labels
     _, _, pos_weight = class_balance(prepared.split("train"))  # as in training
     loss = registry.build(experiment.train.loss, pos_weight=pos_weight).to(run.device)
     run.epoch = checkpoint.meta["epoch"]
