@@ -5,6 +5,7 @@ process adds nothing; subprocesses for start-up, signals and concurrency."""
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -632,7 +633,7 @@ def test_predict_input_output(case, checkpoint, tmp_path):
 # --- sweeps --------------------------------------------------------------------------------
 
 SPACE = ['hpo.space."train.lr"={ type = "float", low = 1e-4, high = 1e-3, log = true }',
-         "hpo.startup_trials=1", "hpo.pruner=\"none\""]
+         "hpo.startup_trials=1", "hpo.pruner=\"none\"", "hpo.confirm_seeds=0"]
 
 
 def test_a_sweep_whose_every_trial_fails_exits_1_with_failed_runs(tmp_path):
@@ -657,20 +658,22 @@ def test_a_sweep_whose_every_trial_fails_exits_1_with_failed_runs(tmp_path):
 
 def test_ctrl_c_of_a_sweep_prints_one_line_and_resuming_reruns_the_baseline(tmp_path):
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    args = ["sweep", DEMO, *sets(*TINY_RUN, *SPACE, "hpo.trials=1", f'output_dir="{tmp_path}"',
-                                 *on_dataset(write_dataset(tmp_path / "data")),
-                                 f'tracking.mlflow.tracking_uri="sqlite:///{tmp_path}/m.db"'),
-            "--storage", storage]
+    overrides = [*TINY_RUN, *SPACE, "hpo.trials=1", f'output_dir="{tmp_path}"',
+                 *on_dataset(write_dataset(tmp_path / "data")),
+                 f'tracking.mlflow.tracking_uri="sqlite:///{tmp_path}/m.db"']
+    args = ["sweep", DEMO, *sets(*overrides), "--storage", storage]
     process = cm_process(*args, "--study-name", "s", cwd=tmp_path)
     wait_for(process, lambda: list(tmp_path.glob("demo/sweeps/s/trial-0/demo/*/config.toml")))
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 130, err
     assert "Traceback" not in out + err
+    kept = " ".join(f"--set {shlex.quote(item)}" for item in overrides)  # every --set
     assert err.strip().splitlines() == [f"interrupted (Ctrl-C); resume with: cm sweep {DEMO} "
-                                        f"--storage '{storage}' --study-name s"]
-    resumed = subprocess.run([CM, *map(str, args), "--study-name", "s"], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=900)
+                                        f"{kept} --storage {storage} --study-name s"]
+    # the interrupted trial spent the budget of 1: the resume raises it to run the baseline
+    resumed = subprocess.run([CM, *map(str, args), "--set", "hpo.trials=2", "--study-name", "s"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((tmp_path / "demo" / "sweeps" / "s" / "summary.json").read_text())
     assert summary["baseline"]["state"] == "COMPLETE"

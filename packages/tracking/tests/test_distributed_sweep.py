@@ -1,6 +1,7 @@
-"""Several `cm sweep` workers on one study: a real PostgreSQL server on loopback holds the
-Optuna study and backs a real `mlflow server` that every worker logs to. One worker is
-killed mid-trial; the study must stay whole and its trial must end up failed."""
+"""Several `cm sweep` workers on one study: a real PostgreSQL server on loopback (or a sqlite
+file) holds the Optuna study, a real `mlflow server` takes every worker's runs. One worker
+is killed mid-trial: the study must stay whole and its trial must end up failed. Three
+workers share a budget of 5 trials: the study ends with exactly 5."""
 
 import os
 import shutil
@@ -31,6 +32,7 @@ name = "team"
 {tiny_toml()}
 [hpo]
 trials = 4
+confirm_seeds = 0
 heartbeat_s = 2
 pruner = "none"
 
@@ -102,11 +104,11 @@ def mlflow_server(postgres, tmp_path_factory, mlflow_server_at):
         yield url
 
 
-def worker(path, storage, tracking, cache, log):
+def worker(path, storage, tracking, cache, log, study="team"):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "CM_CACHE_DIR": str(cache),
            "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([str(BIN / "cm"), "sweep", str(path), "--storage", storage,
-                             "--study-name", "team"], cwd=path.parent, env=env,
+                             "--study-name", study], cwd=path.parent, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -154,9 +156,8 @@ def test_two_workers_share_one_study_and_survive_a_killed_worker(tmp_path, postg
     trials = study.trials
     by_worker = {pid: [t for t in trials if t.user_attrs["cm.worker"].endswith(f":{pid}")]
                  for pid in (a.pid, b.pid)}
-    assert [t.number for t in trials] == list(range(len(trials)))  # unique, none lost
+    assert [t.number for t in trials] == [0, 1, 2, 3]  # the study's budget, none lost
     assert len(trials) == len(by_worker[a.pid]) + len(by_worker[b.pid])
-    assert len(by_worker[b.pid]) == 4
     assert all(t.state == TrialState.COMPLETE for t in by_worker[b.pid])
     assert [t.number for t in trials if t.state == TrialState.FAIL] == [killed.number]
     assert all(t.state == TrialState.COMPLETE for t in by_worker[a.pid]
@@ -181,3 +182,50 @@ def test_two_workers_share_one_study_and_survive_a_killed_worker(tmp_path, postg
         assert run.info.status == expected
         assert run.data.tags["cm.trial_state"] == ("FAIL" if expected == "FAILED"
                                                    else "COMPLETE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def stores(request, tmp_path):
+    """(Optuna storage URL, MLflow server URL) on sqlite files, or on PostgreSQL."""
+    if request.param == "postgresql":
+        return f"{request.getfixturevalue('postgres')}/optuna", \
+            request.getfixturevalue("mlflow_server")
+    serve = request.getfixturevalue("mlflow_server_at")
+    server = serve(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts")
+    url = server.__enter__()
+    request.addfinalizer(lambda: server.__exit__(None, None, None))
+    return f"sqlite:///{tmp_path / 'optuna.db'}", url
+
+
+def test_three_workers_leave_exactly_the_budget_of_trials(tmp_path, stores):
+    storage, tracking = stores
+    path = tmp_path / "hpo.toml"
+    path.write_text(f'output_dir = "{tmp_path / "out"}"\n'
+                    + SWEEP.replace("trials = 4", "trials = 5"))
+    logs = [open(tmp_path / f"{i}.log", "w") for i in range(3)]  # noqa: SIM115
+    # a study of its own: the PostgreSQL server is shared with the test above
+    workers = [worker(path, storage, tracking, tmp_path / "cache-0", logs[0], "budget")]
+    try:
+        deadline = time.monotonic() + 300
+        while "study budget at" not in (tmp_path / "0.log").read_text():  # the others join
+            assert workers[0].poll() is None, (tmp_path / "0.log").read_text()
+            assert time.monotonic() < deadline, "the first worker never created the study"
+            time.sleep(0.2)
+        workers += [worker(path, storage, tracking, tmp_path / f"cache-{i}", logs[i], "budget")
+                    for i in (1, 2)]
+        for i, process in enumerate(workers):
+            assert process.wait(timeout=900) == 0, (tmp_path / f"{i}.log").read_text()
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for log in logs:
+            log.close()
+    trials = optuna.load_study(study_name="budget", storage=storage_url(storage)).trials
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
+    assert {t.user_attrs["cm.worker"].rsplit(":", 1)[1] for t in trials} <= \
+        {str(p.pid) for p in workers}
+    creator = " ".join((tmp_path / "0.log").read_text().split())  # unwrapped
+    assert "(new); MLflow parent run" in creator and "5 of the study's 5 trials left" in creator

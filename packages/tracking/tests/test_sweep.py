@@ -1,7 +1,9 @@
 """`cm sweep` against real stores: an Optuna sqlite storage and an MLflow sqlite store, on
 a very small DeBERTaV3-shaped model so that a trial takes a few seconds."""
 
+import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import torch
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 from rich.console import Console
+from sklearn.metrics import f1_score
 
 from cm.config import load_experiment
 from cm.config.dump import flatten, to_dict
@@ -54,14 +57,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def write_sweep(directory: Path, hpo: str, space: str = SPACE) -> Path:
-    """A sweep file over the demo experiment, its outputs and stores inside ``directory``."""
+def write_sweep(directory: Path, hpo: str, space: str = SPACE, confirm_seeds: int = 0) -> Path:
+    """A sweep file over the demo experiment, its outputs and stores inside ``directory``;
+    no confirmation runs unless asked for."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "hpo.toml"
     path.write_text(f'base = "{DEMO}"\nname = "tiny"\noutput_dir = "{directory / "out"}"\n'
                     f"{tiny_toml()}\n[tracking.mlflow]\n"
                     f'tracking_uri = "sqlite:///{directory / "mlflow.db"}"\n'
-                    f"[hpo]\n{hpo}\n{space}")
+                    f"[hpo]\nconfirm_seeds = {confirm_seeds}\n{hpo}\n{space}")
     return path
 
 
@@ -93,8 +97,13 @@ def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
     for key in ("number", "value", "params"):
         assert a["best"][key] == b["best"][key]
     assert a["baseline"]["value"] == b["baseline"]["value"]
-    assert a["delta_pp"] == b["delta_pp"]
-    assert "best trial" in printed and "pp" in printed
+    assert a["search_objective_delta_pp"] == b["search_objective_delta_pp"]
+    assert a["confirmed"] == {"skipped": "hpo.confirm_seeds = 0"}
+    assert printed.splitlines()[-3:-1] == [
+        "not confirmed on test: hpo.confirm_seeds = 0",
+        f"search objective (one seed, val): best trial {a['best']['number']} "
+        f"val_tuned/post_macro_f1 {a['best']['value']:.4f} vs baseline (trial 0) "
+        f"{a['baseline']['value']:.4f}: {a['search_objective_delta_pp']:+.2f} pp"]
 
     directory = tmp_path / "a"
     trials = study_of(directory).trials
@@ -103,7 +112,8 @@ def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
     assert baseline.user_attrs["cm.baseline"] is True
     assert baseline.params == {"train.lr": 1e-3, "model.head.hidden_dims": "[64]"}  # demo's
     assert a["baseline"]["number"] == 0
-    assert a["delta_pp"] == pytest.approx((a["best"]["value"] - baseline.value) * 100)
+    assert a["search_objective_delta_pp"] == pytest.approx(
+        (a["best"]["value"] - baseline.value) * 100)
 
     client, runs = mlflow_runs(directory)
     parents = [r for r in runs if r.data.tags.get("cm.sweep") == "true"]
@@ -113,7 +123,9 @@ def test_two_trials_nested_runs_best_config_and_determinism(tmp_path):
     assert parent.info.status == "FINISHED"
     assert parent.data.params["optuna.seed"] == "13"
     assert parent.data.params["optuna.optuna"] == optuna.__version__
-    assert parent.data.metrics["sweep/delta_pp"] == pytest.approx(a["delta_pp"])
+    assert parent.data.metrics["sweep/search_objective_delta_pp"] == pytest.approx(
+        a["search_objective_delta_pp"])
+    assert not any(k.startswith("sweep/confirmed") for k in parent.data.metrics)
     nested = {r.info.run_id: r for r in runs if r is not parent}
     for trial in trials:
         run = nested[trial.user_attrs["mlflow_run_id"]]
@@ -160,12 +172,15 @@ def test_pruned_trial_then_resume_in_the_same_study(tmp_path):
     assert [m.step for m in client.get_metric_history(pruned.info.run_id,
                                                       "val/macro_f1")] == [1]
 
-    resumed, _ = sweep(path, "hpo.trials=1", "hpo.pruner='none'")
+    spent, printed = sweep(path)  # the study's 2 trials are spent: a resume runs none
+    assert "0 of the study's 2 trials left" in printed
+    assert spent["states"] == summary["states"]
+    resumed, _ = sweep(path, "hpo.trials=3")  # a larger budget: one more trial
     trials = study_of(tmp_path).trials
     assert [t.number for t in trials] == [0, 1, 2]
     assert [t.user_attrs.get("cm.baseline", False) for t in trials] == [True, False, False]
     assert resumed["mlflow_parent_run_id"] == summary["mlflow_parent_run_id"]
-    assert resumed["states"] == {"COMPLETE": 2, "PRUNED": 1}
+    assert resumed["states"] == {"COMPLETE": 1, "PRUNED": 2}
     client, runs = mlflow_runs(tmp_path)
     assert len(runs) == 4
     assert client.get_run(summary["mlflow_parent_run_id"]).info.status == "FINISHED"
@@ -254,6 +269,62 @@ def test_only_the_creator_enqueues_the_baseline_and_a_resume_reruns_a_failed_one
     assert not baseline_unfinished(study)
 
 
+def pair_macro_f1(run_dir: Path) -> float:
+    """The pair-level macro-F1 of a run's test decisions, by scikit-learn."""
+    with (Path(run_dir) / "test_predictions.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return f1_score([int(r["label"]) for r in rows], [int(r["decision"]) for r in rows],
+                    average="macro", zero_division=0)
+
+
+def test_the_best_trial_is_confirmed_against_the_baseline_on_test_over_seeds(tmp_path):
+    # the baseline's learning rate learns nothing; the one trial's can: best != baseline
+    space = '[hpo.space."train.lr"]\ntype = "categorical"\nchoices = [1e-2]\n'
+    path = write_sweep(tmp_path, 'trials = 2\npruner = "none"\nmetric = "val/macro_f1"',
+                       space, confirm_seeds=2)
+    summary, printed = sweep(path, "train.lr=1e-9")
+    confirmed = summary["confirmed"]
+    assert list(summary)[:2] == ["study", "confirmed"]
+    assert (summary["best"]["number"], summary["baseline"]["number"]) == (1, 0)
+    assert confirmed["seeds"] == [14, 15] and confirmed["score"] == "macro_f1"  # demo seed 13
+    per_seed = [(pair_macro_f1(run["best"]) - pair_macro_f1(run["baseline"])) * 100
+                for run in confirmed["runs"]]
+    assert confirmed["test"]["per_seed"] == pytest.approx(per_seed)
+    assert confirmed["test"]["difference"] == pytest.approx(sum(per_seed) / 2)
+    assert confirmed["test"]["low"] <= confirmed["test"]["difference"] <= \
+        confirmed["test"]["high"]
+    best_scores = [json.loads((Path(r["best"]) / "metrics.json").read_text())
+                   ["test_tuned/macro_f1"] for r in confirmed["runs"]]
+    assert confirmed["test"]["a"] == pytest.approx(sum(best_scores) / 2 * 100)
+    assert set(confirmed["val"]) == set(confirmed["test"])
+    lines = printed.splitlines()
+    assert lines[-3].startswith(f"confirmed gain on test: {confirmed['test']['difference']:+.2f}"
+                                " pp [")
+    assert lines[-2].startswith("search objective (one seed, val): best trial 1")
+
+    client, runs = mlflow_runs(tmp_path)
+    parent = client.get_run(summary["mlflow_parent_run_id"])
+    assert parent.data.metrics["sweep/confirmed_test_gain_pp"] == \
+        pytest.approx(confirmed["test"]["difference"])
+    assert parent.data.metrics["sweep/confirmed_val_gain_pp_low"] == \
+        pytest.approx(confirmed["val"]["low"])
+    assert parent.data.tags["mlflow.note.content"].splitlines()[1].startswith(
+        "confirmed gain on test")
+    confirmation = sorted((r.data.tags["cm.confirmation"], r.data.tags["cm.confirmation_seed"],
+                           r.data.tags["mlflow.parentRunId"], r.info.run_name)
+                          for r in runs if "cm.confirmation" in r.data.tags)
+    parent_id = parent.info.run_id
+    assert confirmation == [("baseline", "14", parent_id, "confirm-baseline-seed-14"),
+                            ("baseline", "15", parent_id, "confirm-baseline-seed-15"),
+                            ("best", "14", parent_id, "confirm-best-seed-14"),
+                            ("best", "15", parent_id, "confirm-best-seed-15")]
+
+    # the budget is spent and the best trial the same: the kept confirmation, no new runs
+    again, printed = sweep(path, "train.lr=1e-9")
+    assert again["confirmed"] == confirmed and "confirm-best" not in printed
+    assert len(mlflow_runs(tmp_path)[1]) == len(runs)
+
+
 def test_a_stopped_trial_is_continued_from_its_state_when_the_sweep_resumes(tmp_path):
     import json
     import signal
@@ -277,7 +348,8 @@ def test_a_stopped_trial_is_continued_from_its_state_when_the_sweep_resumes(tmp_
     assert stopped.state == TrialState.FAIL
     folder = stopped.user_attrs["cm.run_directory"]
 
-    resumed, _ = sweep(path, "train.epochs=2")
+    # the stopped trial used the budget of 1: the continuation needs a larger one
+    resumed, _ = sweep(path, "train.epochs=2", "hpo.trials=2")
     assert resumed["states"] == {"COMPLETE": 1, "FAIL": 1}
     continued = study_of(tmp_path).trials[1]
     assert continued.user_attrs["cm.resume_of"] == folder  # the same run, not a restart

@@ -9,10 +9,10 @@ PostgreSQL for many workers); a study created once is resumed or joined by its n
 
 import json
 import os
+import shlex
 import socket
 import time
 import warnings
-from contextlib import nullcontext
 from pathlib import Path
 
 import attrs
@@ -22,18 +22,20 @@ from rich.console import Console
 from rich.markup import escape
 
 from cm import signals, terminal
-from cm.config import decode, load_raw, set_keys
+from cm.config import decode, load_raw
 from cm.errors import JobFailed, UserError, interruption
 from cm.hookspecs import hookimpl
 from cm.preflight import preflight
 from cm.registry import get_registry
 from cm.secrets import hide_passwords
-from cm.train.engine import run_experiment
 from cm_tracking.busy import end_run
 from cm_tracking.mlflow_tracker import MlflowOptions, MlflowTracker, clip
 from cm_tracking.options import TRIAL_TAGS
+from cm_tracking.sweep_budget import Budget
+from cm_tracking.sweep_join import check_same_config
 from cm_tracking.sweep_report import finish_sweep
 from cm_tracking.sweep_resume import continue_stopped, enqueue_stopped
+from cm_tracking.sweep_runs import train, trial_experiment
 from cm_tracking.sweep_space import baseline_params, suggest
 from cm_tracking.sweep_study import open_study, parent_run
 
@@ -92,8 +94,12 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
     storage = storage or default_storage(experiment)
     study, new, sampler_args = open_study(storage, study_name or default_study_name(experiment),
                                           experiment, tracker)
-    enqueue_stopped(study)  # first: a continued baseline is not enqueued anew
-    if new or baseline_unfinished(study):
+    if not new:
+        check_same_config(study, experiment, str(path))
+    budget = Budget.of(storage, study.study_name, experiment.hpo.trials, new, worker_id())
+    if budget.left():  # a continuation or a baseline is a trial: it needs a slot
+        enqueue_stopped(study)  # first: a continued baseline is not enqueued anew
+    if new or (baseline_unfinished(study) and budget.left()):
         study.enqueue_trial(baseline_params(experiment, experiment.hpo.space),
                             user_attrs={"cm.baseline": True})
     directory = Path(experiment.output_dir).resolve() / experiment.name / "sweeps" / \
@@ -107,14 +113,13 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
                       directory, console, console if verbose else Console(quiet=True))
         console.print(f"study [bold]{study.study_name}[/bold] at {shown} "
                       f"({'new' if new else f'{len(study.trials)} trials so far'}); MLflow "
-                      f"parent run {parent_id} at {hide_passwords(tracker.uri)}; up to "
-                      f"{sweep.hpo.trials} trials"
-                      + (f" or {sweep.hpo.timeout_s:g} s" if sweep.hpo.timeout_s else ""))
-        study.optimize(lambda trial: objective(sweep, trial), n_trials=sweep.hpo.trials,
-                       timeout=sweep.hpo.timeout_s, catch=(Exception,),
-                       callbacks=[lambda s, t: trial_ended(sweep, t)])
+                      f"parent run {parent_id} at {hide_passwords(tracker.uri)}; "
+                      f"{budget.left()} of the study's {sweep.hpo.trials} trials left"
+                      + (f", this worker stops after {sweep.hpo.timeout_s:g} s"
+                         if sweep.hpo.timeout_s else ""))
+        optimize(sweep, budget)
         optuna.storages.fail_stale_trials(study)
-        summary = finish_sweep(sweep)
+        summary = finish_sweep(sweep, budget)
     except BaseException as exc:
         # a signal, or the error of a storage write it cut short: the sweep stops
         stopped = signals.pending() or (exc if isinstance(exc, KeyboardInterrupt) else None)
@@ -124,13 +129,32 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
             with signals.deferred():
                 end_run(tracker.client, parent_id, "KILLED", hide_passwords(tracker.uri))
         stopped = interruption(stopped)
-        raise type(stopped)(f"{stopped}; resume with: cm sweep {path} --storage "
-                            f"'{shown}' --study-name {study.study_name}") from None
+        raise type(stopped)(f"{stopped}; resume with: "
+                            f"{resume_command(path, overrides, storage, study)}") from None
     if summary["best"] is None:
         raise JobFailed(f"no trial of study {study.study_name} completed ({summary['states']}); "
                         f"each trial's error is in its line above and in the cm.error tag of "
                         f"its MLflow run; fix the experiment and run a new sweep")
     return summary
+
+
+def optimize(sweep: Sweep, budget: Budget) -> None:
+    """Trials one at a time, each in a slot of the study-wide budget claimed before Optuna
+    creates it, until the budget is spent or this worker's ``hpo.timeout_s`` has passed."""
+    started = time.monotonic()
+    timeout = sweep.hpo.timeout_s
+    while (timeout is None or time.monotonic() - started < timeout) and budget.claim():
+        sweep.study.optimize(lambda trial: objective(sweep, trial), n_trials=1,
+                             catch=(Exception,),
+                             callbacks=[lambda s, t: trial_ended(sweep, t)])
+
+
+def resume_command(path, overrides, storage: str, study) -> str:
+    """The command that resumes ``study``: the same file and every --set, quoted for a shell."""
+    sets = "".join(f" --set {shlex.quote(item)}" for item in overrides)
+    shown = shlex.quote(hide_passwords(storage))
+    return (f"cm sweep {shlex.quote(str(path))}{sets} --storage {shown} "
+            f"--study-name {shlex.quote(study.study_name)}")
 
 
 def baseline_unfinished(study) -> bool:
@@ -162,27 +186,18 @@ def objective(sweep: Sweep, trial: optuna.Trial) -> float:
     values = {key: suggest(trial, key, param) for key, param in sweep.hpo.space.items()
               if fixed is None or key in fixed}
     trial.set_user_attr("cm.worker", worker_id())
-    output_dir = sweep.directory / f"trial-{trial.number}"
     tags = dict(zip(TRIAL_TAGS, (sweep.parent_id, str(trial.number), sweep.study.study_name,
                                  json.dumps(sweep.sampler_args)), strict=True))
-    tracking = {"tracking_uri": sweep.tracker.uri, "tags": tags,
-                "experiment_name": sweep.tracker.options.experiment_name or sweep.experiment.name}
-    raw = set_keys(set_keys(sweep.raw, values),
-                      {"output_dir": str(output_dir), "tracking.mlflow": tracking})
     try:
-        experiment = decode(raw, source=f"{sweep.source} (trial {trial.number})",
-                            registry=get_registry())
+        experiment = trial_experiment(sweep, values, f"trial-{trial.number}", tags)
     except UserError as exc:  # a combination of values the config rejects
         trial.set_user_attr("cm.error", str(exc))
         failed_run(sweep, trial, tags, exc)
         raise
     experiment, resume = continue_stopped(trial, sweep.metric, experiment)
     hooks = TrialHooks(trial, sweep)
-    shown = escape(", ".join(f"{k}={v}" for k, v in values.items()))
     try:
-        with training_status(sweep, f"trial {trial.number} training: {shown}"):
-            run = run_experiment(experiment, console=sweep.trial_console, listeners=[hooks],
-                                 resume=resume)
+        run = train(sweep, experiment, f"trial {trial.number}", values, [hooks], resume)
     except optuna.TrialPruned:
         hooks.mark("PRUNED", status="KILLED")
         raise
@@ -213,11 +228,6 @@ def failed_run(sweep, trial, tags, error):
                                            "cm.error": f"{type(error).__name__}: {error}"}))
     trial.set_user_attr("mlflow_run_id", created.info.run_id)
     client.set_terminated(created.info.run_id, status="FAILED")
-
-
-def training_status(sweep, text):
-    """A spinner while a trial trains, unless its own output (progress bars) is shown."""
-    return nullcontext() if sweep.trial_console is sweep.console else sweep.console.status(text)
 
 
 class TrialHooks:

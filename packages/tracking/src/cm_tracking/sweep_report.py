@@ -1,6 +1,8 @@
 """The end of a sweep: the best trial's config as a runnable TOML, optimization-history and
-param-importance plots, and a summary (best against the baseline trial, in points), written
-to the sweep's directory and logged on the study's MLflow parent run."""
+param-importance plots, and a summary written to the sweep's directory and logged on the
+study's MLflow parent run. The summary leads with the gain confirmed on test over seeds
+(``sweep_confirm``); the best trial's single-seed val delta against the baseline trial
+follows, labelled the search objective."""
 
 import json
 import warnings
@@ -10,21 +12,25 @@ from optuna.trial import TrialState
 
 from cm.config import decode, dumps, set_keys
 from cm.registry import get_registry
+from cm_tracking.sweep_confirm import confirmation
 from cm_tracking.sweep_space import config_values
 
 
-def finish_sweep(sweep) -> dict:
+def finish_sweep(sweep, budget) -> dict:
     study, directory = sweep.study, sweep.directory
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     baseline = next((t for t in complete if t.user_attrs.get("cm.baseline")), None)
     best = study.best_trial if complete else None
+    running = sum(t.state == TrialState.RUNNING for t in trials)
     summary = {
-        "study": study.study_name, "metric": sweep.metric,
+        "study": study.study_name,
+        "confirmed": confirmation(sweep, budget, best, baseline, running),
+        "metric": sweep.metric,
         "direction": sweep.hpo.direction, "mlflow_parent_run_id": sweep.parent_id,
         "states": dict(Counter(t.state.name for t in trials)),
         "baseline": trial_summary(baseline), "best": trial_summary(best),
-        "delta_pp": None if best is None or baseline is None
+        "search_objective_delta_pp": None if best is None or baseline is None
         else (best.value - baseline.value) * 100,
         "trials": [trial_summary(t) for t in trials],
     }
@@ -34,8 +40,9 @@ def finish_sweep(sweep) -> dict:
         summary["best_config"] = str(best_toml)
     summary["plots"], summary["plots_skipped"] = write_plots(study, directory, len(complete))
     (directory / "summary.json").write_text(json.dumps(summary, indent=2))
-    log_summary(sweep, summary, best)
-    sweep.console.print(summary_line(summary))
+    text = summary_text(summary)
+    log_summary(sweep, summary, best, text)
+    sweep.console.print(text)
     return summary
 
 
@@ -89,9 +96,12 @@ def write_plots(study, directory, complete: int):
     return written, skipped
 
 
-def log_summary(sweep, summary, best) -> None:
+def log_summary(sweep, summary, best, text: str) -> None:
+    """The parent run: the summary as its description (the confirmed gain first), sweep/*
+    metrics, the summary, best config and plots as artifacts."""
     client, run_id = sweep.tracker.client, sweep.parent_id
-    values = {"sweep/trials": len(summary["trials"]),
+    client.set_tag(run_id, "mlflow.note.content", text)
+    values = {**confirmed_metrics(summary["confirmed"]), "sweep/trials": len(summary["trials"]),
               **{f"sweep/{state.lower()}": n for state, n in summary["states"].items()}}
     if best is not None:
         values["sweep/best"] = best.value
@@ -99,8 +109,8 @@ def log_summary(sweep, summary, best) -> None:
         client.set_tag(run_id, "cm.best_run_id", str(best.user_attrs.get("mlflow_run_id")))
     if summary["baseline"] is not None:
         values["sweep/baseline"] = summary["baseline"]["value"]
-    if summary["delta_pp"] is not None:
-        values["sweep/delta_pp"] = summary["delta_pp"]
+    if summary["search_objective_delta_pp"] is not None:
+        values["sweep/search_objective_delta_pp"] = summary["search_objective_delta_pp"]
     for key, value in values.items():
         client.log_metric(run_id, key, value)
     for path in ["summary.json", "best.toml", *[p.rsplit("/", 1)[-1] for p in summary["plots"]]]:
@@ -109,16 +119,39 @@ def log_summary(sweep, summary, best) -> None:
     client.set_terminated(run_id, status="FINISHED")
 
 
-def summary_line(summary) -> str:
+def confirmed_metrics(confirmed: dict) -> dict:
+    """sweep/confirmed_{test,val}_gain_pp with _low and _high, when there is a confirmation."""
+    if "test" not in confirmed:
+        return {}
+    return {f"sweep/confirmed_{split}_gain_pp{end}": confirmed[split][key]
+            for split in ("test", "val")
+            for end, key in (("", "difference"), ("_low", "low"), ("_high", "high"))}
+
+
+def gain_text(confirmed: dict) -> str:
+    """The confirmed gain, test first; or why there is none."""
+    if "test" not in confirmed:
+        return f"not confirmed on test: {confirmed['skipped']}"
+    seeds = ", ".join(map(str, confirmed["seeds"]))
+    test, val = confirmed["test"], confirmed["val"]
+    return (f"confirmed gain on test: {test['difference']:+.2f} pp "
+            f"[{test['low']:+.2f}, {test['high']:+.2f}] ({confirmed['score']}, best trial "
+            f"{confirmed['best_trial']} vs baseline over seeds {seeds}, 95% interval over "
+            f"posts and seeds{'' if test['low'] > 0 or test['high'] < 0 else ', includes 0'}); "
+            f"on val {val['difference']:+.2f} pp [{val['low']:+.2f}, {val['high']:+.2f}]")
+
+
+def summary_text(summary) -> str:
     states = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary["states"].items()))
     best, baseline = summary["best"], summary["baseline"]
     if best is None:
         return f"study {summary['study']}: {states}; no complete trial"
-    text = (f"study {summary['study']}: {states}; best trial {best['number']} "
+    text = (f"study {summary['study']}: {states}\n{gain_text(summary['confirmed'])}\n"
+            f"search objective (one seed, val): best trial {best['number']} "
             f"{summary['metric']} {best['value']:.4f}")
     if baseline is not None:
         text += (f" vs baseline (trial {baseline['number']}) {baseline['value']:.4f}: "
-                 f"{summary['delta_pp']:+.2f} pp")
+                 f"{summary['search_objective_delta_pp']:+.2f} pp")
     if "best_config" in summary:
         text += f"\nbest config: {summary['best_config']} (cm run it)"
     return text

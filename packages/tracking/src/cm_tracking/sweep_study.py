@@ -21,6 +21,7 @@ from cm.secrets import hide_passwords
 from cm_tracking.mlflow_tracker import clip, git_tags, params_of
 from cm_tracking.options import sqlite_path
 from cm_tracking.store import check_sqlite_file
+from cm_tracking.sweep_join import CONFIG, study_config
 
 PARENT = "mlflow_parent_run_id"  # study user attribute
 PARENT_WAIT_S = 120
@@ -37,12 +38,10 @@ def storage_url(url: str) -> str:
 def open_storage(url: str, hpo, client) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats: a trial whose worker died is failed (and its MLflow
     run marked FAILED) by the next worker that starts a trial."""
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else \
-        {"pool_pre_ping": True}
     check_sqlite_file(url, sqlite_path(url), True, "--storage", make=optuna_tables)
     try:
         return optuna.storages.RDBStorage(
-            storage_url(url), engine_kwargs=engine, heartbeat_interval=hpo.heartbeat_s,
+            storage_url(url), engine_kwargs=engine_args(url), heartbeat_interval=hpo.heartbeat_s,
             heartbeat_stale_trial_callback=lambda study, trial: fail_run(client, trial))
     except Exception as exc:  # noqa: BLE001 - any driver error: the URL is what to fix
         raise UserError(f"--storage {hide_passwords(url)}: cannot open this Optuna storage "
@@ -53,6 +52,12 @@ def open_storage(url: str, hpo, client) -> optuna.storages.RDBStorage:
 def optuna_tables(path) -> None:
     """A new sqlite study storage's tables, made in ``path``."""
     optuna.storages.RDBStorage(f"sqlite:///{path}").engine.dispose()
+
+
+def engine_args(url: str) -> dict:
+    """SQLAlchemy engine arguments for the storage at ``url`` (Optuna's and cm's own)."""
+    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else \
+        {"pool_pre_ping": True}
 
 
 def fail_run(client, trial) -> None:
@@ -86,6 +91,7 @@ def open_study(url: str, name: str, experiment, tracker):
     try:
         study = optuna.create_study(storage=storage, study_name=name, direction=hpo.direction,
                                     sampler=sampler, pruner=pruner)
+        study.set_user_attr(CONFIG, study_config(experiment))
         return study, True, args
     except DuplicatedStudyError:
         pass

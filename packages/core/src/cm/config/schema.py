@@ -259,7 +259,7 @@ def criterion_pattern(metric: str) -> str:
 class HpoConfig:
     """A sweep (``cm sweep``): budget, objective, sampler and pruner settings, space."""
 
-    trials: int = field(default=20, validator=ge(1))  # run by each `cm sweep` process
+    trials: int = field(default=20, validator=ge(1))  # in the study, over all its workers
     timeout_s: float | None = field(default=None, validator=attrs.validators.optional(gt(0)))
     metric: str | None = None  # default: val_tuned/<train.selection_metric>
     direction: Literal["maximize", "minimize"] = "maximize"
@@ -268,6 +268,7 @@ class HpoConfig:
     prune_after_trials: int = field(default=5, validator=ge(0))  # complete ones, first
     prune_warmup_epochs: int = field(default=0, validator=ge(0))  # epochs run unpruned
     heartbeat_s: int = field(default=60, validator=ge(1))  # dead workers' trials fail after 2x
+    confirm_seeds: int = field(default=3, validator=ge(0))  # best vs baseline on test; 0: off
     space: dict[str, SearchParam] = attrs.Factory(dict)
 
     def check(self):
