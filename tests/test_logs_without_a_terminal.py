@@ -78,3 +78,9 @@ def test_cm_compare_to_a_pipe_keeps_its_table_whole(tiny_run):
     assert result.exit_code == 0, result.output
     assert CUT not in result.output
     assert result.output.splitlines()[:2] == [f"A = {run}", f"B = {run}"]
+
+
+def test_nothing_printed_fills_the_width():
+    """A rule (``console.rule``) is as wide as the console: 10,000 characters in a log."""
+    sources = Path(__file__).resolve().parents[1].glob("packages/*/src/**/*.py")
+    assert [path.name for path in sources if ".rule(" in path.read_text()] == []

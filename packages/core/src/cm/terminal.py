@@ -10,7 +10,9 @@ import os
 
 from rich.console import Console
 
-NATURAL = 10_000  # columns: wide enough that no table is squeezed (tables do not expand)
+# columns: wide enough that no table is squeezed (tables do not expand); what fills the
+# width (console.rule) is not used by cm for that reason
+NATURAL = 10_000
 
 
 def console(**kwargs) -> Console:

@@ -72,7 +72,7 @@ def run_group(experiment, seeds: int = 1, *, registry=None, console=None) -> Run
         if experiment.data.all_folds:
             artifacts["folds"] = write_folds(group, chosen[0].experiment)
         for i, member in enumerate(chosen, start=1):
-            console.rule(f"{member.label} ({i}/{len(chosen)})")
+            console.print(f"[bold]── {member.label} ({i}/{len(chosen)}) ──[/bold]")
             run_experiment(member.experiment, registry=registry, console=console,
                            parent=group, label=member.label)
         artifacts.update(conclude(group, chosen, console))
