@@ -51,9 +51,10 @@ def minilm(runs):
 
 def test_minilm_beats_the_random_init_tiny_model_at_the_same_budget(runs):
     minilm, tiny = (run.metrics for run in runs)
-    # measured here: test 0.425 against 0.349, val 0.447 against 0.399 (75 posts each)
+    # measured here: test 0.425 against 0.349 (75 posts each). On val the F1 at thresholds
+    # tuned on that same val is in-sample; val's PR-AUC needs no threshold
     assert minilm["test_tuned/post_macro_f1"] > tiny["test_tuned/post_macro_f1"] + 0.03
-    assert minilm["val_tuned/post_macro_f1"] > tiny["val_tuned/post_macro_f1"]
+    assert minilm["val/pr_auc"] > tiny["val/pr_auc"]
     assert minilm["test/pr_auc"] > tiny["test/pr_auc"]
 
 

@@ -137,9 +137,9 @@ def test_fused_adamw_switches_the_kernel_on_and_needs_adamw(tmp_path):
 
 
 def test_adamw_8bit_optimization_switches_to_the_builtin_optimizer(tmp_path, monkeypatch):
-    from cm_optimizations import optimizer
+    from cm_optimizations import adamw_kernels
 
-    monkeypatch.setattr(optimizer.AdamW8bit, "unavailable", lambda self, device: None)
+    monkeypatch.setattr(adamw_kernels.AdamW8bit, "unavailable", lambda self, device: None)
     experiment = small(tmp_path, "optimizations.adamw_8bit={}",
                        "train.optimizer={ name = 'adamw', betas = [0.9, 0.98] }")
     context = applied(experiment, torch.nn.Module())

@@ -258,7 +258,7 @@ def test_step_metrics_reach_the_store_within_15_seconds(tmp_path):
     tracker.clock = lambda: now[0]
     (tmp_path / "run").mkdir()
     run = SimpleNamespace(experiment=experiment, directory=tmp_path / "run", device="cpu",
-                          epoch=1, metrics={}, telemetry=[], links={},
+                          epoch=1, metrics={}, telemetry=[], links={}, parent=None,
                           prepared=prepare(experiment, get_registry()))
     tracker.run_started(run=run)
     client = MlflowClient(tracking_uri=uri)

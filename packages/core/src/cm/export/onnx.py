@@ -28,7 +28,7 @@ def write_onnx(checkpoint, out) -> None:
         raise UserError("--format onnx needs the onnx extras: pip install 'cm-core[onnx]' "
                         "(onnx, onnxscript, onnxruntime; scripts/setup --dev installs them)"
                         ) from None
-    model = Logits(checkpoint.model.eval().cpu())
+    model = Logits(checkpoint.model.cpu()).eval()
     encoded = checkpoint.tokenizer(["a criterion", "another one"], ["a post", "a longer post"],
                                    padding=True, return_tensors="pt")
     example = tuple(encoded.get(name, torch.zeros_like(encoded["input_ids"]))
