@@ -47,7 +47,7 @@ def model_of(experiment, tmp_path):
 
 
 def applied(experiment, model, device="cpu"):
-    context = TrainContext(experiment, device, model)
+    context = TrainContext(experiment, device, model, registry=get_registry())
     for optimization in resolve(experiment.optimizations, get_registry(), device)[0]:
         optimization.apply(context)
     return context
