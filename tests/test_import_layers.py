@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     ("base", ["cm", "cm.errors", "cm.textfile", "cm.cachedir", "cm.progress", "cm.terminal",
               "cm.lineage", "cm.hookspecs", "cm.distributed", "cm.environment",
-              "cm.signals", "cm.secrets"]),
+              "cm.signals", "cm.secrets", "cm.limits"]),
     ("data", ["cm.data"]),
     ("evaluate", ["cm.evaluate"]),
     ("config", ["cm.config"]),
