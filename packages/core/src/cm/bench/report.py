@@ -3,14 +3,13 @@
 
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
 
 from rich.table import Table
 
 from cm.bench.memory import label as memory_label
-from cm.bench.source import source_state
+from cm.bench.source import gpu_state, source_state
 from cm.config.dump import dumps
 from cm.environment import versions
 
@@ -32,24 +31,6 @@ def output_directory(bench, device: dict) -> Path:
     return directory
 
 
-GPU_FIELDS = ("clocks.sm", "clocks.max.sm", "clocks.mem", "power.limit", "power.draw",
-              "temperature.gpu")
-
-
-def gpu_state(device: dict) -> dict | None:
-    """Clocks (MHz), power (W) and temperature of the first GPU as nvidia-smi reads them
-    now, or None on a CPU or where nvidia-smi cannot be run."""
-    if device["type"] != "cuda":
-        return None
-    try:
-        line = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(GPU_FIELDS)}",
-                               "--format=csv,noheader,nounits"], capture_output=True,
-                              text=True, timeout=30, check=True).stdout.splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return None
-    return dict(zip(GPU_FIELDS, (value.strip() for value in line.split(",")), strict=False))
-
-
 def assemble(bench, measured: dict) -> dict:
     """The full record of a bench: where, what, with which versions, and the rows."""
     return {
@@ -58,7 +39,7 @@ def assemble(bench, measured: dict) -> dict:
         "device": measured["device"],
         "versions": versions(),
         "source": source_state(Path.cwd()),
-        "gpu": gpu_state(measured["device"]),
+        "gpu": gpu_state() if measured["device"]["type"] == "cuda" else None,
         "bench": bench.table.settings(),
         "memory_measure": memory_label(measured["device"]["type"]),
         "configs": [{"name": c.name, "set": c.overrides} for c in bench.configs],

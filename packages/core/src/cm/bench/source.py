@@ -1,4 +1,4 @@
-"""Which source a bench ran, read in the working tree at run time.
+"""Which source a bench ran, read in the working tree at run time, and the GPU it ran on.
 
 git's HEAD is trusted when the tree has no changes. A copy of a tree sent to another machine
 (the lent GPU machine) can carry a stale ``.git`` that names an older snapshot and shows
@@ -11,6 +11,7 @@ is installed (it puts this source tree on ``sys.path``).
 
 import hashlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -55,6 +56,22 @@ def source_state(root: Path, environ=os.environ) -> dict:
                 "known_by": "stamp"}
     return {"commit": None, "dirty": state["dirty"], "digest": digest, "known_by": None,
             "git_head": state["commit"]}
+
+
+GPU_FIELDS = ("name", "clocks.sm", "clocks.max.sm", "clocks.mem", "power.limit",
+              "power.draw", "temperature.gpu")
+
+
+def gpu_state() -> dict | None:
+    """The first GPU's name, clocks (MHz), power (W) and temperature as nvidia-smi reads them
+    now, or None where nvidia-smi cannot be run (no GPU, no driver)."""
+    try:
+        line = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(GPU_FIELDS)}",
+                               "--format=csv,noheader,nounits"], capture_output=True,
+                              text=True, timeout=30, check=True).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+    return dict(zip(GPU_FIELDS, (value.strip() for value in line.split(",")), strict=False))
 
 
 def stamp(root: Path) -> str:
