@@ -25,7 +25,7 @@ TEXTS = ["I cannot sleep at night.", "Nothing matters to me anymore. I eat all d
          "tired", "Work was fine."]
 
 
-def posts_file(tmp_path, n=len(TEXTS), suffix=".jsonl"):
+def posts_file(tmp_path, n=6, suffix=".jsonl"):
     path = tmp_path / f"posts{suffix}"
     rows = [(f"p{i}", TEXTS[i % len(TEXTS)]) for i in range(n)]
     if suffix == ".jsonl":

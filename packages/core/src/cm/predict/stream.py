@@ -2,9 +2,9 @@
 (``cm.posts_file.count_posts``: a bad row anywhere is refused before any output), then read
 again in groups of posts, each scored and written before the next is read. Memory holds one
 group (``GROUP_CHARS`` characters of post text at most, or one post longer than that), its
-encodings and its rows, and the ids seen; never the whole file. Within a group, pairs are batched by length (``eval_loader``), so
-the padding a batch carries is small. Progress is shown as ``cm run`` shows it, on standard
-error."""
+encodings and its rows, and the ids seen; never the whole file. Within a group, pairs are
+batched by length (``eval_loader``), so the padding a batch carries is small. Progress is
+shown as ``cm run`` shows it, on standard error."""
 
 import time
 from collections.abc import Iterable, Iterator
