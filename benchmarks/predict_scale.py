@@ -8,7 +8,8 @@ The posts are the demo generator's (cm.data.demo, its full ReDSM5-like length mi
 920 characters on average), written as JSONL. Each size runs as a user runs it (`cm predict
 posts.jsonl --model DIR --out predictions.csv --device cpu`); its peak resident memory is the
 process's own (wait4's ru_maxrss), its posts/s the wall time over the whole command (start-up,
-model load, the check of the whole file, scoring, writing). Memory is bounded when the peak
+model load, the check of the whole file, scoring, writing); posts per CPU second (user +
+system, all threads) says less about a busy machine's load than wall time does. Memory is bounded when the peak
 stays flat while the file grows: the results give each size's peak against the smallest
 size's, and the input and output sizes beside them (a reader that held the file, or the
 rows, would grow with them).
@@ -61,7 +62,9 @@ def measure(model: Path, posts: Path, out: Path, batch_size: int | None) -> dict
     count = sum(1 for _ in posts.open(encoding="utf-8"))
     return {"posts": count, "rows": rows, "wall_s": round(wall, 1),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "posts_per_s": round(count / wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+            "posts_per_s": round(count / wall, 1),
+            "posts_per_cpu_s": round(count / max(usage.ru_utime + usage.ru_stime, 1e-9), 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024),
             "input_mb": round(posts.stat().st_size / 2**20, 1),
             "output_mb": round(out.stat().st_size / 2**20, 1)}
 
@@ -71,14 +74,15 @@ def markdown(result) -> str:
              f"{result['machine']}, torch threads {result['threads']}, load average "
              f"{result['load_before']} before / {result['load_after']} after. Demo posts "
              "(ReDSM5-like lengths), JSONL in, CSV out, one fresh process per row.", "",
-             "| level | model | posts | rows | wall s | CPU s | posts/s | peak RSS MB "
-             "| peak / smallest | input MB | output MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| level | model | posts | rows | wall s | CPU s | posts/s | posts/CPU s "
+             "| peak RSS MB | peak / smallest | input MB | output MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for level, block in result["levels"].items():
         first = block["runs"][0]["peak_rss_mb"]
         for row in block["runs"]:
             lines.append(f"| {level} | {block['model']} | {row['posts']:,} | {row['rows']:,} | "
                          f"{row['wall_s']} | {row['cpu_s']} | {row['posts_per_s']} | "
+                         f"{row['posts_per_cpu_s']} | "
                          f"{row['peak_rss_mb']} | {row['peak_rss_mb'] / first:.2f} | "
                          f"{row['input_mb']} | {row['output_mb']} |")
     return "\n".join(lines) + "\n"

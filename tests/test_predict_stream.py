@@ -142,3 +142,35 @@ def test_a_bad_option_is_exit_2(args, message, checkpoint, tmp_path):
                                       str(checkpoint), *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_sentence_level_evidence_reuses_the_sentences_scores(tmp_path):
+    """A sentence-level model scores every sentence against every criterion; a match's
+    evidence is its best sentence, whose calibrated score is the post's probability (the
+    post takes its highest sentence): nothing is scored twice."""
+    from cm.config import load_experiment
+    from cm.model.backbone import load_backbone
+    from cm.model.checkpoint import save_checkpoint
+    from cm.model.crossencoder import build_cross_encoder
+    from cm.registry import get_registry
+    from cm.testing import DEMO_EXPERIMENT, TINY_RUN
+
+    experiment = load_experiment(DEMO_EXPERIMENT, [*TINY_RUN, "data.level=sentence"],
+                                 registry=get_registry())
+    backbone, tokenizer = load_backbone("tiny-deberta-v3", texts=TEXTS * 10,
+                                        tiny=experiment.model.tiny, cache_root=tmp_path)
+    criteria = [{"id": f"A.{i}", "text": f"criterion {i} text"} for i in range(1, 10)]
+    saved = save_checkpoint(tmp_path / "checkpoint",
+                            build_cross_encoder(experiment, get_registry(), backbone, 1),
+                            tokenizer, experiment,
+                            {"num_logits": 1, "epoch": 1, "final": True, "criteria": criteria,
+                             "temperatures": {c["id"]: 1.0 for c in criteria},
+                             "thresholds": {c["id"]: 0.0 for c in criteria}})
+    posts = list(iter_posts(posts_file(tmp_path)))
+    rows = Predictor.of(load_checkpoint(saved)).rows(posts)
+    assert len(rows) == 9 * len(posts) and all(r["decision"] == 1 for r in rows)
+    texts = dict(posts)
+    for row in rows:
+        assert row["evidence_score"] == row["probability"]
+        sentence = texts[row["post_id"]][row["evidence_start"]:row["evidence_end"]]
+        assert sentence.strip() == sentence and sentence

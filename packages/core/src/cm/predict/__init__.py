@@ -70,33 +70,58 @@ class Predictor:
 
     def rows(self, posts: list[tuple[str, str]]) -> list[dict]:
         """The rows of ``posts`` ((post_id, text) pairs), post by post, criteria in order."""
-        data, sentences = self.data, {}
-        if data.level == "sentence":
-            sentences = {pid: split_sentences(text) for pid, text in posts}
-            pairs = [PairSample(pid, cid, text[s.start:s.end], ctext, 0)
-                     for pid, text in posts for s in sentences[pid]
-                     for cid, ctext in self.criteria]
-        else:  # post level: only matched posts are split, for their evidence
-            pairs = [PairSample(pid, cid, text, ctext, 0) for pid, text in posts
-                     for cid, ctext in self.criteria]
-        split = encode_split("predict", pairs, self.scorer.tokenizer, data)
+        pairs, sentences = self.pairs(posts)
+        split = encode_split("predict", pairs, self.scorer.tokenizer, self.data)
         probs, windows = score(self.scorer.model, self.scorer.loss, split,
                                self.scorer.batch_size, self.scorer.tokenizer.pad_token_id,
-                               self.scorer.device, data.window_aggregation,
+                               self.scorer.device, self.data.window_aggregation,
                                autocast_dtype=self.scorer.autocast_dtype)
+        rows = self.decided(pairs, probs)
+        if self.data.level == "post":
+            _add_windows(rows, split, windows, self.data, self.scorer.tokenizer,
+                         self.with_text)
+        matches = [row for row in rows if row["decision"]]
+        texts = dict(posts)
+        if self.data.level == "sentence":  # every sentence was scored against every criterion
+            found = _per_cell(pairs, probs)
+            sentence_scores = [found[(r["post_id"], r["criterion_id"])] for r in matches]
+        else:
+            sentence_scores = self.sentence_scores(matches, texts, sentences)
+        _add_evidence(matches, sentence_scores, texts, sentences, self.decision,
+                      self.with_text)
+        return rows
+
+    def pairs(self, posts) -> tuple[list[PairSample], dict]:
+        """Each post paired with every criterion (a sentence-level model: each sentence of
+        it), and the sentences split so far (post id -> spans; none at post level, where
+        only matched posts are split, for their evidence)."""
+        if self.data.level == "post":
+            return [PairSample(pid, cid, text, ctext, 0) for pid, text in posts
+                    for cid, ctext in self.criteria], {}
+        sentences = {pid: split_sentences(text) for pid, text in posts}
+        return [PairSample(pid, cid, text[s.start:s.end], ctext, 0) for pid, text in posts
+                for s in sentences[pid] for cid, ctext in self.criteria], sentences
+
+    def decided(self, pairs, probs) -> list[dict]:
+        """Per (post, criterion) cell: its calibrated probability and decision."""
         cells = Pairs.of([p.post_id for p in pairs], [p.criterion_id for p in pairs],
                          np.zeros(len(pairs)), probs).cells()
         calibrated = self.decision.calibrate(cells.criterion_ids, cells.probs)
         made = calibrated >= self.decision.cuts(cells.criterion_ids)
-        rows = [{"post_id": post, "criterion_id": cid, "probability": round(float(p), 6),
+        return [{"post_id": post, "criterion_id": cid, "probability": round(float(p), 6),
                  "decision": int(m)}
                 for post, cid, p, m in zip(cells.post_ids, cells.criterion_ids, calibrated,
                                            made, strict=True)]
-        if data.level == "post":
-            _add_windows(rows, split, windows, data, self.scorer.tokenizer, self.with_text)
-        _add_evidence(rows, dict(posts), sentences, dict(self.criteria), self.scorer, data,
-                      self.decision, self.with_text)
-        return rows
+
+    def sentence_scores(self, matches, texts, sentences) -> list[np.ndarray]:
+        """Per match of a post-level model, each sentence of the post scored alone against
+        the criterion; ``sentences`` (post id -> spans) gets the posts it splits."""
+        for pid in {r["post_id"] for r in matches} - sentences.keys():
+            sentences[pid] = split_sentences(texts[pid])
+        criteria = dict(self.criteria)
+        return sentence_probs(self.scorer, self.data, [
+            (texts[r["post_id"]], sentences[r["post_id"]], r["criterion_id"],
+             criteria[r["criterion_id"]]) for r in matches])
 
 
 def predict(checkpoint, posts, **options) -> list[dict]:
@@ -129,26 +154,27 @@ def _add_windows(rows, split, windows, data, tokenizer, with_text):
                 row["window_text"] = tokenizer.decode(post_token_ids(window))
 
 
-def _add_evidence(rows, texts, sentences, criteria, scorer, data, decision, with_text):
+def _per_cell(pairs, probs) -> dict[tuple[str, str], np.ndarray]:
+    """(post id, criterion id) -> its sentences' probabilities, in sentence order."""
+    found = defaultdict(list)
+    for pair, prob in zip(pairs, probs, strict=True):
+        found[(pair.post_id, pair.criterion_id)].append(prob)
+    return {cell: np.asarray(values) for cell, values in found.items()}
+
+
+def _add_evidence(matches, sentence_scores, texts, sentences, decision, with_text):
     """The top sentence of each match: ``evidence_start``/``evidence_end`` (chars in the
-    post), ``evidence_score`` (its calibrated P(match) alone). ``sentences`` (post id ->
-    spans) gets the matched posts not segmented yet."""
-    matches = [row for row in rows if row["decision"]]
-    for pid in {r["post_id"] for r in matches} - sentences.keys():
-        sentences[pid] = split_sentences(texts[pid])
-    requests = [(texts[r["post_id"]], sentences[r["post_id"]], r["criterion_id"],
-                 criteria[r["criterion_id"]]) for r in matches]
-    for row, request, probs in zip(matches, requests, sentence_probs(scorer, data, requests),
-                                   strict=True):
+    post), ``evidence_score`` (its calibrated P(match) alone)."""
+    for row, probs in zip(matches, sentence_scores, strict=True):
         if not len(probs):
             continue
         best = ranking(probs)[0]
-        span = request[1][best]
+        span = sentences[row["post_id"]][best]
         row.update(evidence_start=span.start, evidence_end=span.end,
                    evidence_score=round(float(decision.calibrate([row["criterion_id"]],
                                                                  [probs[best]])[0]), 6))
         if with_text:
-            row["evidence_text"] = request[0][span.start:span.end]
+            row["evidence_text"] = texts[row["post_id"]][span.start:span.end]
 
 
 def post_token_ids(encoded):
