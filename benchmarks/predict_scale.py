@@ -7,12 +7,13 @@ at post level and at sentence level, each size in a fresh `cm predict` process.
 The posts are the demo generator's (cm.data.demo, its full ReDSM5-like length mix: about
 920 characters on average), written as JSONL. Each size runs as a user runs it (`cm predict
 posts.jsonl --model DIR --out predictions.csv --device cpu`); its peak resident memory is the
-process's own (wait4's ru_maxrss), its posts/s the wall time over the whole command (start-up,
-model load, the check of the whole file, scoring, writing); posts per CPU second (user +
-system, all threads) says less about a busy machine's load than wall time does. Memory is bounded when the peak
-stays flat while the file grows: the results give each size's peak against the smallest
-size's, and the input and output sizes beside them (a reader that held the file, or the
-rows, would grow with them).
+process's own (wait4's ru_maxrss), its posts/s the wall time over the whole command
+(start-up, model load, the check of the whole file, scoring, writing); posts per CPU second
+(user + system, all threads) depends less on a busy machine's load than wall time does.
+Memory is bounded when the peak stays flat while the file grows: the results give each
+size's peak against the smallest size's, and the input and output sizes beside them (a
+reader that held the file, or the rows, would grow with them); the script fails (exit 1)
+when a peak passes ``--bound`` times the smallest size's.
 Results: benchmarks/results/predict-<time>/ (results.json, results.md).
 """
 
@@ -102,6 +103,8 @@ def main():
     parser.add_argument("--sentence-sizes", type=sizes, default=[1000, 10000])
     parser.add_argument("--batch-size", type=int, help="--batch-size for cm predict "
                         "(default: each checkpoint's train.eval_batch_size)")
+    parser.add_argument("--bound", type=float, default=1.25, help="Fail (exit 1) when a "
+                        "size's peak RSS passes the smallest size's times this (default 1.25).")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     plan = {level: (model, counts) for level, model, counts in
@@ -126,6 +129,12 @@ def main():
               "load_before": round(load_before, 2),
               "load_after": round(os.getloadavg()[0], 2), "levels": levels}
     write_results(args.out, "predict", result, markdown(result))
+    over = [f"{level} {row['posts']:,} posts: {row['peak_rss_mb']} MB" for level, block in
+            levels.items() for row in block["runs"]
+            if row["peak_rss_mb"] > args.bound * block["runs"][0]["peak_rss_mb"]]
+    if over:
+        raise SystemExit(f"peak memory grew with the file beyond {args.bound}x the smallest "
+                         f"size's: {'; '.join(over)}")
 
 
 if __name__ == "__main__":
