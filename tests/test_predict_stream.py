@@ -174,3 +174,21 @@ def test_sentence_level_evidence_reuses_the_sentences_scores(tmp_path):
         assert row["evidence_score"] == row["probability"]
         sentence = texts[row["post_id"]][row["evidence_start"]:row["evidence_end"]]
         assert sentence.strip() == sentence and sentence
+
+
+def test_no_evidence_leaves_out_the_sentence_columns_and_nothing_else(checkpoint, tmp_path):
+    path = posts_file(tmp_path)
+    loaded = load_checkpoint(checkpoint)
+    posts = list(iter_posts(path))
+    full = Predictor.of(loaded, evidence=True).rows(posts)
+    lean = Predictor.of(loaded, evidence=False)
+    assert lean.columns() == ["post_id", "criterion_id", "probability", "decision",
+                              "evidence_window", "evidence_tokens"]
+    assert any("evidence_start" in row for row in full)  # the fixture's model matches some
+    sentence_keys = {"evidence_start", "evidence_end", "evidence_score"}
+    assert lean.rows(posts) == [{k: v for k, v in row.items() if k not in sentence_keys}
+                                for row in full]
+    result = CliRunner().invoke(cli, ["predict", str(path), "--model", str(checkpoint),
+                                      "--no-evidence"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == ",".join(lean.columns())
