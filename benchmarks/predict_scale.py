@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from results_dir import write_results
@@ -68,6 +69,17 @@ def measure(model: Path, posts: Path, out: Path, options: list[str]) -> dict:
             "peak_rss_mb": round(usage.ru_maxrss / 1024),
             "input_mb": round(posts.stat().st_size / 2**20, 1),
             "output_mb": round(out.stat().st_size / 2**20, 1)}
+
+
+def describe(model: Path) -> str:
+    """The checkpoint in words: its experiment, level, backbone size and max_length."""
+    experiment = tomllib.loads((model / "experiment.toml").read_text(encoding="utf-8"))
+    data, backbone = experiment["data"], experiment["model"]
+    tiny = backbone.get("tiny")
+    size = (f" (hidden {tiny['hidden_size']}, {tiny['num_layers']} layers)"
+            if tiny and backbone["backbone"].startswith("tiny") else "")
+    return (f"{experiment['name']}: {backbone['backbone']}{size}, {data['level']} level, "
+            f"max_length {data['max_length']}, {data['truncation']}")
 
 
 def markdown(result) -> str:
@@ -128,7 +140,7 @@ def main():
                 posts = posts if posts.exists() else posts_file(folder, n)
                 runs.append(measure(model, posts, folder / f"{level}-{n}.csv", options))
                 print(level, runs[-1], flush=True)
-            levels[level] = {"model": str(model), "runs": runs}
+            levels[level] = {"model": describe(model), "runs": runs}
     threads = min(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count()), os.cpu_count())
     result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{os.cpu_count()} CPUs", "threads": threads,
