@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from cm.cli.main import cli
 from cm.data.redsm5 import load_redsm5
 from cm.errors import UserError
-from cm.posts_file import read_posts
+from cm.posts_file import count_posts, iter_posts
 
 DEMO = Path(__file__).resolve().parents[1] / "experiments" / "demo-posts.toml"
 KEYS = [("name",), ("seed",), ("output_dir",), ("data",), ("data", "split"),
@@ -114,10 +114,12 @@ def test_random_posts_files_are_read_or_refused(isolated, rows, header, quoting,
     path = isolated / f"posts{suffix}"
     path.write_bytes(csv_bytes(rows, header, quoting, encoding))
     try:
-        posts = read_posts(path)
+        count = count_posts(path)
+        posts = list(iter_posts(path))
     except UserError as exc:
         assert str(path) in str(exc)
         return
+    assert len(posts) == count
     assert all(isinstance(pid, str) and text.strip() for pid, text in posts)
 
 

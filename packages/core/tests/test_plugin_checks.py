@@ -186,7 +186,7 @@ def register_poolings(register):
                      "half": (("pooling", "kept_then_removed"), ("pooling", "never_reached"))}
 
 
-def test_a_failed_plugin_is_one_warning_line_in_validate_and_run(cli_site):
+def test_a_failed_plugin_is_one_warning_line_in_validate_run_and_sweep(cli_site):
     add, path, use = cli_site
     add("cm-broken", "1.0", "broken", "cm_test_broken_warn", BROKEN_IMPORT)
     use()
@@ -196,9 +196,11 @@ def test_a_failed_plugin_is_one_warning_line_in_validate_and_run(cli_site):
     valid = CliRunner().invoke(cli, ["config", "validate", "experiments/demo-posts.toml"])
     assert valid.exit_code == 0, valid.output
     assert valid.stderr.splitlines() == [warning]
-    run = CliRunner().invoke(cli, ["run", "experiments/demo-posts.toml", "--set", "train.lr=-1"])
-    assert run.exit_code == 2
-    assert run.stderr.splitlines()[0] == warning
+    for command in ("run", "sweep"):
+        result = CliRunner().invoke(cli, [command, "experiments/demo-posts.toml", "--set",
+                                          "train.lr=-1"])
+        assert result.exit_code == 2
+        assert result.stderr.splitlines()[0] == warning
 
 
 def test_a_config_naming_a_failed_plugins_component_names_that_plugin(cli_site):

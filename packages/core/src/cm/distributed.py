@@ -106,12 +106,13 @@ def sum_across(values, world: World, device: str):
     return tensor.cpu().numpy()
 
 
-def resolve_device(name: str) -> str:
-    """``train.device`` as a device this process can use: ``auto`` is CUDA when visible."""
+def resolve_device(name: str, setting="train.device") -> str:
+    """``name`` (the value of ``setting``: auto, cpu, cuda or mps) as a device this process
+    can use: ``auto`` is CUDA when visible."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device = 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
+        raise UserError(f"{setting} = 'cuda' but no CUDA GPU is visible; use 'auto' or 'cpu'")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("train.device = 'mps' but MPS is not available; use 'auto' or 'cpu'")
+        raise UserError(f"{setting} = 'mps' but MPS is not available; use 'auto' or 'cpu'")
     return name

@@ -27,6 +27,7 @@ class Task:
     label: str
     total: int
     started: float
+    unit: str = "step"  # what total counts (steps, posts)
     done: int = 0
     tenth: int = 0  # the last tenth of the task a line was printed for
     printed_at: float = 0.0
@@ -55,20 +56,20 @@ class Progress:
         if self.bars is not None:
             self.bars.__exit__(*exc)
 
-    def add_task(self, label, total) -> Task:
+    def add_task(self, label, total, unit="step") -> Task:
         now = self.clock()
-        task = Task(label, max(int(total), 1), started=now, printed_at=now)
+        task = Task(label, max(int(total), 1), started=now, unit=unit, printed_at=now)
         if self.bars is not None:
             task.bar = self.bars.add_task(label, total=task.total, info="")
         return task
 
-    def advance(self, task: Task, **stats):
-        """One more batch of ``task`` done; ``stats`` (loss, lr, samples_per_s) are the
-        latest values, kept until replaced."""
-        task.done += 1
+    def advance(self, task: Task, by=1, **stats):
+        """``by`` more units of ``task`` done; ``stats`` (loss, lr, samples_per_s,
+        posts_per_s) are the latest values, kept until replaced."""
+        task.done += by
         task.stats.update({k: v for k, v in stats.items() if v is not None})
         if self.bars is not None:
-            self.bars.update(task.bar, advance=1, info=describe(task.stats))
+            self.bars.update(task.bar, advance=by, info=describe(task.stats))
             return
         now = self.clock()
         tenth = task.done * STEPS // task.total
@@ -86,15 +87,18 @@ def describe(stats: dict) -> str:
         parts.append(f"lr {stats['lr']:.2e}")
     if "samples_per_s" in stats:
         parts.append(f"{stats['samples_per_s']:.1f} samples/s")
+    if "posts_per_s" in stats:
+        parts.append(f"{stats['posts_per_s']:.1f} posts/s")
     return "  ".join(parts)
 
 
 def line(task: Task, now: float) -> str:
-    """``epoch 2: step 45/180 (25%)  loss 0.4123  lr 8.33e-04  13.1 samples/s  ETA 0:01:23``"""
+    """``epoch 2: step 45/180 (25%)  loss 0.4123  lr 8.33e-04  13.1 samples/s  ETA 0:01:23``
+    (``predict: posts 2048/100000 (2%)  21.3 posts/s  ETA 1:16:40`` for a task of posts)"""
     elapsed = now - task.started
     left = elapsed / task.done * (task.total - task.done)
     stats = describe(task.stats)
-    return (f"{task.label}: step {task.done}/{task.total} ({100 * task.done // task.total}%)"
+    return (f"{task.label}: {task.unit} {task.done}/{task.total} ({100 * task.done // task.total}%)"
             + (f"  {stats}" if stats else "") + f"  ETA {clock_time(left)}")
 
 

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cm import signals, terminal
+from cm.cli.plugin_checks import warn_replaced
 from cm.config import decode, load_raw
 from cm.errors import JobFailed, UserError, interruption
 from cm.hookspecs import hookimpl
@@ -84,6 +85,7 @@ def _run_sweep(path, overrides, storage, study_name, console, verbose):
     registry = get_registry()
     raw = load_raw(path, overrides)
     experiment = decode(raw, source=str(path), registry=registry)
+    warn_replaced(experiment, registry)
     if experiment.hpo is None or not experiment.hpo.space:
         raise UserError(f"{path}: no [hpo.space] table: add one search dimension, e.g. "
                         '[hpo.space."train.lr"] type = "float", low = 1e-5, high = 1e-4')

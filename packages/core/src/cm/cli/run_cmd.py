@@ -63,25 +63,43 @@ def run(experiment_file, overrides, dry_run, seeds, resume_dir):
 @tracking_uri_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write here instead of standard output.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv",
+              show_default=True)
 @click.option("--with-text", is_flag=True,
               help="Include the evidence window's text (off by default: outputs carry ids).")
-@click.option("--device", default="cpu", show_default=True)
-def predict(posts_file, model_dir, run_id, tracking_uri, out, fmt, with_text, device):
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
+              show_default=True, help="auto: the CUDA GPU when one is visible, else the CPU.")
+@click.option("--batch-size", type=click.IntRange(1),
+              help="Pairs per forward pass [default: the run's train.eval_batch_size].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True, help="auto: bf16 on a CUDA GPU that has it, else fp32.")
+def predict(posts_file, model_dir, run_id, tracking_uri, out, fmt, with_text, device,
+            batch_size, precision):
     """Score posts (CSV or JSONL with post_id,text) against every criterion: probability,
-    decision at the checkpoint's tuned threshold, and for long posts the evidence window."""
+    decision at the checkpoint's tuned threshold, and for long posts the evidence window.
+
+    The file is checked whole before anything is scored (a bad row is refused, exit 2), then
+    streamed: memory stays bounded however many posts it holds. Progress goes to standard
+    error, rows to --out or standard output as they are scored.
+    """
     from cm.model.checkpoint import load_checkpoint
-    from cm.posts_file import read_posts
-    from cm.predict import check_output, write_rows
-    from cm.predict import predict as run_predict
+    from cm.posts_file import count_posts
+    from cm.predict import Predictor
+    from cm.predict.output import check_output
+    from cm.predict.stream import predict_file
+    from cm.terminal import console
 
     if (run_id is None) == (model_dir is None):
         raise click.UsageError("give exactly one of --model DIR or --run-id ID")
     check_output(out, posts_file)
-    posts = read_posts(posts_file)
+    total = count_posts(posts_file)  # every row checked before the model is even loaded
     with scratch() as into:
         if run_id is not None:
             model_dir = fetch(run_id, "checkpoint", tracking_uri, into)
-        rows = run_predict(load_checkpoint(model_dir), posts, device=device,
-                           with_text=with_text)
-    write_rows(rows, out, fmt)
+        predictor = Predictor.of(load_checkpoint(model_dir), batch_size=batch_size,
+                                 device=device, precision=precision, with_text=with_text)
+        log = console(stderr=True)
+        scored = predict_file(predictor, posts_file, total, out, fmt, log)
+    log.print(f"predicted {scored.posts} posts ({scored.rows} rows) in {scored.seconds:.1f} s, "
+              f"{scored.posts_per_s:.1f} posts/s" + (f": {out}" if out else ""),
+              markup=False, highlight=False)

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cm.data.batching import LengthBucketSampler, PackedBatches, packed_batch, pad_batch
-from cm.data.encode import Encoded, encode_cached
+from cm.data.encode import Encoded, encode_cached, encode_pairs
 from cm.data.records import PairSample
 from cm.distributed import RankSlices
 
@@ -31,10 +31,15 @@ class SplitData:
         return [len(e.input_ids) for e in self.encoded]
 
 
-def encode_split(name, pairs, tokenizer, data, cache_dir: Path) -> SplitData:
+def encode_split(name, pairs, tokenizer, data, cache_dir: Path | None = None) -> SplitData:
+    """``pairs`` encoded as ``data`` says, memoised in ``cache_dir`` when given (inputs
+    scored once, as ``cm predict``'s, are not worth a cache file)."""
     texts = [(p.criterion_text, p.text) for p in pairs]
-    encoded = encode_cached(texts, tokenizer, data.max_length, data.truncation, data.stride,
-                            cache_dir=cache_dir)
+    if cache_dir is None:
+        encoded = encode_pairs(texts, tokenizer, data.max_length, data.truncation, data.stride)
+    else:
+        encoded = encode_cached(texts, tokenizer, data.max_length, data.truncation,
+                                data.stride, cache_dir=cache_dir)
     return SplitData(name, list(pairs), encoded)
 
 

@@ -89,7 +89,7 @@ def _rows(path: Path, raw: bytes, required: tuple[str, ...]) -> list[tuple[int, 
         raise DataError(
             f"{path} is not UTF-8 (byte {exc.start}); re-save it as UTF-8 CSV"
         ) from None
-    records = csv_records(path, text)
+    records = csv_records(path, [text])
     _, header = next(records, (1, None))
     if not header:
         raise DataError(f"{path} is empty; expected a header row with columns {list(required)}")

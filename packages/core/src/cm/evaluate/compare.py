@@ -14,7 +14,7 @@ from cm.errors import UserError
 from cm.evaluate.bootstrap import RESAMPLES, difference, pooled_intervals
 from cm.evaluate.decisions import Pairs, statistic
 from cm.evaluate.report import PREDICTION_COLUMNS
-from cm.textfile import csv_records, read_text
+from cm.textfile import csv_records, text_lines
 
 PREDICTIONS = "test_predictions.csv"  # written by every run (ids and numbers, no text)
 HEADLINE = ("post_macro_f1", "post_micro_f1", "macro_f1", "f1")
@@ -38,7 +38,7 @@ def read_predictions(run_dir: Path, split: str = "test"
         raise UserError(f"{run_dir}: no {path.name}; pass a run directory written by "
                         "`cm run` (outputs/<name>/<timestamp>) that finished its evaluation, "
                         "or an MLflow run id (with cm-tracking installed)")
-    records = csv_records(path, read_text(path, "predictions file"))
+    records = csv_records(path, text_lines(path, "predictions file"))
     _, header = next(records, (1, []))
     missing = set(PREDICTION_COLUMNS) - set(header)
     if missing:

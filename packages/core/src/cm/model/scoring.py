@@ -73,10 +73,11 @@ class Scorer:
                      self.pad_to_multiple, self.autocast_dtype)[0]
 
 
-def sentence_probs(scorer, data, cache_dir, requests):
+def sentence_probs(scorer, data, requests, cache_dir=None):
     """``requests``: (text, spans, criterion id, criterion text) per cell; returns one array
     of raw sentence probabilities per request: each sentence scored against the criterion as
-    a pair of its own. ``scorer`` has ``tokenizer`` and ``probabilities(split)``."""
+    a pair of its own (encodings cached in ``cache_dir`` when given). ``scorer`` has
+    ``tokenizer`` and ``probabilities(split)``."""
     pairs = [PairSample(f"evidence-{n}", criterion_id, text[s.start:s.end], criterion_text, 0)
              for n, (text, spans, criterion_id, criterion_text) in enumerate(requests)
              for s in spans]

@@ -128,7 +128,7 @@ def evaluate_evidence(scorer, data, cache_dir, corpus, post_ids) -> dict:
     criteria = {c.id: c.text for c in corpus.criteria}
     cells = sorted(sentences.positive)
     requests = [(texts[post], sentences.spans[post], cid, criteria[cid]) for post, cid in cells]
-    probs = sentence_probs(scorer, data, cache_dir, requests)
+    probs = sentence_probs(scorer, data, requests, cache_dir)
     gold = [set(sentences.positive[cell]) for cell in cells]
     overlap = [ranking(overlap_scores([text[s.start:s.end] for s in spans], criterion_text))
                for text, spans, _, criterion_text in requests]
