@@ -9,7 +9,7 @@
 
 Under pytest-xdist (``nox -s tests`` runs ``-n auto --dist loadfile``) each worker gets its
 share of the cores as torch threads (one each on 2 cores: two workers of two threads would
-fight), and its subprocesses inherit it through ``OMP_NUM_THREADS``. Modules marked
+fight), and its subprocesses inherit it through ``OMP_NUM_THREADS``. Modules with a test marked
 ``integration`` (the slow ones) are handed out first, so no long module starts last.
 """
 
@@ -29,7 +29,8 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
+    slow = {item.path for item in items if item.get_closest_marker("integration")}
+    items.sort(key=lambda item: item.path not in slow)  # a module's tests stay together
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,7 +1,7 @@
-"""What ``cm config validate``, ``cm run`` and ``cm sweep`` say about failed plugins before any work: one
-warning line per failed plugin, and a warning where a component the config names was meant
-to come from a failed plugin but another one of that name is used (``cm.preflight`` checks
-the factories)."""
+"""What ``cm config validate``, ``cm run`` and ``cm sweep`` say about failed plugins before
+any work: one warning line per failed plugin, and a warning where a component the config
+names was meant to come from a failed plugin but another one of that name is used
+(``cm.preflight`` checks the factories)."""
 
 import click
 
