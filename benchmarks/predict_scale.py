@@ -48,10 +48,10 @@ def posts_file(folder: Path, n: int) -> Path:
     return path
 
 
-def measure(model: Path, posts: Path, out: Path, batch_size: int | None) -> dict:
+def measure(model: Path, posts: Path, out: Path, options: list[str]) -> dict:
     """One `cm predict` process: wall seconds, CPU seconds, peak RSS, rows written."""
     command = [CM, "predict", str(posts), "--model", str(model), "--out", str(out),
-               "--device", "cpu", *(["--batch-size", str(batch_size)] if batch_size else [])]
+               "--device", "cpu", *options]
     started = time.perf_counter()
     with open(out.with_suffix(".log"), "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -74,7 +74,9 @@ def markdown(result) -> str:
     lines = [f"# `cm predict` at scale, {result['when']}", "",
              f"{result['machine']}, torch threads {result['threads']}, load average "
              f"{result['load_before']} before / {result['load_after']} after. Demo posts "
-             "(ReDSM5-like lengths), JSONL in, CSV out, one fresh process per row.", "",
+             "(ReDSM5-like lengths), JSONL in, CSV out, one fresh process per row: "
+             f"`cm predict posts.jsonl --model DIR --out predictions.csv {result['options']}`.",
+             "",
              "| level | model | posts | rows | wall s | CPU s | posts/s | posts/CPU s "
              "| peak RSS MB | peak / smallest | input MB | output MB |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -103,6 +105,8 @@ def main():
     parser.add_argument("--sentence-sizes", type=sizes, default=[1000, 10000])
     parser.add_argument("--batch-size", type=int, help="--batch-size for cm predict "
                         "(default: each checkpoint's train.eval_batch_size)")
+    parser.add_argument("--no-evidence", action="store_true",
+                        help="Pass --no-evidence (no top sentence per match).")
     parser.add_argument("--bound", type=float, default=1.25, help="Fail (exit 1) when a "
                         "size's peak RSS passes the smallest size's times this (default 1.25).")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -112,6 +116,8 @@ def main():
              ("sentence", args.sentence_model, args.sentence_sizes)] if model}
     if not plan:
         parser.error("give --post-model DIR and/or --sentence-model DIR")
+    options = [*(["--batch-size", str(args.batch_size)] if args.batch_size else []),
+               *(["--no-evidence"] if args.no_evidence else [])]
     load_before, levels = os.getloadavg()[0], {}
     with tempfile.TemporaryDirectory(prefix="cm-predict-bench-") as scratch:
         folder = Path(scratch)
@@ -120,12 +126,13 @@ def main():
             for n in counts:
                 posts = folder / f"posts-{n}.jsonl"
                 posts = posts if posts.exists() else posts_file(folder, n)
-                runs.append(measure(model, posts, folder / f"{level}-{n}.csv", args.batch_size))
+                runs.append(measure(model, posts, folder / f"{level}-{n}.csv", options))
                 print(level, runs[-1], flush=True)
             levels[level] = {"model": str(model), "runs": runs}
     threads = min(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count()), os.cpu_count())
     result = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{os.cpu_count()} CPUs", "threads": threads,
+              "options": " ".join(["--device", "cpu", *options]),
               "load_before": round(load_before, 2),
               "load_after": round(os.getloadavg()[0], 2), "levels": levels}
     write_results(args.out, "predict", result, markdown(result))

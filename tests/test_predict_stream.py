@@ -174,3 +174,50 @@ def test_sentence_level_evidence_reuses_the_sentences_scores(tmp_path):
         assert row["evidence_score"] == row["probability"]
         sentence = texts[row["post_id"]][row["evidence_start"]:row["evidence_end"]]
         assert sentence.strip() == sentence and sentence
+
+
+def test_no_evidence_leaves_out_the_sentence_columns_and_nothing_else(checkpoint, tmp_path):
+    path = posts_file(tmp_path)
+    loaded = load_checkpoint(checkpoint)
+    posts = list(iter_posts(path))
+    full = Predictor.of(loaded, evidence=True).rows(posts)
+    lean = Predictor.of(loaded, evidence=False)
+    assert lean.columns() == ["post_id", "criterion_id", "probability", "decision",
+                              "evidence_window", "evidence_tokens"]
+    assert any("evidence_start" in row for row in full)  # the fixture's model matches some
+    sentence_keys = {"evidence_start", "evidence_end", "evidence_score"}
+    assert lean.rows(posts) == [{k: v for k, v in row.items() if k not in sentence_keys}
+                                for row in full]
+    result = CliRunner().invoke(cli, ["predict", str(path), "--model", str(checkpoint),
+                                      "--no-evidence"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == ",".join(lean.columns())
+
+
+@pytest.mark.integration
+def test_sigterm_while_streaming_is_exit_143_and_leaves_no_file(checkpoint, tmp_path):
+    """A preempted `cm predict --out` stops with the signal's code and leaves neither a
+    partial output nor its temporary file."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    posts, out = tmp_path / "posts.jsonl", tmp_path / "out.csv"
+    text = " ".join(TEXTS)  # ~1,500 characters: ~170 posts a group, many groups
+    posts.write_text("".join(json.dumps({"post_id": f"p{i}", "text": text}) + "\n"
+                             for i in range(1000)))
+    cm = shutil.which("cm", path=str(Path(sys.executable).parent))
+    process = subprocess.Popen([cm, "predict", str(posts), "--model", str(checkpoint),
+                                "--out", str(out), "--no-evidence"], stderr=subprocess.PIPE,
+                               text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    first = process.stderr.readline()  # the first progress line: rows are being written
+    assert first.startswith("predict: posts "), first
+    process.send_signal(signal.SIGTERM)
+    err = first + process.stderr.read()
+    assert process.wait(timeout=300) == 143, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["posts.jsonl"]

@@ -67,14 +67,17 @@ def run(experiment_file, overrides, dry_run, seeds, resume_dir):
               show_default=True)
 @click.option("--with-text", is_flag=True,
               help="Include the evidence window's text (off by default: outputs carry ids).")
+@click.option("--evidence/--no-evidence", default=True, show_default=True,
+              help="The top sentence of each match (a post-level model scores every sentence "
+                   "of a matched post again: --no-evidence is faster on many posts).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
               show_default=True, help="auto: the CUDA GPU when one is visible, else the CPU.")
 @click.option("--batch-size", type=click.IntRange(1),
               help="Pairs per forward pass [default: the run's train.eval_batch_size].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
               show_default=True, help="auto: bf16 on a CUDA GPU that has it, else fp32.")
-def predict(posts_file, model_dir, run_id, tracking_uri, out, fmt, with_text, device,
-            batch_size, precision):
+def predict(posts_file, model_dir, run_id, tracking_uri, out, fmt, with_text, evidence,
+            device, batch_size, precision):
     """Score posts (CSV or JSONL with post_id,text) against every criterion: probability,
     decision at the checkpoint's tuned threshold, and for long posts the evidence window.
 
@@ -97,7 +100,8 @@ def predict(posts_file, model_dir, run_id, tracking_uri, out, fmt, with_text, de
         if run_id is not None:
             model_dir = fetch(run_id, "checkpoint", tracking_uri, into)
         predictor = Predictor.of(load_checkpoint(model_dir), batch_size=batch_size,
-                                 device=device, precision=precision, with_text=with_text)
+                                 device=device, precision=precision, with_text=with_text,
+                                 evidence=evidence)
         log = console(stderr=True)
         scored = predict_file(predictor, posts_file, total, out, fmt, log)
     log.print(f"predicted {scored.posts} posts ({scored.rows} rows) in {scored.seconds:.1f} s, "

@@ -28,7 +28,9 @@ class Predictor:
     criterion, P(match) through the checkpoint's calibrator (whichever steps its validation
     kept: none, the loss's prior shift, Platt) and the decision at the criterion's threshold
     (both as the run fitted them on val); for a match, the top sentence as evidence (char
-    span and calibrated score; its text only ``with_text``); for posts split into windows,
+    span and calibrated score; its text only ``with_text``; none without ``evidence``: a
+    post-level model scores each sentence of a matched post against each criterion it
+    matches, which can cost more than the post's own pairs); for posts split into windows,
     the window that drove the score."""
 
     scorer: Scorer
@@ -36,10 +38,11 @@ class Predictor:
     criteria: tuple[tuple[str, str], ...]  # (id, text)
     data: object  # the run's data config (level, max_length, truncation, stride)
     with_text: bool = False
+    evidence: bool = True
 
     @classmethod
     def of(cls, checkpoint, *, batch_size=None, device="cpu", precision="auto",
-           with_text=False) -> "Predictor":
+           with_text=False, evidence=True) -> "Predictor":
         """``batch_size``: pairs per forward pass (default: the run's
         ``train.eval_batch_size``); ``device``: auto, cpu, cuda or mps; ``precision``: auto
         (bf16 on a CUDA GPU that has it, else fp32), fp32 or bf16."""
@@ -57,16 +60,16 @@ class Predictor:
                         autocast_dtype=autocast_dtype(precision, device))
         return cls(scorer, Decision.from_meta(meta),
                    tuple((c["id"], c["text"]) for c in meta["criteria"]), experiment.data,
-                   with_text)
+                   with_text, evidence)
 
     def columns(self) -> list[str]:
         """Every column a row can have, in order (a row leaves out what does not apply)."""
         text = self.with_text
         window = ["evidence_window", "evidence_tokens", *(["window_text"] if text else [])] \
             if self.data.level == "post" else []
-        return ["post_id", "criterion_id", "probability", "decision", *window,
-                "evidence_start", "evidence_end", "evidence_score",
-                *(["evidence_text"] if text else [])]
+        sentence = ["evidence_start", "evidence_end", "evidence_score",
+                    *(["evidence_text"] if text else [])] if self.evidence else []
+        return ["post_id", "criterion_id", "probability", "decision", *window, *sentence]
 
     def rows(self, posts: list[tuple[str, str]]) -> list[dict]:
         """The rows of ``posts`` ((post_id, text) pairs), post by post, criteria in order."""
@@ -80,7 +83,7 @@ class Predictor:
         if self.data.level == "post":
             _add_windows(rows, split, windows, self.data, self.scorer.tokenizer,
                          self.with_text)
-        matches = [row for row in rows if row["decision"]]
+        matches = [row for row in rows if row["decision"]] if self.evidence else []
         texts = dict(posts)
         if self.data.level == "sentence":  # every sentence was scored against every criterion
             found = _per_cell(pairs, probs)
