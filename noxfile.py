@@ -7,6 +7,9 @@ import nox
 
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
+# pytest-xdist: a worker per core; a module's tests stay on one worker (its module fixtures are
+# built once), in the collection order conftest.py sets (integration modules first)
+PARALLEL = ["-n", "auto", "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 @nox.session
@@ -18,15 +21,15 @@ def lint(session):
 @nox.session
 def tests(session):
     """The whole test suite (unit, property, integration)."""
-    session.run(sys.executable, "-m", "pytest", *session.posargs)
+    session.run(sys.executable, "-m", "pytest", *PARALLEL, *session.posargs)
 
 
 @nox.session
 def quick(session):
     """The inner loop: unit and property tests, without the modules marked integration
     (those that train, or start processes or servers)."""
-    session.run(sys.executable, "-m", "pytest", "-q", "-m", "not integration and not cuda",
-                *session.posargs)
+    session.run(sys.executable, "-m", "pytest", *PARALLEL, "-q", "-m",
+                "not integration and not cuda", *session.posargs)
 
 
 @nox.session

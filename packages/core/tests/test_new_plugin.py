@@ -1,8 +1,10 @@
-"""`cm new plugin` end to end: the generated distribution pip-installs into this
-interpreter's environment, its own tests pass with cm's fixtures, and `cm plugins` lists
-its components (uninstalled afterwards)."""
+"""`cm new plugin` end to end: the generated distribution pip-installs, its own tests pass
+with cm's fixtures, and `cm plugins` lists its components. It is installed into a folder of
+its own on PYTHONPATH, not into the shared environment, so tests running beside it (pytest-xdist
+workers) never see its plugins come and go."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,19 +25,18 @@ def test_a_generated_plugin_installs_lists_and_passes_its_tests(tmp_path):
     folder = tmp_path / "cm-scaffolded"
     made = CliRunner().invoke(cli, ["new", "plugin", "cm-scaffolded", "--out", str(folder)])
     assert made.exit_code == 0, made.output
-    subprocess.run([*PIP, "install", "--quiet", "--no-deps", "--no-build-isolation", "-e",
-                    str(folder)], check=True, capture_output=True, timeout=300)
-    try:
-        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly",
-                                "-p", "no:cacheprovider", "tests"], cwd=folder,
-                               capture_output=True, text=True, timeout=600)
-        listed = subprocess.run([CM, "plugins", "--json"], capture_output=True, text=True,
-                                timeout=120)
-        checked = subprocess.run([CM, "plugins", "--check"], capture_output=True, text=True,
-                                 timeout=120)
-    finally:
-        subprocess.run([*PIP, "uninstall", "--quiet", "--yes", "cm-scaffolded"],
-                       capture_output=True, timeout=300)
+    site = tmp_path / "site"
+    subprocess.run([*PIP, "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(folder)], check=True, capture_output=True,
+                   timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly",
+                            "-p", "no:cacheprovider", "tests"], cwd=folder, env=env,
+                           capture_output=True, text=True, timeout=600)
+    listed = subprocess.run([CM, "plugins", "--json"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    checked = subprocess.run([CM, "plugins", "--check"], env=env, capture_output=True,
+                             text=True, timeout=120)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "5 passed" in tests.stdout
     components = json.loads(listed.stdout)["components"]
