@@ -489,7 +489,8 @@ def assert_stopped(process, sent: bool, finished: int, signum, out: Path) -> lis
     if process.returncode == 0:  # it ended before (or as) the signal was sent
         assert not sent or list(out.glob("**/metrics.json")), stderr
     elif process.returncode == -signum:  # while Python shut down (its default handlers
-        assert sent  # back): a shell sees 128 + signal all the same
+        assert sent  # back, so the command had returned, every run ended): a shell sees
+        # 128 + signal all the same
     else:
         assert sent and process.returncode == 128 + signum, stderr
         assert stderr.strip().splitlines()[-1].startswith(
@@ -498,7 +499,7 @@ def assert_stopped(process, sent: bool, finished: int, signum, out: Path) -> lis
     database = out.parent / "mlflow.db"
     statuses = store_statuses(database) if database.exists() else []
     assert set(statuses) <= {"KILLED", "FINISHED"}, statuses
-    if process.returncode != 0:
+    if process.returncode == 128 + signum:  # stopped by cm mid-work: nothing later FINISHED
         assert statuses.count("FINISHED") <= finished, statuses
     return statuses
 
