@@ -68,9 +68,13 @@ class Scorer:
 
     def probabilities(self, split: SplitData):
         """P(match) per pair of ``split``."""
+        return self.scores(split)[0]
+
+    def scores(self, split: SplitData):
+        """P(match) per pair of ``split`` and the window that drove each (``score``)."""
         return score(self.model, self.loss, split, self.batch_size,
                      self.tokenizer.pad_token_id, self.device, self.how, self.world,
-                     self.pad_to_multiple, self.autocast_dtype)[0]
+                     self.pad_to_multiple, self.autocast_dtype)
 
 
 def sentence_probs(scorer, data, requests, cache_dir=None):

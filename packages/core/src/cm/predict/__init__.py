@@ -16,7 +16,7 @@ from cm.distributed import resolve_device
 from cm.errors import UserError
 from cm.evaluate.decisions import Decision, Pairs
 from cm.evaluate.evidence import ranking
-from cm.model.scoring import Scorer, score, sentence_probs
+from cm.model.scoring import Scorer, sentence_probs
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -75,10 +75,7 @@ class Predictor:
         """The rows of ``posts`` ((post_id, text) pairs), post by post, criteria in order."""
         pairs, sentences = self.pairs(posts)
         split = encode_split("predict", pairs, self.scorer.tokenizer, self.data)
-        probs, windows = score(self.scorer.model, self.scorer.loss, split,
-                               self.scorer.batch_size, self.scorer.tokenizer.pad_token_id,
-                               self.scorer.device, self.data.window_aggregation,
-                               autocast_dtype=self.scorer.autocast_dtype)
+        probs, windows = self.scorer.scores(split)
         rows = self.decided(pairs, probs)
         if self.data.level == "post":
             _add_windows(rows, split, windows, self.data, self.scorer.tokenizer,

@@ -68,8 +68,10 @@ def _formatted(handle, fmt, columns):
         yield writer.writerows
     elif fmt == "jsonl":
         yield lambda rows: handle.writelines(json.dumps(row) + "\n" for row in rows)
-    else:
+    elif fmt == "json":
         yield from _json_array(handle)
+    else:
+        raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 
 def _json_array(handle):
